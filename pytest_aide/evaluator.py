@@ -1,0 +1,225 @@
+"""Judging one candidate: the study's tests in a child pytest, the candidate in place.
+
+Each evaluation gets its own directory (candidate file, worker settings, results, output),
+so several can run at once. The child runs in the rootdir with the user's configuration;
+the parent reads back a structured :class:`Evaluation`. A child that hangs is killed with
+its whole process group; one that dies without results is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_aide.metrics import Measurement, resolve
+from pytest_aide.study import Objective, Study
+from pytest_aide.worker import CONFIG_ENV
+
+PASSED = "passed"
+#: Variables a candidate must never see: provider keys and anything that looks secret.
+_SECRET = re.compile(r"(_API_KEY|_TOKEN|_SECRET|PASSWORD|_ACCESS_KEY)", re.IGNORECASE)
+_PROVIDER_VARS = {"OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"}
+_KEEP = {"PATH", "HOME", "PYTHONPATH", "LANG", "TERM", "TMPDIR", "USER"}
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for candidate code: the user's, less keys and secrets."""
+    env = dict(os.environ if base is None else base)
+    for name in list(env):
+        if name in _KEEP:
+            continue
+        if name in _PROVIDER_VARS or _SECRET.search(name):
+            del env[name]
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str
+    duration: float = 0.0
+    longrepr: str = ""
+    measurement: Measurement = field(default_factory=Measurement)
+
+
+@dataclass
+class Evaluation:
+    """What one child run of the study's tests produced."""
+
+    status: str  # "completed", "timeout", "crashed" (no results), "error" (could not start)
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    returncode: int | None = None
+    duration: float = 0.0
+    output_tail: str = ""
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    collection_errors: list[str] = field(default_factory=list)
+    tampered: list[str] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def outcome(self, nodeid: str) -> str:
+        result = self.tests.get(nodeid)
+        return result.outcome if result and result.outcome else "not run"
+
+    def metric(self, objective: Objective) -> float | None:
+        result = self.tests.get(objective.nodeid)
+        if result is None:
+            return None
+        return resolve(result.measurement, objective.metric)[0]
+
+    def not_passed(self, nodeids: Iterable[str]) -> list[str]:
+        """Tests that did not pass: failed, errored, skipped, xfailed or never ran."""
+        return [n for n in nodeids if self.outcome(n) != PASSED]
+
+    def error_summary(self, nodeids: Iterable[str], limit: int = 4000) -> str:
+        """A readable account of what went wrong, trimmed for journals and prompts."""
+        if self.status == "timeout":
+            head = f"evaluation timed out after {self.duration:.0f}s and was killed"
+        elif self.status == "crashed":
+            head = f"the test process died without results (exit code {self.returncode})"
+        elif self.status == "error":
+            head = "the test process could not be started"
+        else:
+            head = ""
+        lines = [head] if head else []
+        lines += [f"tampering: {t}" for t in self.tampered]
+        lines += self.collection_errors
+        for nodeid in self.not_passed(nodeids):
+            result = self.tests.get(nodeid)
+            detail = result.longrepr.strip() if result else ""
+            lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
+        if not lines or self.status != "completed":
+            lines.append(self.output_tail)
+        text = "\n".join(line for line in lines if line)
+        return text[-limit:]
+
+
+@dataclass
+class Evaluator:
+    """Runs a study's tests in a child pytest against candidate source text."""
+
+    study: Study
+    rootdir: Path
+    timeout: float = 600.0
+    python: str = sys.executable
+    pytest_args: list[str] = field(default_factory=list)
+
+    def command(self, nodeids: list[str]) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "pytest_aide.worker",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *self.pytest_args,
+            *nodeids,
+        ]
+
+    def _worker_settings(self, source: str | None, workdir: Path) -> dict[str, Any]:
+        settings: dict[str, Any] = {"results": str(workdir / "results.json")}
+        if source is None:
+            return settings
+        target = self.study.target
+        candidate = workdir / "candidate" / target.path.name
+        candidate.parent.mkdir(parents=True, exist_ok=True)
+        candidate.write_text(source, encoding="utf-8")
+        settings["module"] = target.module
+        settings["candidate"] = str(candidate)
+        if target.path.name == "__init__.py":
+            settings["search_locations"] = [str(target.path.parent)]
+        return settings
+
+    def evaluate(
+        self, source: str | None, workdir: Path, nodeids: list[str] | None = None
+    ) -> Evaluation:
+        """Run the tests with ``source`` as the target module (None: the file on disk)."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        settings = self._worker_settings(source, workdir)
+        settings_path = workdir / "worker.json"
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        results_path = Path(settings["results"])
+        results_path.unlink(missing_ok=True)
+        env = child_environment()
+        env[CONFIG_ENV] = str(settings_path)
+        env["PYTEST_AIDE_WORKDIR"] = str(workdir)
+        output_path = workdir / "output.txt"
+        started = time.perf_counter()
+        status = "completed"
+        returncode: int | None = None
+        with output_path.open("wb") as output:
+            try:
+                process = subprocess.Popen(
+                    self.command(nodeids or self.study.nodeids),
+                    cwd=self.rootdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                output.write(str(exc).encode())
+                return Evaluation(status="error", output_tail=str(exc))
+            try:
+                returncode = process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+                _kill_group(process)
+            except BaseException:
+                _kill_group(process)
+                raise
+            finally:
+                _kill_group(process, only_leftovers=True)
+        duration = time.perf_counter() - started
+        tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
+        evaluation = Evaluation(
+            status=status, returncode=returncode, duration=duration, output_tail=tail
+        )
+        if status == "completed":
+            _read_results(evaluation, results_path)
+        return evaluation
+
+
+def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) -> None:
+    """Kill the child's whole process group (grandchildren too); reap the child."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if not only_leftovers:
+        process.wait()
+
+
+def _read_results(evaluation: Evaluation, path: Path) -> None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        evaluation.status = "crashed"
+        return
+    evaluation.reports = data.get("reports", [])
+    evaluation.collection_errors = data.get("collection_errors", [])
+    evaluation.tampered = list(data.get("tampered", []))
+    for nodeid, entry in data.get("tests", {}).items():
+        evaluation.tests[nodeid] = TestResult(
+            nodeid=nodeid,
+            outcome=entry.get("outcome") or "not run",
+            duration=float(entry.get("duration") or 0.0),
+            longrepr=entry.get("longrepr") or "",
+            measurement=Measurement.from_dict(entry.get("measurement") or {}),
+        )

@@ -1,0 +1,169 @@
+"""The journal: every node of the search as plain data, persisted after each step.
+
+Modelled on AIDE's journal: a flat list of nodes, each pointing at its parent. It is
+written atomically (temporary file, then rename) so a killed run leaves a readable journal
+from which ``--aide-resume`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+GOOD = "good"
+BUGGY = "buggy"
+TAMPERED = "tampered"
+
+JOURNAL_VERSION = 1
+
+
+@dataclass
+class Usage:
+    """Tokens spent on one proposal, and its estimated cost when the price is known."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+    def add(self, other: Usage) -> Usage:
+        cost = None
+        if self.cost_usd is not None or other.cost_usd is not None:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens, cost
+        )
+
+
+@dataclass
+class Node:
+    """One candidate: where it came from, what it is, and how it did."""
+
+    id: int
+    parent: int | None
+    step: int
+    operator: str  # "baseline", "draft", "improve", "debug"
+    plan: str
+    code: str
+    metrics: dict[str, float | None] = field(default_factory=dict)  # objective nodeid -> value
+    objective: float | None = None  # higher is better; see objective.py
+    status: str = BUGGY
+    error: str = ""
+    started: float = 0.0
+    duration: float = 0.0  # seconds spent evaluating
+    propose_seconds: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    debug_depth: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)  # test nodeid -> outcome
+    samples: dict[str, list[float]] = field(default_factory=dict)  # benchmark rounds
+    confirmed: dict[str, Any] | None = None
+
+    @property
+    def is_good(self) -> bool:
+        return self.status == GOOD
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Node:
+        data = dict(data)
+        data["usage"] = Usage(**(data.get("usage") or {}))
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Journal:
+    """All nodes of one run, plus what is needed to resume and report it."""
+
+    run_id: str
+    target: str  # path relative to the rootdir
+    module: str
+    objectives: list[dict[str, Any]]  # [{"nodeid", "metric", "maximize"}]
+    original_sha256: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    best_id: int | None = None
+    finished: bool = False
+    outcome: str = ""  # a sentence on how the run ended
+
+    def __getitem__(self, node_id: int) -> Node:
+        return self.nodes[node_id]
+
+    @property
+    def root(self) -> Node:
+        return self.nodes[0]
+
+    @property
+    def best(self) -> Node | None:
+        return None if self.best_id is None else self.nodes[self.best_id]
+
+    def children(self, node_id: int) -> list[Node]:
+        return [n for n in self.nodes if n.parent == node_id]
+
+    def path_to(self, node_id: int) -> list[Node]:
+        """Nodes from the root to ``node_id``, inclusive."""
+        path = []
+        current: int | None = node_id
+        while current is not None:
+            node = self.nodes[current]
+            path.append(node)
+            current = node.parent
+        return list(reversed(path))
+
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for node in self.nodes:
+            total = total.add(node.usage)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": JOURNAL_VERSION,
+            "run_id": self.run_id,
+            "target": self.target,
+            "module": self.module,
+            "objectives": self.objectives,
+            "original_sha256": self.original_sha256,
+            "settings": self.settings,
+            "best_id": self.best_id,
+            "finished": self.finished,
+            "outcome": self.outcome,
+            "nodes": [n.to_dict() for n in self.nodes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Journal:
+        return cls(
+            run_id=data["run_id"],
+            target=data["target"],
+            module=data["module"],
+            objectives=data["objectives"],
+            original_sha256=data["original_sha256"],
+            settings=data.get("settings", {}),
+            nodes=[Node.from_dict(n) for n in data.get("nodes", [])],
+            best_id=data.get("best_id"),
+            finished=data.get("finished", False),
+            outcome=data.get("outcome", ""),
+        )
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

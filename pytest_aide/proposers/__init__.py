@@ -1,0 +1,1 @@
+"""Proposers: where candidates come from (the offline tuner, or an LLM)."""

@@ -1,0 +1,169 @@
+"""The run's settings, read once from options and ini values, checked, and then plain data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+#: (name, type, default, help). Each is ``--aide-<name>`` and ini ``aide_<name>``.
+OPTIONS: list[tuple[str, str, str | None, str]] = [
+    ("steps", "int", None, "proposals per target; 0 or absent: a normal test run"),
+    (
+        "model",
+        "str",
+        None,
+        "proposer: 'tune' (built-in, offline), 'openai:MODEL', 'gemini:MODEL', "
+        "'anthropic:MODEL'; a bare name picks the provider by prefix. Default: $AIDE_MODEL, "
+        "else the first provider whose key is set, else 'tune'",
+    ),
+    ("base-url", "str", None, "endpoint override (OpenAI-compatible servers: vLLM, Ollama, ...)"),
+    ("instructions", "str", None, "extra guidance for the proposer: text, or a path to a file"),
+    ("log-dir", "str", None, "where runs are kept (default: .aide in the rootdir)"),
+    ("preserve-source", "bool", None, "never write the target file; keep the best in the run dir"),
+    ("timeout", "float", "600", "seconds allowed for one evaluation (default 600)"),
+    ("drafts", "int", None, "initial drafts (default max(1, ceil(0.15 x steps)))"),
+    ("debug-prob", "float", "0.5", "probability of debugging a buggy leaf (default 0.5)"),
+    ("max-debug-depth", "int", None, "debug chain limit (default max(1, ceil(0.1 x steps)))"),
+    ("resume", "str", None, "continue a run from its journal: RUN_ID or 'latest'"),
+    ("reflect", "bool", None, "self-reflection: critique, then a minimal edit, before running"),
+    ("budget", "float", None, "stop when the estimated LLM cost reaches this many USD"),
+    ("seed", "int", "0", "random seed of the search policy and the tuner (default 0)"),
+    ("confirm-rounds", "int", "3", "interleaved confirmation runs of the final best (default 3)"),
+]
+
+
+@dataclass
+class AideSettings:
+    steps: int = 0
+    model: str | None = None
+    base_url: str | None = None
+    instructions: str = ""
+    log_dir: Path = Path(".aide")
+    preserve_source: bool = False
+    timeout: float = 600.0
+    drafts: int = 1
+    debug_prob: float = 0.5
+    max_debug_depth: int = 1
+    resume: str | None = None
+    reflect: bool = False
+    budget: float | None = None
+    seed: int = 0
+    confirm_rounds: int = 3
+
+    @property
+    def optimizing(self) -> bool:
+        return self.steps > 0
+
+
+def _raw(config: pytest.Config, name: str) -> object:
+    dest = "aide_" + name.replace("-", "_")
+    value = config.getoption(dest, None)
+    if value is None or value is False:
+        ini = config.getini(dest)
+        if ini not in (None, "", [], False):
+            return ini
+    return value
+
+
+def _convert(config: pytest.Config, name: str, kind: str, default: str | None) -> object:
+    raw = _raw(config, name)
+    if raw is None or raw == "":
+        raw = default
+    if raw is None:
+        return None
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise pytest.UsageError(f"aide_{name.replace('-', '_')} must be true or false, not {raw!r}")
+    if kind in {"int", "float"}:
+        try:
+            value = int(str(raw)) if kind == "int" else float(str(raw))
+        except ValueError:
+            raise pytest.UsageError(
+                f"--aide-{name} needs a number ({kind}), not {raw!r}"
+            ) from None
+        return value
+    return str(raw)
+
+
+def _read_instructions(text: str | None, rootdir: Path) -> str:
+    if not text:
+        return ""
+    candidate = Path(text).expanduser()
+    if not candidate.is_absolute():
+        candidate = rootdir / candidate
+    try:
+        if len(text) < 4096 and candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    except OSError:
+        pass
+    return text
+
+
+def read_settings(config: pytest.Config) -> AideSettings:
+    """Options and ini values as checked settings; a bad value is a usage error."""
+    values = {
+        name: _convert(config, name, kind, default) for name, kind, default, _ in OPTIONS
+    }
+    rootdir = Path(str(config.rootpath))
+    steps = int(values["steps"] or 0)
+    if steps < 0:
+        raise pytest.UsageError(f"--aide-steps must be 0 or more, not {steps}")
+    drafts = values["drafts"]
+    if drafts is None:
+        drafts = max(1, math.ceil(0.15 * steps))
+    if int(drafts) < 1:
+        raise pytest.UsageError(f"--aide-drafts must be at least 1, not {drafts}")
+    debug_prob = float(values["debug-prob"])  # type: ignore[arg-type]
+    if not 0.0 <= debug_prob <= 1.0:
+        raise pytest.UsageError(f"--aide-debug-prob must be between 0 and 1, not {debug_prob}")
+    depth = values["max-debug-depth"]
+    if depth is None:
+        depth = max(1, math.ceil(0.1 * steps))
+    timeout = float(values["timeout"])  # type: ignore[arg-type]
+    if timeout <= 0:
+        raise pytest.UsageError(f"--aide-timeout must be positive seconds, not {timeout}")
+    budget = values["budget"]
+    if budget is not None and float(budget) <= 0:  # type: ignore[arg-type]
+        raise pytest.UsageError(f"--aide-budget must be a positive amount of USD, not {budget}")
+    log_dir = Path(str(values["log-dir"] or ".aide")).expanduser()
+    if not log_dir.is_absolute():
+        log_dir = rootdir / log_dir
+    return AideSettings(
+        steps=steps,
+        model=values["model"],  # type: ignore[arg-type]
+        base_url=values["base-url"],  # type: ignore[arg-type]
+        instructions=_read_instructions(values["instructions"], rootdir),  # type: ignore[arg-type]
+        log_dir=log_dir,
+        preserve_source=bool(values["preserve-source"]),
+        timeout=timeout,
+        drafts=int(drafts),  # type: ignore[call-overload]
+        debug_prob=debug_prob,
+        max_debug_depth=int(depth),  # type: ignore[call-overload]
+        resume=values["resume"],  # type: ignore[arg-type]
+        reflect=bool(values["reflect"]),
+        budget=None if budget is None else float(budget),  # type: ignore[arg-type]
+        seed=int(values["seed"]),  # type: ignore[call-overload]
+        confirm_rounds=int(values["confirm-rounds"]),  # type: ignore[call-overload]
+    )
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aide", "pytest-aide: optimize code against the test suite")
+    for name, kind, _default, help_text in OPTIONS:
+        dest = "aide_" + name.replace("-", "_")
+        if kind == "bool":
+            group.addoption(f"--aide-{name}", action="store_true", default=False, dest=dest,
+                            help=help_text)
+        else:
+            group.addoption(f"--aide-{name}", action="store", default=None, dest=dest,
+                            metavar=name.upper().replace("-", "_"), help=help_text)
+        parser.addini(dest, help=help_text, default=None)

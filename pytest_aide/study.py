@@ -1,0 +1,339 @@
+"""From collected test items to studies: what to optimize, how it is judged.
+
+A study is one target module with its objectives (the marked tests and their metrics) and
+its guard tests (everything that must keep passing). Marker mistakes are found here, at
+collection, so that a wrong marker stops the run before any test or proposal costs time.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import sys
+import sysconfig
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aide.metrics import BENCHMARK_STATS
+
+MARKER = "optimize"
+
+
+class MarkerError(pytest.UsageError):
+    """A marker that cannot be used as written; the message names the test and the fix."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The module being optimized: its import name and its file."""
+
+    module: str
+    path: Path
+
+    def relpath(self, rootdir: Path) -> str:
+        try:
+            return self.path.relative_to(rootdir).as_posix()
+        except ValueError:
+            return str(self.path)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One marked test and the metric it is judged by."""
+
+    nodeid: str
+    metric: str
+    maximize: bool
+
+    @property
+    def is_benchmark_stat(self) -> bool:
+        return self.metric in BENCHMARK_STATS
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.maximize else "lower is better"
+
+
+@dataclass
+class Study:
+    """One target with the tests that measure it and the tests that guard it."""
+
+    target: Target
+    objectives: list[Objective] = field(default_factory=list)
+    guard_nodeids: list[str] = field(default_factory=list)
+    test_files: list[Path] = field(default_factory=list)
+
+    @property
+    def nodeids(self) -> list[str]:
+        """Every test the evaluator runs: the guards, which include the marked tests."""
+        return list(dict.fromkeys([*self.guard_nodeids, *(o.nodeid for o in self.objectives)]))
+
+    def describe(self) -> str:
+        metrics = ", ".join(f"{o.metric} ({o.direction})" for o in self.objectives)
+        return f"{self.target.module}: {metrics}"
+
+
+@dataclass(frozen=True)
+class MarkerSpec:
+    metric: str
+    maximize: bool
+    target: Any
+
+
+def parse_marker(item: pytest.Item) -> MarkerSpec | None:
+    """Read and check the ``optimize`` marker of one item (None when unmarked)."""
+    marker = item.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    kwargs = dict(marker.kwargs)
+    args = list(marker.args)
+    metric = kwargs.pop("metric", args.pop(0) if args else None)
+    maximize = kwargs.pop("maximize", args.pop(0) if args else None)
+    target = kwargs.pop("target", args.pop(0) if args else None)
+    where = item.nodeid
+    if args or kwargs:
+        extra = ", ".join([*map(repr, args), *kwargs])
+        raise MarkerError(
+            f"{where}: @pytest.mark.optimize got unexpected arguments: {extra}. "
+            "It takes metric, maximize and target."
+        )
+    if not isinstance(metric, str) or not metric:
+        raise MarkerError(
+            f"{where}: @pytest.mark.optimize needs a metric, e.g. "
+            '@pytest.mark.optimize(metric="mean") for a pytest-benchmark statistic or '
+            '@pytest.mark.optimize(metric="accuracy", maximize=True) for a value the test '
+            "records with record_property."
+        )
+    if maximize is None:
+        if metric not in BENCHMARK_STATS:
+            raise MarkerError(
+                f"{where}: metric {metric!r} is not a pytest-benchmark statistic, so its "
+                f"direction is unknown: add maximize=True (higher is better) or "
+                f"maximize=False (lower is better) to @pytest.mark.optimize."
+            )
+        maximize = BENCHMARK_STATS[metric]
+    if not isinstance(maximize, bool):
+        raise MarkerError(f"{where}: maximize must be True or False, not {maximize!r}.")
+    return MarkerSpec(metric=metric, maximize=maximize, target=target)
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+def _excluded_dirs() -> list[Path]:
+    paths = {sysconfig.get_paths().get(k) for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return [Path(p).resolve() for p in paths if p]
+
+
+def _is_project_file(path: Path, rootdir: Path) -> bool:
+    try:
+        path.relative_to(rootdir)
+    except ValueError:
+        return False
+    if any(part in {"site-packages", ".venv", "venv", ".tox"} for part in path.parts):
+        return False
+    return not any(_is_under(path, d) for d in _excluded_dirs())
+
+
+def _is_under(path: Path, directory: Path) -> bool:
+    try:
+        path.relative_to(directory)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_test_file(path: Path) -> bool:
+    name = path.name
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
+
+
+def _module_file(module: types.ModuleType) -> Path | None:
+    file = getattr(module, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return None
+    return Path(file).resolve()
+
+
+def _target_of_module(module: types.ModuleType) -> Target | None:
+    path = _module_file(module)
+    if path is None:
+        return None
+    return Target(module=module.__name__, path=path)
+
+
+def _module_name_for_path(path: Path) -> str | None:
+    """The import name under which ``path`` is (or would be) imported."""
+    for module in list(sys.modules.values()):
+        if isinstance(module, types.ModuleType) and _module_file(module) == path:
+            return module.__name__
+    candidates = []
+    for entry in sys.path:
+        base = Path(entry or ".").resolve()
+        try:
+            rel = path.relative_to(base)
+        except ValueError:
+            continue
+        parts = list(rel.with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts and all(p.isidentifier() for p in parts):
+            candidates.append(".".join(parts))
+    for name in sorted(candidates, key=len):
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec and spec.origin and Path(spec.origin).resolve() == path:
+            return name
+    return None
+
+
+def resolve_target(spec: Any, item: pytest.Item, rootdir: Path) -> Target:
+    """Turn the marker's ``target`` (or its absence) into a Target, or explain the failure."""
+    where = item.nodeid
+    if spec is None:
+        return infer_target(item, rootdir)
+    if isinstance(spec, types.ModuleType):
+        module = spec
+    elif inspect.isfunction(spec) or inspect.isclass(spec) or callable(spec):
+        module = sys.modules.get(getattr(spec, "__module__", ""), None)
+        if module is None:
+            raise MarkerError(f"{where}: cannot tell which module defines target {spec!r}.")
+    elif isinstance(spec, (str, Path)):
+        text = str(spec)
+        if text.endswith(".py") or "/" in text or "\\" in text:
+            path = (rootdir / text).resolve()
+            if not path.is_file():
+                raise MarkerError(
+                    f"{where}: target file {text!r} does not exist (paths are relative to the "
+                    f"rootdir {rootdir}). Give a path such as 'src/pkg/module.py' or a dotted "
+                    "module name."
+                )
+            name = _module_name_for_path(path)
+            if name is None:
+                raise MarkerError(
+                    f"{where}: target file {text!r} is not importable from the test's sys.path; "
+                    "give its dotted module name instead (e.g. target='pkg.module')."
+                )
+            return Target(module=name, path=path)
+        try:
+            module = importlib.import_module(text)
+        except Exception as exc:
+            raise MarkerError(
+                f"{where}: target module {text!r} cannot be imported ({type(exc).__name__}: "
+                f"{exc}). Give a dotted module name importable by the tests, a path relative "
+                "to the rootdir, or the module/function object itself."
+            ) from None
+    else:
+        raise MarkerError(
+            f"{where}: target must be a module name, a path, a module, a function or a class; "
+            f"got {spec!r}."
+        )
+    target = _target_of_module(module)
+    if target is None:
+        raise MarkerError(
+            f"{where}: target module {module.__name__!r} has no Python source file to optimize."
+        )
+    return target
+
+
+def _imported_names(source: str) -> list[tuple[str, str | None]]:
+    """(bound name, dotted module for ``import x.y``) for each import in a test module."""
+    names: list[tuple[str, str | None]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names.append((alias.asname, alias.name))
+                else:
+                    names.append((alias.name.split(".")[0], alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.name != "*":
+                    names.append((alias.asname or alias.name, None))
+    return names
+
+
+def infer_target(item: pytest.Item, rootdir: Path) -> Target:
+    """The one project module the test module imports, or a usage error listing candidates."""
+    module = getattr(item, "module", None)
+    test_path = Path(str(item.path)).resolve()
+    found: dict[str, Target] = {}
+    if module is not None:
+        try:
+            source = test_path.read_text(encoding="utf-8")
+            imported = _imported_names(source)
+        except (OSError, SyntaxError):
+            imported = []
+        for bound, dotted in imported:
+            obj: Any = sys.modules.get(dotted) if dotted else None
+            if obj is None:
+                obj = module.__dict__.get(bound)
+            if obj is None:
+                continue
+            if isinstance(obj, types.ModuleType):
+                candidate = obj
+            else:
+                candidate = sys.modules.get(getattr(obj, "__module__", "") or "")
+            if not isinstance(candidate, types.ModuleType):
+                continue
+            target = _target_of_module(candidate)
+            if target is None or target.path == test_path:
+                continue
+            if _is_project_file(target.path, rootdir) and not _is_test_file(target.path):
+                found[target.module] = target
+    # ``import pkg.sub`` binds pkg as well: keep the deepest module of a chain.
+    for name in list(found):
+        if any(other != name and other.startswith(name + ".") for other in found):
+            del found[name]
+    if len(found) == 1:
+        return next(iter(found.values()))
+    if not found:
+        raise MarkerError(
+            f"{item.nodeid}: cannot infer what to optimize: the test module imports no module "
+            "of this project. Name it: @pytest.mark.optimize(..., target='pkg.module')."
+        )
+    listing = ", ".join(sorted(found))
+    raise MarkerError(
+        f"{item.nodeid}: cannot infer what to optimize: the test module imports several "
+        f"project modules ({listing}). Name one: @pytest.mark.optimize(..., "
+        f"target={sorted(found)[0]!r})."
+    )
+
+
+# -- studies -----------------------------------------------------------------------------
+
+
+def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
+    """Group marked items by target; guards are every selected test in the marked files."""
+    studies: dict[Path, Study] = {}
+    for item in items:
+        spec = parse_marker(item)
+        if spec is None:
+            continue
+        target = resolve_target(spec.target, item, rootdir)
+        study = studies.setdefault(target.path, Study(target=target))
+        if study.target.module != target.module:
+            raise MarkerError(
+                f"{item.nodeid}: the target file {target.path} is imported under two names "
+                f"({study.target.module!r} and {target.module!r}); give one in target=."
+            )
+        study.objectives.append(
+            Objective(nodeid=item.nodeid, metric=spec.metric, maximize=spec.maximize)
+        )
+        path = Path(str(item.path)).resolve()
+        if path not in study.test_files:
+            study.test_files.append(path)
+    for study in studies.values():
+        files = set(study.test_files)
+        study.guard_nodeids = [
+            item.nodeid for item in items if Path(str(item.path)).resolve() in files
+        ]
+    return list(studies.values())

@@ -1,0 +1,140 @@
+"""The child side of an evaluation: a small pytest plugin loaded with ``-p pytest_aide.worker``.
+
+It maps the target module's import name to the candidate's file (so the tests, and
+``inspect.getsource`` or Triton's JIT, see the candidate), records every test's outcome and
+measurement, and writes them as JSON for the parent. It never edits the user's files.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aide.metrics import measure_item
+
+CONFIG_ENV = "PYTEST_AIDE_WORKER"
+
+
+class CandidateFinder(importlib.abc.MetaPathFinder):
+    """Serves one module name from the candidate's file instead of the project's."""
+
+    def __init__(self, module: str, path: str, search_locations: list[str] | None) -> None:
+        self.module = module
+        self.path = path
+        self.search_locations = search_locations
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.module:
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, self.path, submodule_search_locations=self.search_locations
+        )
+
+
+def _load_config() -> dict[str, Any]:
+    location = os.environ.get(CONFIG_ENV)
+    if not location:
+        return {}
+    return json.loads(Path(location).read_text(encoding="utf-8"))
+
+
+def install_candidate(config: dict[str, Any]) -> None:
+    module = config.get("module")
+    candidate = config.get("candidate")
+    if not module or not candidate:
+        return
+    sys.modules.pop(module, None)
+    sys.meta_path.insert(0, CandidateFinder(module, candidate, config.get("search_locations")))
+
+
+_CONFIG = _load_config()
+install_candidate(_CONFIG)
+
+
+def _outcome(previous: str | None, report: pytest.TestReport) -> str:
+    """Fold one phase's report into the test's overall outcome."""
+    if previous in {"error", "failed"}:
+        return previous
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else ("xpassed" if report.passed else "failed")
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped:
+        return "skipped"
+    if previous in {"skipped", "xfailed", "xpassed"}:
+        return previous
+    return "passed"
+
+
+class WorkerRecorder:
+    """Collects outcomes, measurements and serialised reports; writes them at the end."""
+
+    def __init__(self, config: pytest.Config, settings: dict[str, Any]) -> None:
+        self.config = config
+        self.results_path = Path(settings["results"]) if settings.get("results") else None
+        self.tests: dict[str, dict[str, Any]] = {}
+        self.reports: list[dict[str, Any]] = []
+        self.collected: list[str] = []
+        self.collection_errors: list[str] = []
+
+    def _test(self, nodeid: str) -> dict[str, Any]:
+        return self.tests.setdefault(
+            nodeid,
+            {"outcome": None, "duration": 0.0, "longrepr": "", "measurement": None},
+        )
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            entry = self._test(item.nodeid)
+            entry["measurement"] = measure_item(item, report.capstdout).to_dict()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {str(report.longrepr)[-4000:]}")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = [item.nodeid for item in session.items]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self._test(report.nodeid)
+        entry["outcome"] = _outcome(entry["outcome"], report)
+        entry["duration"] += report.duration
+        if report.failed and report.longrepr is not None:
+            entry["longrepr"] = (entry["longrepr"] + "\n" + str(report.longrepr))[-8000:]
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            entry["longrepr"] = str(report.longrepr[2])
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        if data is not None:
+            self.reports.append(data)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.results_path is None:
+            return
+        payload = {
+            "exitstatus": int(exitstatus),
+            "collected": self.collected,
+            "collection_errors": self.collection_errors,
+            "tests": self.tests,
+            "reports": self.reports,
+            "tampered": [],
+        }
+        temporary = self.results_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(payload, default=str), encoding="utf-8")
+        os.replace(temporary, self.results_path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _CONFIG:
+        config.pluginmanager.register(WorkerRecorder(config, _CONFIG), "aide-worker-recorder")
