@@ -17,6 +17,14 @@ class ProposerError(Exception):
     """A proposal could not be made (request failed, reply unusable); the step is buggy."""
 
 
+class ProposerRequestError(ProposerError):
+    """The request itself failed after the SDK's own retries (network, 5xx, 429, bad response).
+
+    Unlike an unusable reply, this says nothing about the candidate: the search stops after
+    a few of these in a row instead of burning its steps on a dead endpoint.
+    """
+
+
 class ProposerConfigError(Exception):
     """The proposer cannot work as configured (missing key, unknown provider): a usage error."""
 

@@ -1,0 +1,83 @@
+"""OpenAI chat completions (and OpenAI-compatible servers: vLLM, Ollama, DeepSeek, ...).
+
+The ``openai`` SDK is imported when this backend is built, never at plugin load. Retries
+are the SDK's: 408/409/429/5xx and connection errors are retried ``max_retries`` times with
+exponential backoff, honouring ``retry-after`` / ``retry-after-ms``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_aide.proposers.base import ProposerConfigError
+from pytest_aide.proposers.llm import (
+    Completion,
+    RetryPolicy,
+    Turn,
+    malformed,
+    request_failed,
+)
+
+#: Output limit sent to the official API (reasoning tokens count against it too).
+DEFAULT_MAX_OUTPUT_TOKENS = 32_000
+
+
+class OpenAIChat:
+    """One chat-completions request per ``complete`` call."""
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_output_tokens: int | None = DEFAULT_MAX_OUTPUT_TOKENS,
+    ) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise ProposerConfigError(
+                "the openai package is not installed: pip install 'pytest-aide[openai]'"
+            ) from None
+        retry = retry or RetryPolicy()
+        self.model = model
+        self._errors = (openai.OpenAIError, ValueError)
+        self._client = openai.OpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=retry.timeout,
+            max_retries=retry.max_retries,
+        )
+        # A compatible server (base URL given) may reject OpenAI's newer limit parameter or
+        # a limit above its context: there the server's own default applies.
+        self._limit: dict[str, int] = {}
+        if max_output_tokens is not None and base_url is None:
+            self._limit = {"max_completion_tokens": max_output_tokens}
+
+    def complete(self, system: str, turns: list[Turn]) -> Completion:
+        messages = [{"role": "system", "content": system}]
+        messages += [{"role": turn.role, "content": turn.text} for turn in turns]
+        try:
+            response: Any = self._client.chat.completions.create(
+                model=self.model, messages=messages, **self._limit  # type: ignore[arg-type]
+            )
+        except self._errors as exc:
+            raise request_failed(self, exc) from exc
+        return self._read(response)
+
+    def _read(self, response: Any) -> Completion:
+        try:
+            choice = response.choices[0]
+            text = choice.message.content or ""
+            finish = str(choice.finish_reason or "")
+            usage = getattr(response, "usage", None)
+            input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+            output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise malformed(self, f"no choices[0].message ({type(exc).__name__})") from None
+        if not isinstance(text, str):
+            raise malformed(self, "message content is not text")
+        return Completion(text, finish == "length", input_tokens, output_tokens, finish)

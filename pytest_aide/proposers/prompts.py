@@ -1,0 +1,258 @@
+"""The prompts an LLM proposer sends, after AIDE's structure, for optimizing against tests.
+
+AIDE's prompts have an introduction (the role), the task description, a memory of earlier
+attempts, the operator's instructions (draft, improve, debug) and a response format. Here
+the task is a module measured by pytest tests: the model sees the target's source, the
+marked tests' source (what is measured and what must keep passing), each metric with its
+direction, baseline and best so far, and the user's instructions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pytest_aide.journal import Node
+from pytest_aide.proposers.base import ObjectiveInfo, ProposalRequest
+
+ROLE = (
+    "You are an expert Python performance engineer. You rewrite one module of a project so "
+    "that a metric measured by its pytest tests gets better, while every one of those tests "
+    "keeps passing. You answer with a short plan and then the code, nothing else."
+)
+
+#: Above this many lines, the reply format suggests edit blocks instead of the whole module.
+LARGE_MODULE_LINES = 300
+MEMORY_NODES = 30
+PLAN_CHARS = 400
+ERROR_HEAD_CHARS = 1500
+ERROR_TAIL_CHARS = 4500
+
+GUIDELINES = [
+    "Keep the module's public interface exactly as it is (names, signatures, return types, "
+    "side effects the tests rely on): the tests import it.",
+    "The code must stay correct for every input, not only the tests' inputs: do not detect "
+    "or special-case the tests, do not read files or the environment to find them.",
+    "Use only the standard library and packages the module or its tests already import.",
+    "The candidate replaces the whole file: keep every import, helper and definition that "
+    "is still used.",
+]
+
+OPERATOR_INSTRUCTIONS = {
+    "draft": [
+        "Write a new version of the module that takes a distinct approach from the original "
+        "(a different algorithm, data structure, vectorization or library call), not a small "
+        "tweak of it.",
+        "Take the Memory section into account: do not repeat an approach that was already "
+        "tried.",
+        "Keep this first design reasonably simple; it will be improved later.",
+        "The plan should be 3-5 sentences.",
+    ],
+    "improve": [
+        "Propose ONE specific, actionable improvement to the current code below.",
+        "The change must be atomic, so that its effect on the metric can be measured on its "
+        "own.",
+        "Take the Memory section into account: build on what worked and avoid what failed.",
+        "The plan should be 3-5 sentences.",
+    ],
+    "debug": [
+        "The current code below failed (the output is shown). Fix the cause of the failure.",
+        "Keep the approach of the current code when it is sound; change only what is needed.",
+        "The plan should be 3-5 sentences that explain the cause and the fix.",
+    ],
+}
+
+NO_CODE_AGAIN = (
+    "Your reply contained no usable code. Reply again: a short plan, then ONE fenced "
+    "```python block holding the complete module (or SEARCH/REPLACE edit blocks as described)."
+)
+
+TRUNCATED_AGAIN = (
+    "Your previous reply was cut off at the output token limit. Reply again, much shorter: "
+    "a plan of at most 3 sentences, then only SEARCH/REPLACE edit blocks that change the "
+    "lines that need to change. Do not repeat the whole module."
+)
+
+NO_CHANGES = "No changes needed."
+
+
+@dataclass
+class Prompt:
+    system: str
+    user: str
+
+
+def build_prompt(request: ProposalRequest) -> Prompt:
+    """The system and user messages that ask for one candidate."""
+    operator = request.operator if request.operator in OPERATOR_INSTRUCTIONS else "improve"
+    sections = [
+        task_section(request),
+        memory_section(request),
+        code_section(request, operator),
+        instructions_section(operator),
+        reply_format(request.parent.code),
+    ]
+    return Prompt(system=ROLE, user="\n\n".join(s for s in sections if s))
+
+
+def task_section(request: ProposalRequest) -> str:
+    parts = [
+        "# Task",
+        f"Optimize the module `{request.target_path}` (imported as `{request.module}`). "
+        "Its marked tests measure the metrics below; a candidate counts only if all the tests "
+        "shown pass.",
+        "",
+        "## Metrics",
+        *[objective_line(o) for o in request.objectives],
+    ]
+    if request.instructions.strip():
+        parts += ["", "## Instructions from the user", request.instructions.strip()]
+    parts += ["", "## Tests (read-only: they measure the candidate and must keep passing)"]
+    for path, source in request.test_sources.items():
+        parts += [f"### {path}", fenced(source)]
+    return "\n".join(parts)
+
+
+def objective_line(objective: ObjectiveInfo) -> str:
+    direction = "higher is better" if objective.maximize else "lower is better"
+    values = [f"baseline {fmt(objective.baseline)}"]
+    if objective.best is not None:
+        values.append(f"best so far {fmt(objective.best)}")
+    return f"- `{objective.nodeid}`: metric `{objective.metric}` ({direction}); {', '.join(values)}"
+
+
+def memory_section(request: ProposalRequest) -> str:
+    """AIDE's journal summary: what earlier nodes tried, and how each one did."""
+    nodes = list(request.memory)
+    if not nodes:
+        return ""
+    names = {o.nodeid: o.metric for o in request.objectives}
+    lines = ["# Memory", "Earlier attempts, oldest first:"]
+    if len(nodes) > MEMORY_NODES:
+        lines.append(f"({len(nodes) - MEMORY_NODES} older attempts omitted)")
+        nodes = nodes[-MEMORY_NODES:]
+    for node in nodes:
+        lines.append(memory_line(node, names))
+    return "\n".join(lines)
+
+
+def memory_line(node: Node, metric_names: dict[str, str]) -> str:
+    origin = f"{node.operator} of node {node.parent}" if node.parent is not None else node.operator
+    plan = " ".join(node.plan.split())
+    if len(plan) > PLAN_CHARS:
+        plan = plan[:PLAN_CHARS].rstrip() + " ..."
+    head = f"- node {node.id} ({origin}): {plan or '(no plan)'}"
+    if node.is_good:
+        metrics = ", ".join(
+            f"{metric_names.get(nodeid, nodeid)}={fmt(value)}"
+            for nodeid, value in node.metrics.items()
+        )
+        return f"{head}\n  result: {metrics or 'passed'}"
+    reason = first_line(node.error) or "failed"
+    return f"{head}\n  result: {node.status}: {reason}"
+
+
+def code_section(request: ProposalRequest, operator: str) -> str:
+    parent = request.parent
+    if operator == "draft":
+        title = "# Original code"
+    elif operator == "debug":
+        title = f"# Current code (node {parent.id}, buggy)"
+    else:
+        title = f"# Current code (node {parent.id})"
+    parts = [title, fenced(parent.code)]
+    if operator == "debug":
+        parts += ["## Its failure output (trimmed)", fenced(trim_output(request.error_output), "")]
+    return "\n".join(parts)
+
+
+def instructions_section(operator: str) -> str:
+    items = OPERATOR_INSTRUCTIONS[operator] + GUIDELINES
+    return "\n".join(["# Instructions", *[f"- {item}" for item in items]])
+
+
+def reply_format(parent_code: str) -> str:
+    large = parent_code.count("\n") + 1 > LARGE_MODULE_LINES
+    lines = [
+        "# Reply format",
+        "First a short plan in plain text. Then the code, in ONE of two forms:",
+        "1. ONE fenced ```python block holding the complete new module (every line of it).",
+        "2. One or more edit blocks against the current code shown above, each like this:",
+        "<<<<<<< SEARCH",
+        "(lines copied exactly from the current code)",
+        "=======",
+        "(the lines that replace them)",
+        ">>>>>>> REPLACE",
+        "Each SEARCH section must match the current code exactly and only once; keep it short "
+        "but unique. Edits are applied in order.",
+    ]
+    if large:
+        lines.append("The module is large: prefer edit blocks.")
+    lines.append("Write nothing after the code.")
+    return "\n".join(lines)
+
+
+def critique_prompt(request: ProposalRequest, plan: str, code: str) -> Prompt:
+    """The first reflection call: review the candidate, give numbered instructions, no code."""
+    user = "\n\n".join(
+        [
+            task_section(request),
+            "# Candidate to review\n## Its plan\n" + (plan or "(none)") + "\n## Its code\n"
+            + fenced(code),
+            "# Your job\n"
+            "Review the candidate for mistakes that would make a test fail, raise an error, "
+            "change the module's behaviour or interface, or contradict its plan.\n"
+            "Rules:\n"
+            "- DO NOT WRITE ANY CODE in your reply.\n"
+            "- Do not suggest new ideas or big changes; only fixes for mistakes in this code.\n"
+            "- Reply with a 'Review' section (the mistakes, briefly) and an 'Instructions' "
+            "section: a numbered list, one small fix per number.\n"
+            f"- If the candidate is fine, reply with exactly this sentence: {NO_CHANGES}",
+        ]
+    )
+    return Prompt(system="You are a careful senior Python reviewer.", user=user)
+
+
+def edit_prompt(code: str, critique: str) -> Prompt:
+    """The second reflection call: apply only the reviewer's numbered instructions."""
+    user = "\n\n".join(
+        [
+            "# Code\n" + fenced(code),
+            "# Edit instructions from the review\n" + critique.strip(),
+            "# Your job\n"
+            "Apply ONLY the numbered edit instructions to the code. Do not change any other "
+            "part of it, do not reformat or restructure it. If the instructions contain code, "
+            "ignore that code and follow the numbered text.",
+            reply_format(code),
+        ]
+    )
+    return Prompt(system="You are a precise code editor.", user=user)
+
+
+def fenced(text: str, lang: str = "python") -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
+
+
+def trim_output(output: str) -> str:
+    output = output.strip()
+    if len(output) <= ERROR_HEAD_CHARS + ERROR_TAIL_CHARS:
+        return output or "(no output)"
+    omitted = len(output) - ERROR_HEAD_CHARS - ERROR_TAIL_CHARS
+    return (
+        output[:ERROR_HEAD_CHARS]
+        + f"\n... ({omitted} characters omitted) ...\n"
+        + output[-ERROR_TAIL_CHARS:]
+    )
+
+
+def first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
+
+
+def fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6g}"
