@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ class Reply:
     status: int = 200
     body: Any = None  # dict -> JSON, str -> sent as is
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering (to trip the client's timeout)
 
 
 @dataclass
@@ -60,6 +62,10 @@ class FakeProvider:
         root = self.server.url_for("/").rstrip("/")
         return root + "/v1" if self.provider == "openai" else root
 
+    def slow(self, reply: Reply, delay: float) -> Reply:
+        reply.delay = delay
+        return reply
+
     def push(self, *replies: Reply) -> FakeProvider:
         self.queue.extend(replies)
         return self
@@ -74,6 +80,7 @@ class FakeProvider:
         if not self.queue:
             return Response("no reply queued", status=500)
         reply = self.queue.pop(0)
+        time.sleep(reply.delay)
         data = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
         return Response(data, status=reply.status, headers=reply.headers,
                         content_type="application/json")

@@ -140,7 +140,8 @@ def test_selecting_a_provider_imports_only_its_sdk() -> None:
         "from pytest_aide.settings import AideSettings\n"
         "make_proposer(AideSettings(model='anthropic:claude-haiku-4-5'), '', "
         "env={'ANTHROPIC_API_KEY': 'k'})\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'anthropic', 'google'}))\n"
+        "sdks = {'openai', 'anthropic', 'google'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & sdks))\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['anthropic']"

@@ -67,8 +67,10 @@ class AnthropicChat:
         return self._read(response)
 
     def _read(self, response: Any) -> Completion:
+        if getattr(response, "content", None) is None:
+            raise malformed(self, "no content blocks")
         try:
-            blocks = response.content or []
+            blocks = response.content
             text = "".join(
                 b.text for b in blocks if getattr(b, "type", "") == "text" and b.text
             )

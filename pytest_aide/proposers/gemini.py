@@ -53,6 +53,7 @@ class GeminiChat:
                 attempts=retry.max_retries + 1,
                 initial_delay=retry.initial_delay,
                 max_delay=retry.max_delay,
+                jitter=retry.initial_delay,  # tenacity adds up to this many seconds
             ),
         )
         self._client = genai.Client(api_key=api_key, vertexai=False, http_options=options)
@@ -88,7 +89,9 @@ class GeminiChat:
             raise malformed(self, f"unreadable response ({type(exc).__name__})") from None
         if not candidates:
             blocked = getattr(getattr(response, "prompt_feedback", None), "block_reason", None)
-            reason = f"prompt blocked: {_name(blocked)}" if blocked else "no candidates"
+            if not blocked:
+                raise malformed(self, "no candidates and no block reason")
+            reason = f"prompt blocked: {_name(blocked)}"
             return Completion("", False, input_tokens, output_tokens, reason)
         candidate = candidates[0]
         finish = _name(candidate.finish_reason)

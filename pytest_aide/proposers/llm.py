@@ -193,6 +193,8 @@ def _has_instructions(critique: str) -> bool:
 
 def request_failed(backend: ChatBackend, exc: BaseException) -> ProposerRequestError:
     """A ProposerRequestError that says which request failed and how, in one line."""
+    if isinstance(exc, ValueError):  # the body did not parse (JSONDecodeError and kin)
+        return malformed(backend, f"{type(exc).__name__}: {exc}")
     status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
     detail = " ".join(str(exc).split())[:300] or type(exc).__name__
     where = f"HTTP {status}: " if isinstance(status, int) else ""

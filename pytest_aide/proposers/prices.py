@@ -1,9 +1,9 @@
 """Estimated cost of LLM calls, from a small table of list prices.
 
 The prices are the providers' published standard (non-batch, non-cached, short-context)
-list prices in USD per million tokens, as of PRICES_AS_OF. They only feed the ``cost_usd`` estimate in the
-journal and ``--aide-budget``; a model that is not listed gets no estimate (``None``) rather
-than a guess. Update the table when prices change.
+list prices in USD per million tokens, as of PRICES_AS_OF. They only feed the ``cost_usd``
+estimate in the journal and ``--aide-budget``; a model that is not listed gets no estimate
+(``None``) rather than a guess. Update the table when prices change.
 """
 
 from __future__ import annotations
