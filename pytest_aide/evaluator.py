@@ -100,12 +100,13 @@ class Evaluation:
         lines += self.collection_errors
         for nodeid in self.not_passed(nodeids):
             result = self.tests.get(nodeid)
-            detail = result.longrepr.strip() if result else ""
+            detail = result.longrepr.strip()[-1500:] if result else ""
             lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
-        if not lines or self.status != "completed":
-            lines.append(self.output_tail)
-        text = "\n".join(line for line in lines if line)
-        return text[-limit:]
+        text = "\n".join(line for line in lines if line)[:limit]
+        if self.status != "completed" or not text:
+            room = max(0, limit - len(text) - 1)
+            text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
+        return text
 
 
 @dataclass
