@@ -8,6 +8,7 @@ its whole process group; one that dies without results is an error, never a pass
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -99,12 +100,13 @@ class Evaluation:
         lines += self.collection_errors
         for nodeid in self.not_passed(nodeids):
             result = self.tests.get(nodeid)
-            detail = result.longrepr.strip() if result else ""
+            detail = result.longrepr.strip()[-1500:] if result else ""
             lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
-        if not lines or self.status != "completed":
-            lines.append(self.output_tail)
-        text = "\n".join(line for line in lines if line)
-        return text[-limit:]
+        text = "\n".join(line for line in lines if line)[:limit]
+        if self.status != "completed" or not text:
+            room = max(0, limit - len(text) - 1)
+            text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
+        return text
 
 
 @dataclass
@@ -198,10 +200,8 @@ class Evaluator:
 
 def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) -> None:
     """Kill the child's whole process group (grandchildren too); reap the child."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if not only_leftovers:
         process.wait()
 
