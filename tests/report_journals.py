@@ -111,3 +111,15 @@ def multi_objective_journal() -> Journal:
         best_id=3,
         finished=True,
     )
+
+
+def failed_baseline_journal() -> Journal:
+    """The original code already fails its tests: nothing to compare against."""
+    journal = single_objective_journal()
+    journal.nodes = [
+        _node(0, None, "baseline", ORIGINAL, BUGGY, error=ASSERTION, objective=None),
+    ]
+    journal.best_id = None
+    journal.finished = False
+    journal.outcome = "the baseline fails its tests"
+    return journal

@@ -11,6 +11,7 @@ from report_journals import (
     BEST,
     BREAKOUT,
     ORIGINAL,
+    failed_baseline_journal,
     multi_objective_journal,
     single_objective_journal,
 )
@@ -273,3 +274,18 @@ def test_tree_html_keeps_non_finite_values_parseable(tmp_path: Path) -> None:
     journal[2].metrics = {"tests/test_k.py::test_speed": float("inf")}
     data = embedded_journal(write_tree_html(journal, tmp_path / "t.html").read_text("utf-8"))
     assert data["journal"]["nodes"][2]["metrics"] == {"tests/test_k.py::test_speed": None}
+
+
+def test_a_failed_baseline_reports_without_crashing(tmp_path: Path) -> None:
+    journal = failed_baseline_journal()
+    line = step_line(journal, journal.root, steps=5, elapsed=1.0)
+    assert line == "step 0/5 baseline  BUGGY: test_ok: AssertionError: assert 3 == 4  1.0s"
+    text = "\n".join(
+        summary_lines(journal, tmp_path, tmp_path, applied=False, patch=None, resume_hint="")
+    )
+    assert "mean (lower is better): baseline n/a" in text
+    assert "the baseline fails its tests" in text
+    report = write_report_md(journal, tmp_path, ORIGINAL, None).read_text(encoding="utf-8")
+    assert "| 0 | 0 |  | baseline | buggy | buggy |" in report
+    data = embedded_journal(write_tree_html(journal, tmp_path / "t.html").read_text("utf-8"))
+    assert len(data["journal"]["nodes"]) == 1

@@ -162,8 +162,9 @@
     const pos = layout();
     let maxDepth = 0;
     pos.forEach((p) => { maxDepth = Math.max(maxDepth, p.depth); });
-    const room = document.getElementById("tree").clientWidth - 2 * PAD - maxDepth * INDENT;
-    const W = Math.max(320, Math.min(room || 420, 560));  // width of the deepest box
+    const SCROLLBAR = 16;
+    const room = document.getElementById("tree").clientWidth - 2 * PAD - maxDepth * INDENT - SCROLLBAR;
+    const W = Math.max(320, room || 420);  // width of the deepest box
     const width = 2 * PAD + maxDepth * INDENT + W, height = 2 * PAD + nodes.length * ROW - (ROW - H);
     const svg = sv("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height });
     const edges = nodes.filter((n) => n.parent != null && pos.has(n.parent));
@@ -411,7 +412,7 @@
     renderDetail(byId.get(id));
     const tree = document.getElementById("tree"), top = treeY.get(id);
     if (top < tree.scrollTop || top + H > tree.scrollTop + tree.clientHeight) {
-      tree.scrollTop = top - tree.clientHeight / 3;
+      tree.scrollTop = top - 2 * ROW;
     }
     try { history.replaceState(null, "", "#node-" + id); } catch (e) { /* file: URLs may refuse */ }
   }
