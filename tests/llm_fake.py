@@ -127,4 +127,5 @@ class FakeProvider:
 
 
 def code_reply(code: str, plan: str = "Use a faster loop.") -> str:
-    return f"{plan}\n\n```python\n{code}```\n"
+    newline = "" if code.endswith("\n") else "\n"
+    return f"{plan}\n\n```python\n{code}{newline}```\n"

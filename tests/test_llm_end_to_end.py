@@ -1,0 +1,80 @@
+"""A whole ``pytest --aide-steps`` run with each LLM provider, served by a loopback fake.
+
+The pytest run is a subprocess; the fake provider runs in this process. The key comes from
+the environment, the endpoint from ``--aide-base-url``, exactly as a user would set them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from llm_fake import KEY_VARIABLE, PROVIDERS, FakeProvider, code_reply
+
+from pytest_aide.journal import BUGGY, Journal
+
+FAST_CORRECT_EDIT = "CHUNK = 16  # fewer sleeps per call"
+WRONG_EDIT_FROM, WRONG_EDIT_TO = "total +=", "total -="
+
+
+def model_for(provider: str) -> str:
+    return {"openai": "openai:some-model", "gemini": "gemini:gemini-some-model",
+            "anthropic": "anthropic:claude-some-model"}[provider]
+
+
+def run_with_fake(project: pytest.Pytester, httpserver, provider: str, reply_code: str,
+                  monkeypatch: pytest.MonkeyPatch) -> tuple[pytest.RunResult, FakeProvider]:
+    fake = FakeProvider(httpserver, provider)
+    fake.push(*[fake.text(code_reply(reply_code, "Chunk the work.")) for _ in range(6)])
+    for variable in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY",
+                     "AIDE_MODEL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(KEY_VARIABLE[provider], "test-key")
+    result = project.runpytest_subprocess(
+        "--aide-steps", "2", "--aide-model", model_for(provider),
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "1",
+    )
+    return result, fake
+
+
+def only_journal(root: Path) -> Journal:
+    (path,) = sorted(root.glob(".aide/*/journal.json"))
+    return Journal.load(path)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_correct_faster_module_from_the_llm_is_applied(
+    slow_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = slow_project.path / "slow.py"
+    original = target.read_text()
+    fast = original.replace("CHUNK = 2  # aide: choices 1 2 4 8 16", FAST_CORRECT_EDIT)
+    fast = fast.rstrip("\n") + "\n"  # what the parser returns: a module ends with a newline
+    assert fast != original
+    result, fake = run_with_fake(slow_project, httpserver, provider, fast, monkeypatch)
+    assert result.ret == 0, result.stdout.str()
+    assert target.read_text() == fast
+    journal = only_journal(slow_project.path)
+    assert journal.best is not None and journal.best.code == fast
+    assert journal.best.usage.input_tokens == 100  # as the fake reported
+    first_prompt = fake.received[0].text()
+    assert "def work(n):" in first_prompt and "def test_correct(n):" in first_prompt
+    assert "metric `mean` (lower is better)" in first_prompt
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_wrong_faster_module_from_the_llm_is_kept_out(
+    slow_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = slow_project.path / "slow.py"
+    original = target.read_text()
+    wrong = original.replace("CHUNK = 2  # aide: choices 1 2 4 8 16", FAST_CORRECT_EDIT)
+    wrong = wrong.replace(WRONG_EDIT_FROM, WRONG_EDIT_TO).rstrip("\n") + "\n"
+    result, _ = run_with_fake(slow_project, httpserver, provider, wrong, monkeypatch)
+    assert target.read_text() == original
+    journal = only_journal(slow_project.path)
+    assert journal.best_id in (None, 0)
+    first = journal.nodes[1]
+    assert first.code == wrong and first.status == BUGGY
+    assert "test_correct" in first.error
+    assert result.ret == 0, result.stdout.str()
