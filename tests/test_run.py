@@ -98,7 +98,10 @@ def test_resume_continues_the_journal(slow_project) -> None:
     (resumed,) = journals(slow_project.path)
     assert resumed.run_id == journal.run_id
     assert len(resumed.nodes) == 5
-    assert [n.to_dict() for n in resumed.nodes[:3]] == [n.to_dict() for n in journal.nodes]
+    def essentials(node):
+        return (node.id, node.parent, node.operator, node.code, node.metrics, node.status)
+
+    assert [essentials(n) for n in resumed.nodes[:3]] == [essentials(n) for n in journal.nodes]
     codes = [n.code for n in resumed.nodes if n.code]
     assert len(codes) == len(set(codes))  # the tuner did not repeat itself after resuming
 
