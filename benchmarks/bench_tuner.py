@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_aide.journal import GOOD, Node  # noqa: E402
-from pytest_aide.proposers.tune import TuneProposer, sample_uniform  # noqa: E402
-from pytest_aide.tunables import apply_values, find_tunables  # noqa: E402
+from pytest_aide.journal import GOOD, Node
+from pytest_aide.proposers.tune import TuneProposer, sample_uniform
+from pytest_aide.tunables import apply_values, find_tunables
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Problem:
 
 QUADRATIC_LOG = Problem(
     "quadratic, log-scale float",
-    '''
+    """
 import math
 
 LEARNING_RATE = 1e-3  # default space: 1e-4..1e-2, log
@@ -56,7 +56,7 @@ def score():
     lr_error = math.log10(LEARNING_RATE) - math.log10(4e-3)
     width_error = math.log10(WIDTH) - math.log10(5.5)
     return 100.0 - 40.0 * lr_error**2 - 30.0 * width_error**2
-''',
+""",
     optimum=100.0,
 )
 
@@ -158,9 +158,7 @@ class Tally:
 
 def run(search: Search, problem: Problem, budget: int, seeds: int) -> Tally:
     started = time.perf_counter()
-    hits = [
-        evaluations_to_reach(problem, search(problem, budget, seed)) for seed in range(seeds)
-    ]
+    hits = [evaluations_to_reach(problem, search(problem, budget, seed)) for seed in range(seeds)]
     return Tally(hits, time.perf_counter() - started)
 
 

@@ -133,7 +133,7 @@ def find_tunables(source: str) -> list[Tunable]:
         if span in seen_spans:
             continue
         hint = hints.get(node.lineno)
-        if not default and (hint is None or (hint.low is not None and not _number(node))):
+        if not default and (hint is None or not _hint_fits(hint, node)):
             continue  # opted in only by a hint that fits it
         seen_spans.add(span)
         if hint is not None:
@@ -207,9 +207,10 @@ def _module_constants(tree: ast.Module) -> list[tuple[str, ast.expr, bool]]:
     found = []
     for statement in tree.body:
         name, value = _assigned_name(statement)
-        if name and value is not None and _UPPER_RE.match(name) and not _is_seed(name):
-            if _number_or_bool(value):
-                found.append((name, value, True))
+        if name is None or value is None or _is_seed(name) or not _UPPER_RE.match(name):
+            continue
+        if _number_or_bool(value):
+            found.append((name, value, True))
     return found
 
 
@@ -265,9 +266,7 @@ def _is_seed(name: str) -> bool:
 
 
 def _literal(node: ast.expr) -> bool:
-    return _number_or_bool(node) or (
-        isinstance(node, ast.Constant) and isinstance(node.value, str)
-    )
+    return _number_or_bool(node) or (isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
 def _number_or_bool(node: ast.expr) -> bool:
@@ -301,7 +300,7 @@ def _make_tunable(
     tunable = Tunable(name=name, kind=INT, value=value, start=span[0], end=span[1], line=line)
     if hint is not None and hint.choices:
         tunable.kind = CHOICE
-        tunable.choices = tuple(_parse_choice(text, value, line) for text in hint.choices)
+        tunable.choices = tuple(_parse_choice(text, value, line, hint) for text in hint.choices)
         return tunable
     if hint is not None and hint.low is not None:
         if isinstance(value, (bool, str)):
@@ -350,16 +349,29 @@ def _hinted_range(tunable: Tunable, hint: _Hint) -> Tunable:
     return tunable
 
 
-def _parse_choice(text: str, original: Any, line: int) -> Any:
+def _parse_choice(text: str, original: Any, line: int, hint: _Hint) -> Any:
+    value = _choice_value(text)
+    if isinstance(value, str) and not isinstance(original, str):
+        body = "choices " + " ".join(hint.choices)
+        raise _hint_error(line, body, f"choice {text!r} is not a number or True/False")
+    return value
+
+
+def _choice_value(text: str) -> Any:
+    """A choice's value: a number or True/False when it reads as one, else the word."""
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        value = text
-    if isinstance(value, str) and not isinstance(original, str):
-        raise ValueError(f"line {line}: choice {text!r} is not a number or True/False")
-    if isinstance(value, (int, float, str)):
-        return value
-    raise ValueError(f"line {line}: choice {text!r} is not a number, True/False or a word")
+        return text
+    return value if isinstance(value, (int, float)) else text
+
+
+def _hint_fits(hint: _Hint, node: ast.expr) -> bool:
+    """Whether a hint can opt in ``node``: ranges fit numbers, words fit strings."""
+    if hint.low is not None:
+        return _number(node)
+    words = any(isinstance(_choice_value(c), str) for c in hint.choices)
+    return words == (isinstance(node, ast.Constant) and isinstance(node.value, str))
 
 
 def _is_pow2(value: int) -> bool:
@@ -444,7 +456,9 @@ def _hint_number(text: str, line: int, body: str) -> int | float:
 
 
 def _hint_error(line: int, body: str, why: str) -> ValueError:
-    return ValueError(f"line {line}: malformed hint '# aide: {body.strip()}': {why}; {HINT_GRAMMAR}")
+    return ValueError(
+        f"line {line}: malformed hint '# aide: {body.strip()}': {why}; {HINT_GRAMMAR}"
+    )
 
 
 # --- positions -------------------------------------------------------------------------

@@ -115,6 +115,11 @@ class TuneProposer:
 
     # --- optuna --------------------------------------------------------------------------
 
+    @property
+    def study(self) -> optuna.Study:
+        """The optuna study behind the search (created on first use)."""
+        return self._get_study()
+
     def _get_study(self) -> optuna.Study:
         if self._study is None:
             import optuna
@@ -143,9 +148,7 @@ class TuneProposer:
     def _encode(self, values: dict[str, Any]) -> dict[str, Any]:
         """Configuration -> optuna params (powers of two are searched by exponent)."""
         by_name = {t.name: t for t in self.tunables}
-        return {
-            n: int(v).bit_length() - 1 if by_name[n].pow2 else v for n, v in values.items()
-        }
+        return {n: int(v).bit_length() - 1 if by_name[n].pow2 else v for n, v in values.items()}
 
     def _decode(self, params: dict[str, Any]) -> dict[str, Any]:
         values = {}
@@ -178,7 +181,7 @@ class TuneProposer:
                 best_key, best = key, result
         if best_key is None:
             return dict(self._original)
-        return {t.name: value for t, (_, value) in zip(self.tunables, best_key)}
+        return {t.name: value for t, (_, value) in zip(self.tunables, best_key, strict=True)}
 
     def _unseen_neighbour(self) -> dict[str, Any] | None:
         """A random configuration near the best one that has not been tried yet."""
@@ -186,7 +189,9 @@ class TuneProposer:
         for attempt in range(NEIGHBOUR_TRIES):
             values = dict(start)
             reach = 1 + attempt // 50  # wander further as near points run out
-            for tunable in self._rng.sample(self.tunables, self._rng.randint(1, 2)):
+            for tunable in self._rng.sample(
+                self.tunables, self._rng.randint(1, min(2, len(self.tunables)))
+            ):
                 values[tunable.name] = _step(tunable, values[tunable.name], reach, self._rng)
             if self._key(values) not in self._results:
                 return values
@@ -220,7 +225,9 @@ def _distribution(tunable: Tunable) -> Any:
         return CategoricalDistribution(list(tunable.choices))
     assert tunable.low is not None and tunable.high is not None
     if tunable.pow2:
-        return IntDistribution(int(tunable.low).bit_length() - 1, int(tunable.high).bit_length() - 1)
+        return IntDistribution(
+            int(tunable.low).bit_length() - 1, int(tunable.high).bit_length() - 1
+        )
     if tunable.kind == FLOAT:
         return FloatDistribution(float(tunable.low), float(tunable.high), log=tunable.log)
     return IntDistribution(int(tunable.low), int(tunable.high), log=tunable.log)
@@ -260,7 +267,7 @@ def _step(tunable: Tunable, value: Any, reach: int, rng: random.Random) -> Any:
     if tunable.kind == FLOAT:
         moved = _round_float(moved, tunable)
     else:
-        moved = int(round(moved))
+        moved = round(moved)
         if moved == value:
             moved = value + (1 if steps > 0 else -1)
     return min(high, max(low, moved))
