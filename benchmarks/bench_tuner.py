@@ -173,7 +173,7 @@ def _node(step: int, operator: str, code: str, value: float) -> Node:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=40)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
     args = parser.parse_args()
     budget, seeds = args.budget, args.seeds
     print(f"evaluations to come within 1% of the optimum: median over {seeds} seeds, budget "

@@ -32,7 +32,7 @@ NO_TUNABLES = (
     "--aide-model openai:MODEL (or gemini:MODEL, anthropic:MODEL)."
 )
 
-MAX_ASKS = 8  # TPE proposals tried before falling back to an unseen neighbour
+MAX_ASKS = 3  # TPE proposals tried before falling back to an unseen neighbour
 NEIGHBOUR_TRIES = 300
 FLOAT_DIGITS = 4  # significant digits of a proposed float
 
