@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,23 @@ from pytest_aide.proposers.base import Proposer
 from pytest_aide.search import BaselineError, Policy, Search, SearchContext
 from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
+
+
+def resume_command(args: list[str], run_id: str) -> str:
+    """The user's own command line, with ``--aide-resume RUN_ID`` in place of any earlier one."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--aide-resume":
+            skip = True
+            continue
+        if arg.startswith("--aide-resume="):
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, "--aide-resume", run_id])
 
 
 class RunError(Exception):
@@ -63,6 +81,7 @@ class TargetRun:
     proposer_factory: Callable[[str], Proposer]
     write_line: Callable[[str], None]
     pytest_args: list[str] = field(default_factory=list)
+    invocation_args: list[str] = field(default_factory=list)
     verbose: bool = True
 
     @property
@@ -70,7 +89,7 @@ class TargetRun:
         return self.study.target.relpath(self.rootdir)
 
     def resume_hint(self, journal: Journal) -> str:
-        return f"pytest ... --aide-steps {self.settings.steps} --aide-resume {journal.run_id}"
+        return resume_command(self.invocation_args, journal.run_id)
 
     # -- setting up -----------------------------------------------------------------------
 
@@ -183,16 +202,19 @@ class TargetRun:
                     journal.save(run_dir / "journal.json")
                     raise RunError(f"{self.relpath}: {exc}") from None
             search.run(self.settings.steps)
+            result.stop_reason = search.stop_reason
+            self._finish(result, evaluator, search, original)
         except KeyboardInterrupt:
             journal.outcome = "interrupted"
             journal.save(run_dir / "journal.json")
+            state = "was already written" if result.applied else "is unchanged"
+            again = (f"Resume with: {self.resume_hint(journal)}" if journal.nodes
+                     else "Nothing to resume: the baseline had not finished.")
             self.write_line(
-                f"aide: interrupted; {self.relpath} is unchanged. Journal: "
-                f"{run_dir / 'journal.json'}. Resume with: {self.resume_hint(journal)}"
+                f"aide: interrupted; {self.relpath} {state}. Journal: "
+                f"{run_dir / 'journal.json'}. {again}"
             )
             raise
-        result.stop_reason = search.stop_reason
-        self._finish(result, evaluator, search, original)
         result.elapsed = time.perf_counter() - started
         return result
 
@@ -214,7 +236,8 @@ class TargetRun:
         if improved:
             confirmation = confirm_best(
                 evaluator, self.study.objectives, search.guards, journal.root, best,
-                run_dir / "confirm", self.settings.confirm_rounds, self.write_line,
+                run_dir / "confirm", self.settings.confirm_rounds,
+                lambda line: self.write_line(f"aide: {line}"),
             )
             best.confirmed = confirmation.details
             result.confirmation = confirmation.summary

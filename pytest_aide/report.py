@@ -187,10 +187,14 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     parts = [head]
     if node.is_good:
         parts.append(_values_text(journal, node))
+        if node.error:  # good but not taken as best, e.g. "improvement within noise"
+            parts.append(f"({node.error})")
     else:
         reason = short_reason(node.error)
         parts.append(f"{node.status.upper()}: {reason}" if reason else node.status.upper())
-    best = best_so_far(journal, node.id)
+    # While the run is live the journal's best is the credible one (noise-checked).
+    live = journal.nodes and journal.nodes[-1].id == node.id and journal.best is not None
+    best = journal.best if live else best_so_far(journal, node.id)
     if best is not None and node.operator != "baseline":
         parts.append(_best_text(journal, best))
     parts.append(fmt_seconds(elapsed))

@@ -81,6 +81,9 @@ class AideSession:
             return True
         return None
 
+    def _invocation_args(self) -> list[str]:
+        return [str(arg) for arg in self.config.invocation_params.args]
+
     def _terminal(self) -> Any:
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
@@ -90,6 +93,7 @@ class AideSession:
             terminal.write_line(line, **markup)
 
     def _optimize_all(self) -> bool:
+        from pytest_aide.artifacts import read_source
         from pytest_aide.optimize import RunError, TargetRun
         from pytest_aide.proposers.base import ProposerConfigError
         from pytest_aide.proposers.select import make_proposer
@@ -100,7 +104,7 @@ class AideSession:
         for study in self.studies:
             # Check the proposer before anything runs: a missing key is a usage error.
             try:
-                original = study.target.path.read_text(encoding="utf-8")
+                original = read_source(study.target.path)
                 first, notice = make_proposer(self.settings, original)
             except ProposerConfigError as exc:
                 raise pytest.UsageError(f"{study.target.module}: {exc}") from None
@@ -118,6 +122,7 @@ class AideSession:
                 rootdir=self.rootdir,
                 proposer_factory=factory,
                 write_line=self._write_line,
+                invocation_args=self._invocation_args(),
                 verbose=verbose,
             )
             try:
@@ -184,19 +189,18 @@ class AideSession:
 
     def _optimization_summary(self, terminalreporter: Any) -> None:
         from pytest_aide import report
+        from pytest_aide.optimize import resume_command
 
         terminalreporter.section("aide optimization")
         for result in self.results:
             lines = report.summary_lines(
                 result.journal, result.run_dir, self.rootdir,
                 applied=result.applied, patch=result.patch,
-                resume_hint=f"pytest ... --aide-steps {self.settings.steps} "
-                f"--aide-resume {result.journal.run_id}",
+                resume_hint=resume_command(self._invocation_args(), result.journal.run_id),
             )
             for line in lines:
                 terminalreporter.write_line(line)
-            for extra in (result.confirmation, result.apply_message, result.stop_reason):
-                if extra:
-                    terminalreporter.write_line(f"  {extra}")
+            if not result.applied and result.apply_message:
+                terminalreporter.write_line(f"  {result.apply_message}")
         for error in self.errors:
             terminalreporter.write_line(f"aide error: {error}", red=True)
