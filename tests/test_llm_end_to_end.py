@@ -78,3 +78,36 @@ def test_wrong_faster_module_from_the_llm_is_kept_out(
     assert first.code == wrong and first.status == BUGGY
     assert "test_correct" in first.error
     assert result.ret == 0, result.stdout.str()
+
+
+def test_requests_that_keep_failing_stop_the_search(
+    slow_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeProvider(httpserver, "openai")
+    fake.push(*[fake.error(503) for _ in range(10)])
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("AIDE_LLM_MAX_RETRIES", "0")
+    original = (slow_project.path / "slow.py").read_text()
+    result = slow_project.runpytest_subprocess(
+        "--aide-steps", "8", "--aide-model", "openai:some-model",
+        "--aide-base-url", fake.base_url,
+    )
+    assert (slow_project.path / "slow.py").read_text() == original
+    journal = only_journal(slow_project.path)
+    assert len(journal.nodes) == 4  # the baseline, then three failed requests
+    assert all("HTTP 503" in n.error for n in journal.nodes[1:])
+    assert "in a row" in journal.outcome
+    assert len(fake.received) == 3
+    assert result.ret == 0, result.stdout.str()
+
+
+def test_missing_key_is_a_usage_error(
+    slow_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    result = slow_project.runpytest_subprocess(
+        "--aide-steps", "2", "--aide-model", "anthropic:claude-some-model"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ANTHROPIC_API_KEY*"])

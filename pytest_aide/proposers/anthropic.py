@@ -46,12 +46,15 @@ class AnthropicChat:
         self.model = model
         self._errors = (anthropic.AnthropicError, ValueError)
         self._max_output_tokens = max_output_tokens
-        self._client = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=retry.timeout,
-            max_retries=retry.max_retries,
-        )
+        try:
+            self._client = anthropic.Anthropic(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=retry.timeout,
+                max_retries=retry.max_retries,
+            )
+        except (*self._errors, TypeError) as exc:
+            raise ProposerConfigError(f"cannot set up the anthropic client: {exc}") from None
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
         messages = [{"role": turn.role, "content": turn.text} for turn in turns]

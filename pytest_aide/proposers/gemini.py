@@ -56,7 +56,10 @@ class GeminiChat:
                 jitter=retry.initial_delay,  # tenacity adds up to this many seconds
             ),
         )
-        self._client = genai.Client(api_key=api_key, vertexai=False, http_options=options)
+        try:
+            self._client = genai.Client(api_key=api_key, vertexai=False, http_options=options)
+        except (*self._errors, TypeError) as exc:
+            raise ProposerConfigError(f"cannot set up the gemini client: {exc}") from None
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
         types = self._types

@@ -45,12 +45,15 @@ class OpenAIChat:
         retry = retry or RetryPolicy()
         self.model = model
         self._errors = (openai.OpenAIError, ValueError)
-        self._client = openai.OpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=retry.timeout,
-            max_retries=retry.max_retries,
-        )
+        try:
+            self._client = openai.OpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                timeout=retry.timeout,
+                max_retries=retry.max_retries,
+            )
+        except (*self._errors, TypeError) as exc:
+            raise ProposerConfigError(f"cannot set up the openai client: {exc}") from None
         # A compatible server (base URL given) may reject OpenAI's newer limit parameter or
         # a limit above its context: there the server's own default applies.
         self._limit: dict[str, int] = {}
