@@ -310,3 +310,20 @@ def test_openai_compatible_server_needs_no_key(httpserver) -> None:
     body = fake.received[0].body
     assert body["model"] == "llama3.1:8b"
     assert "max_completion_tokens" not in body  # the server's own limit applies
+
+
+def test_output_token_limit_reaches_the_wire(fake: FakeProvider) -> None:
+    from pytest_aide.proposers.anthropic import AnthropicChat
+    from pytest_aide.proposers.gemini import GeminiChat
+    from pytest_aide.proposers.openai import OpenAIChat
+
+    chat = {"openai": OpenAIChat, "gemini": GeminiChat, "anthropic": AnthropicChat}
+    backend = chat[fake.provider]("test-model", "k", base_url=fake.base_url,
+                                  max_output_tokens=1234)
+    fake.push(fake.text(code_reply(FAST)))
+    assert LLMProposer(backend).propose(make_request()).code == FAST
+    body = fake.received[0].body
+    sent = {"openai": lambda: body["max_completion_tokens"],
+            "gemini": lambda: body["generationConfig"]["maxOutputTokens"],
+            "anthropic": lambda: body["max_tokens"]}[fake.provider]()
+    assert sent == 1234

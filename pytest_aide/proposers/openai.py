@@ -18,9 +18,6 @@ from pytest_aide.proposers.llm import (
     request_failed,
 )
 
-#: Output limit sent to the official API (reasoning tokens count against it too).
-DEFAULT_MAX_OUTPUT_TOKENS = 32_000
-
 
 class OpenAIChat:
     """One chat-completions request per ``complete`` call."""
@@ -34,7 +31,7 @@ class OpenAIChat:
         *,
         base_url: str | None = None,
         retry: RetryPolicy | None = None,
-        max_output_tokens: int | None = DEFAULT_MAX_OUTPUT_TOKENS,
+        max_output_tokens: int | None = None,
     ) -> None:
         try:
             import openai
@@ -54,10 +51,11 @@ class OpenAIChat:
             )
         except (*self._errors, TypeError) as exc:
             raise ProposerConfigError(f"cannot set up the openai client: {exc}") from None
-        # A compatible server (base URL given) may reject OpenAI's newer limit parameter or
-        # a limit above its context: there the server's own default applies.
+        # No limit by default: models differ in their maximum (a limit above it is a 400),
+        # and compatible servers may not know ``max_completion_tokens`` at all; the model's
+        # own maximum applies, and a reply cut off there is handled like any other.
         self._limit: dict[str, int] = {}
-        if max_output_tokens is not None and base_url is None:
+        if max_output_tokens is not None:
             self._limit = {"max_completion_tokens": max_output_tokens}
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
