@@ -267,10 +267,9 @@ def _mann_whitney_p(ref: Sequence[float], cand: Sequence[float], maximize: bool)
     """One-sided p-value that ``cand`` is better (normal approximation, tie and continuity
     corrected, as ``scipy.stats.mannwhitneyu(method="asymptotic")``)."""
     import numpy as np
-    from numpy import concatenate
 
     n, m = len(ref), len(cand)
-    pooled = concatenate([np.asarray(ref, dtype=float), np.asarray(cand, dtype=float)])
+    pooled = np.concatenate([np.asarray(ref, dtype=float), np.asarray(cand, dtype=float)])
     ranks = _average_ranks(pooled)
     u_cand = float(ranks[n:].sum()) - m * (m + 1) / 2.0
     sigma = _rank_sigma(ref, cand)

@@ -203,3 +203,17 @@ def test_interleaved_zero_baseline_round_is_not_better():
     runs = [([1.0] * 10, [0.5] * 10), ([0.0] * 10, [0.5] * 10)]
     verdict = confirm_interleaved(runs, maximize=True)
     assert not verdict.better and "zero" in verdict.method
+
+
+def test_benchmark_times_rounds_like_pytest_benchmark():
+    """Smoke test of benchmarks/bench_noise.py's measurement (the script is not run here)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_noise.py"
+    spec = importlib.util.spec_from_file_location("bench_noise", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    samples = bench.measure(bench.faster_function, max_time=0.005)
+    assert len(samples) >= 5 and all(0 < s < 0.01 for s in samples)
