@@ -52,7 +52,11 @@ def resume_command(args: list[str], run_id: str) -> str:
 
 
 class RunError(Exception):
-    """The run cannot go on (baseline fails, resume refused); nothing was written."""
+    """The run cannot go on (the baseline fails); nothing was written."""
+
+
+class ResumeError(RunError):
+    """``--aide-resume`` names no usable run: a usage error."""
 
 
 @dataclass
@@ -106,14 +110,14 @@ class TargetRun:
                 mine.append(path.parent)
         if wanted == "latest":
             if not mine:
-                raise RunError(f"--aide-resume latest: no earlier run for {self.relpath} in "
+                raise ResumeError(f"--aide-resume latest: no earlier run for {self.relpath} in "
                                f"{log_dir}")
             return mine[-1]
         path = log_dir / wanted
         if not (path / "journal.json").is_file():
-            raise RunError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
+            raise ResumeError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
         if path not in mine:
-            raise RunError(f"--aide-resume {wanted}: that run optimized another target, "
+            raise ResumeError(f"--aide-resume {wanted}: that run optimized another target, "
                            f"not {self.relpath}")
         return path
 
@@ -122,14 +126,14 @@ class TargetRun:
             run_dir = self._find_run(self.settings.resume)
             journal = Journal.load(run_dir / "journal.json")
             if journal.original_sha256 != sha256(original):
-                raise RunError(
+                raise ResumeError(
                     f"cannot resume {journal.run_id}: {self.relpath} changed since that run "
                     "started (its journal's candidates were written for the old file). "
                     "Start a new run, or restore the file from "
                     f"{run_dir / ('original_' + self.study.target.path.name)}."
                 )
             if not journal.nodes:
-                raise RunError(f"cannot resume {journal.run_id}: its journal has no baseline")
+                raise ResumeError(f"cannot resume {journal.run_id}: its journal has no baseline")
             return journal, run_dir, True
         run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
         journal = Journal(
@@ -163,7 +167,7 @@ class TargetRun:
         journal, run_dir, resumed = self._open(original)
         evaluator = Evaluator(
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
-            pytest_args=self.pytest_args,
+            pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
         )
         proposer = self.proposer_factory(original)
         context = SearchContext(
@@ -201,6 +205,11 @@ class TargetRun:
                     journal.outcome = f"baseline failed: {exc}"
                     journal.save(run_dir / "journal.json")
                     raise RunError(f"{self.relpath}: {exc}") from None
+                if search.skipped_guards:
+                    self.write_line(
+                        f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
+                        "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
+                    )
             search.run(self.settings.steps)
             result.stop_reason = search.stop_reason
             self._finish(result, evaluator, search, original)

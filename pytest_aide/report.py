@@ -212,13 +212,20 @@ def _display_path(path: Path, rootdir: Path) -> str:
 
 
 def confirmed_text(confirmed: dict) -> str:
-    """The interleaved re-measurement of the best, in one sentence."""
+    """The re-measurement of the best, in one sentence."""
+    verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
+    if confirmed.get("method") == "rerun":
+        return f"{verdict}: the best was run again and still beat the baseline" if confirmed.get(
+            "confirmed") else f"{verdict}: the best did not beat the baseline when run again"
     metric = confirmed.get("metric", "metric")
     change = fmt_change(confirmed.get("change"))
     interval = ""
     if confirmed.get("low") is not None and confirmed.get("high") is not None:
         interval = f" (interval {fmt_change(confirmed['low'])} .. {fmt_change(confirmed['high'])})"
-    verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
+    rounds = confirmed.get("rounds")
+    if isinstance(rounds, int):
+        return (f"{verdict}: {metric} {change}{interval}, re-measured over {rounds} rounds "
+                "interleaved with the baseline")
     return f"{verdict}: {metric} {change}{interval}, re-measured interleaved with the baseline"
 
 

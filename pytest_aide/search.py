@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_aide.evaluator import Evaluator
+from pytest_aide.evaluator import Evaluation, Evaluator
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
 from pytest_aide.judge import is_better, judge
 from pytest_aide.objective import ObjectiveError, score
@@ -83,6 +83,7 @@ class Search:
         self.policy = policy
         self.objectives: list[Objective] = context.study.objectives
         self.guards: list[str] = []
+        self.skipped_guards: list[str] = []
         self.stop_reason = ""
         self.last_request_failed = False
 
@@ -92,12 +93,16 @@ class Search:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def _evaluate(self, node: Node) -> None:
+    def _evaluate(self, node: Node, guards: list[str] | None = None) -> Evaluation:
         started = time.perf_counter()
         workdir = self.context.run_dir / "nodes" / f"{node.id:04d}"
         evaluation = self.context.evaluator.evaluate(node.code, workdir)
         node.duration = time.perf_counter() - started
-        judgement = judge(evaluation, self.objectives, self.guards or self.context.study.nodeids)
+        self._judge(node, evaluation, self.guards if guards is None else guards)
+        return evaluation
+
+    def _judge(self, node: Node, evaluation: Evaluation, guards: list[str]) -> None:
+        judgement = judge(evaluation, self.objectives, guards)
         node.status = judgement.status
         node.metrics = judgement.metrics
         node.samples = judgement.samples
@@ -111,10 +116,22 @@ class Search:
                 node.status, node.error = BUGGY, str(exc)
 
     def baseline(self) -> Node:
-        """Evaluate the original code as the root; raise BaselineError when it cannot be."""
+        """Evaluate the original code as the root; raise BaselineError when it cannot be.
+
+        Guard tests that the original code skips or xfails (a GPU-only test on a CPU
+        machine, say) guard nothing here and are left out; every other test must pass.
+        """
         node = Node(id=0, parent=None, step=0, operator="baseline", plan="original code",
                     code=self.context.original_code, started=time.time())
-        self._evaluate(node)
+        marked = {o.nodeid for o in self.objectives}
+        evaluation = self._evaluate(node, self.context.study.nodeids)
+        self.skipped_guards = [
+            n for n in self.context.study.nodeids
+            if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}
+        ]
+        if self.skipped_guards:
+            kept = [n for n in self.context.study.nodeids if n not in self.skipped_guards]
+            self._judge(node, evaluation, kept)
         if node.status != GOOD:
             raise BaselineError(_baseline_message(node))
         self.guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]

@@ -94,7 +94,7 @@ class AideSession:
 
     def _optimize_all(self) -> bool:
         from pytest_aide.artifacts import read_source
-        from pytest_aide.optimize import RunError, TargetRun
+        from pytest_aide.optimize import ResumeError, RunError, TargetRun
         from pytest_aide.proposers.base import ProposerConfigError
         from pytest_aide.proposers.select import make_proposer
 
@@ -127,6 +127,8 @@ class AideSession:
             )
             try:
                 result = run.run()
+            except ResumeError as exc:
+                raise pytest.UsageError(str(exc)) from None
             except RunError as exc:
                 self.errors.append(str(exc))
                 self._write_line(f"aide: {exc}", red=True)
@@ -142,7 +144,8 @@ class AideSession:
         self._write_line("aide: running the selected tests against the final code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
-                              timeout=self.settings.timeout)
+                              timeout=self.settings.timeout,
+                              protected_exclude=[self.settings.log_dir])
         nodeids = [item.nodeid for item in session.items]
         evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)
         hook = self.config.hook

@@ -165,3 +165,18 @@ def test_journal_round_trips(tmp_path: Path) -> None:
     again = Journal.load(tmp_path / "journal.json")
     assert again.to_dict() == journal.to_dict()
     assert [n.id for n in again.path_to(2)] == [0, 1, 2]
+
+
+def test_guards_the_original_skips_are_left_out(slow_project) -> None:
+    slow_project.makepyfile(
+        test_slow=(slow_project.path / "test_slow.py").read_text()
+        + "\n\n@pytest.mark.skip(reason='needs a GPU')\ndef test_gpu_only():\n    assert False\n"
+    )
+    search, journal = make_search(
+        slow_project, ScriptedProposer([]), Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.context.study.guard_nodeids.append("test_slow.py::test_gpu_only")
+    root = search.baseline()
+    assert root.status == GOOD
+    assert search.skipped_guards == ["test_slow.py::test_gpu_only"]
+    assert "test_slow.py::test_gpu_only" not in search.guards
