@@ -32,7 +32,7 @@ def run_with_fake(project: pytest.Pytester, httpserver, provider: str, reply_cod
     monkeypatch.setenv(KEY_VARIABLE[provider], "test-key")
     result = project.runpytest_subprocess(
         "--aide-steps", "2", "--aide-model", model_for(provider),
-        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "1",
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
     )
     return result, fake
 
@@ -90,7 +90,7 @@ def test_requests_that_keep_failing_stop_the_search(
     original = (slow_project.path / "slow.py").read_text()
     result = slow_project.runpytest_subprocess(
         "--aide-steps", "8", "--aide-model", "openai:some-model",
-        "--aide-base-url", fake.base_url,
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
     )
     assert (slow_project.path / "slow.py").read_text() == original
     journal = only_journal(slow_project.path)
