@@ -9,6 +9,7 @@ journal, and the journal is saved before the next step, so a killed run loses on
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from pytest_aide.evaluator import Evaluation, Evaluator
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
 from pytest_aide.judge import is_better, judge
+from pytest_aide.metrics import resolve
 from pytest_aide.objective import ObjectiveError, score
 from pytest_aide.proposers.base import (
     ObjectiveInfo,
@@ -84,6 +86,7 @@ class Search:
         self.objectives: list[Objective] = context.study.objectives
         self.guards: list[str] = []
         self.skipped_guards: list[str] = []
+        self.output_metrics: list[str] = []  # metrics read from printed lines
         self.stop_reason = ""
         self.last_request_failed = False
 
@@ -128,6 +131,11 @@ class Search:
         self.skipped_guards = [
             n for n in self.context.study.nodeids
             if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}
+        ]
+        self.output_metrics = [
+            o.metric for o in self.objectives
+            if (result := evaluation.tests.get(o.nodeid))
+            and resolve(result.measurement, o.metric)[1] == "output"
         ]
         if self.skipped_guards:
             kept = [n for n in self.context.study.nodeids if n not in self.skipped_guards]
@@ -222,6 +230,11 @@ class Search:
             node.status = BUGGY
             node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
             return
+        forged = forges_output_metric(node.code, self.context.original_code, self.output_metrics)
+        if forged:
+            node.status = TAMPERED
+            node.error = forged
+            return
         self._evaluate(node)
 
     def run(self, steps: int) -> None:
@@ -247,6 +260,20 @@ class Search:
                     f"${self.context.budget_usd:.4f}"
                 )
                 break
+
+
+def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
+    """A reason when the candidate adds text that could print a ``metric: value`` line.
+
+    A metric read from the captured output is only as honest as what prints it: a candidate
+    must not be able to print the line itself.
+    """
+    for metric in metrics:
+        pattern = re.compile(rf"(^|[^\w.-]){re.escape(metric)}\s*[:=]", re.MULTILINE)
+        if len(pattern.findall(code)) > len(pattern.findall(original)):
+            return (f"the candidate adds text that prints the metric line '{metric}: ...' "
+                    "(the metric is read from the test's output)")
+    return ""
 
 
 def _baseline_message(node: Node) -> str:

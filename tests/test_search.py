@@ -172,7 +172,7 @@ def test_guards_the_original_skips_are_left_out(slow_project) -> None:
         test_slow=(slow_project.path / "test_slow.py").read_text()
         + "\n\n@pytest.mark.skip(reason='needs a GPU')\ndef test_gpu_only():\n    assert False\n"
     )
-    search, journal = make_search(
+    search, _ = make_search(
         slow_project, ScriptedProposer([]), Objective("test_slow.py::test_speed", "mean", False)
     )
     search.context.study.guard_nodeids.append("test_slow.py::test_gpu_only")
@@ -180,3 +180,13 @@ def test_guards_the_original_skips_are_left_out(slow_project) -> None:
     assert root.status == GOOD
     assert search.skipped_guards == ["test_slow.py::test_gpu_only"]
     assert "test_slow.py::test_gpu_only" not in search.guards
+
+
+def test_a_candidate_printing_an_output_metric_is_tampered() -> None:
+    from pytest_aide.search import forges_output_metric
+
+    original = "def run():\n    return 0.5\n"
+    cheat = "def run():\n    print('accuracy: 1.0')\n    return 0.5\n"
+    assert "accuracy" in forges_output_metric(cheat, original, ["accuracy"])
+    assert forges_output_metric(original + "# tweak\n", original, ["accuracy"]) == ""
+    assert forges_output_metric(cheat, original, []) == ""
