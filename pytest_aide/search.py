@@ -26,6 +26,7 @@ from pytest_aide.proposers.base import (
     ProposalRequest,
     Proposer,
     ProposerError,
+    SearchExhausted,
 )
 from pytest_aide.study import Objective, Study
 
@@ -184,7 +185,8 @@ class Search:
             steps=steps,
         )
 
-    def step(self, step: int, steps: int) -> Node:
+    def step(self, step: int, steps: int) -> Node | None:
+        """One proposal, judged and journaled; None when the proposer has nothing new."""
         operator, parent = self.policy.next(self.journal)
         node = Node(id=len(self.journal.nodes), parent=parent.id, step=step, operator=operator,
                     plan="", code="", started=time.time(),
@@ -194,6 +196,9 @@ class Search:
         began = time.perf_counter()
         try:
             proposal = self.context.proposer.propose(self._request(operator, parent, step, steps))
+        except SearchExhausted as exc:
+            self.stop_reason = f"stopped early: {exc}"
+            return None
         except ProposerError as exc:
             node.status, node.error = BUGGY, f"proposal failed: {exc}"
             self.last_request_failed = type(exc).__name__ == "ProposerRequestError"
@@ -241,7 +246,8 @@ class Search:
         """Propose until the journal holds ``steps`` proposals, or a stop condition."""
         failed_requests = 0
         while len(self.journal.nodes) - 1 < steps:
-            self.step(len(self.journal.nodes), steps)
+            if self.step(len(self.journal.nodes), steps) is None:
+                break
             if self.last_request_failed:
                 failed_requests += 1
             else:

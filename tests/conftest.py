@@ -7,7 +7,7 @@ import pytest
 SLOW_MODULE = '''\
 import time
 
-CHUNK = 2  # aide: choices 1 2 4 8 16
+CHUNK = 2  # aide: choices 1 2 3 4 6 8 12 16 24 32
 
 
 def work(n):

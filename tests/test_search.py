@@ -11,7 +11,12 @@ import pytest
 from pytest_aide.evaluator import Evaluator
 from pytest_aide.journal import BUGGY, GOOD, Journal, Node
 from pytest_aide.objective import ObjectiveError, score
-from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerError
+from pytest_aide.proposers.base import (
+    Proposal,
+    ProposalRequest,
+    ProposerError,
+    SearchExhausted,
+)
 from pytest_aide.search import BaselineError, Policy, Search, SearchContext
 from pytest_aide.study import Objective, Study, Target
 
@@ -82,6 +87,8 @@ class ScriptedProposer:
 
     def propose(self, request: ProposalRequest) -> Proposal:
         self.requests.append(request)
+        if not self.codes:
+            raise SearchExhausted("nothing left to try")
         code = self.codes.pop(0)
         if code == "FAIL":
             raise ProposerError("the model said nothing useful")
@@ -190,3 +197,14 @@ def test_a_candidate_printing_an_output_metric_is_tampered() -> None:
     assert "accuracy" in forges_output_metric(cheat, original, ["accuracy"])
     assert forges_output_metric(original + "# tweak\n", original, ["accuracy"]) == ""
     assert forges_output_metric(cheat, original, []) == ""
+
+
+def test_the_search_stops_early_when_the_proposer_is_exhausted(slow_project) -> None:
+    fast = (slow_project.path / "slow.py").read_text().replace("CHUNK = 2", "CHUNK = 16")
+    search, journal = make_search(
+        slow_project, ScriptedProposer([fast]), Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.baseline()
+    search.run(10)
+    assert len(journal.nodes) == 2
+    assert search.stop_reason == "stopped early: nothing left to try"
