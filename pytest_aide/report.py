@@ -7,12 +7,12 @@ same report can be rebuilt from a ``journal.json`` long after the run. The HTML 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 from pathlib import Path
 
+from pytest_aide.artifacts import unified_patch
 from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node, write_atomic
 
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
@@ -297,13 +297,8 @@ def _totals_text(journal: Journal) -> str:
 
 
 def unified_diff(before: str, after: str, path: str) -> str:
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
-        fromfile=f"a/{path}",
-        tofile=f"b/{path}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    """The same diff as ``best.patch``, so the report shows what ``git apply`` takes."""
+    return unified_patch(before, after, path)
 
 
 def _fence(text: str) -> str:
