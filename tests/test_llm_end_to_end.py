@@ -13,8 +13,46 @@ from llm_fake import KEY_VARIABLE, PROVIDERS, FakeProvider, code_reply
 
 from pytest_aide.journal import BUGGY, Journal
 
-FAST_CORRECT_EDIT = "CHUNK = 16  # fewer sleeps per call"
-WRONG_EDIT_FROM, WRONG_EDIT_TO = "total +=", "total -="
+SLOW = """\
+import time
+
+CHUNK = 2
+
+
+def work(n):
+    total = 0
+    for start in range(0, n, CHUNK):
+        time.sleep(0.0004)
+        total += sum(range(start, min(start + CHUNK, n)))
+    return total
+"""
+
+TESTS = """\
+import pytest
+from slow import work
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 100])
+def test_correct(n):
+    assert work(n) == sum(range(n))
+
+
+@pytest.mark.optimize(metric="mean")
+def test_speed(benchmark):
+    benchmark.pedantic(work, args=(48,), rounds=12, iterations=1)
+"""
+
+FAST = SLOW.replace("CHUNK = 2\n", "CHUNK = 16  # fewer sleeps per call\n")
+WRONG_BUT_FAST = FAST.replace("total +=", "total -=")
+
+
+@pytest.fixture
+def llm_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """This file's own project: slow.py (its CHUNK decides its speed) and its tests."""
+    (pytester.path / "slow.py").write_text(SLOW)
+    (pytester.path / "test_slow.py").write_text(TESTS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    return pytester
 
 
 def model_for(provider: str) -> str:
@@ -44,18 +82,14 @@ def only_journal(root: Path) -> Journal:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_correct_faster_module_from_the_llm_is_applied(
-    slow_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
+    llm_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = slow_project.path / "slow.py"
-    original = target.read_text()
-    fast = original.replace("CHUNK = 2  # aide: choices 1 2 4 8 16", FAST_CORRECT_EDIT)
-    fast = fast.rstrip("\n") + "\n"  # what the parser returns: a module ends with a newline
-    assert fast != original
-    result, fake = run_with_fake(slow_project, httpserver, provider, fast, monkeypatch)
+    target = llm_project.path / "slow.py"
+    result, fake = run_with_fake(llm_project, httpserver, provider, FAST, monkeypatch)
     assert result.ret == 0, result.stdout.str()
-    assert target.read_text() == fast
-    journal = only_journal(slow_project.path)
-    assert journal.best is not None and journal.best.code == fast
+    assert target.read_text() == FAST
+    journal = only_journal(llm_project.path)
+    assert journal.best is not None and journal.best.code == FAST
     assert journal.best.usage.input_tokens == 100  # as the fake reported
     first_prompt = fake.received[0].text()
     assert "def work(n):" in first_prompt and "def test_correct(n):" in first_prompt
@@ -64,36 +98,32 @@ def test_correct_faster_module_from_the_llm_is_applied(
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_wrong_faster_module_from_the_llm_is_kept_out(
-    slow_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
+    llm_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    target = slow_project.path / "slow.py"
-    original = target.read_text()
-    wrong = original.replace("CHUNK = 2  # aide: choices 1 2 4 8 16", FAST_CORRECT_EDIT)
-    wrong = wrong.replace(WRONG_EDIT_FROM, WRONG_EDIT_TO).rstrip("\n") + "\n"
-    result, _ = run_with_fake(slow_project, httpserver, provider, wrong, monkeypatch)
-    assert target.read_text() == original
-    journal = only_journal(slow_project.path)
+    target = llm_project.path / "slow.py"
+    result, _ = run_with_fake(llm_project, httpserver, provider, WRONG_BUT_FAST, monkeypatch)
+    assert target.read_text() == SLOW
+    journal = only_journal(llm_project.path)
     assert journal.best_id in (None, 0)
     first = journal.nodes[1]
-    assert first.code == wrong and first.status == BUGGY
+    assert first.code == WRONG_BUT_FAST and first.status == BUGGY
     assert "test_correct" in first.error
     assert result.ret == 0, result.stdout.str()
 
 
 def test_requests_that_keep_failing_stop_the_search(
-    slow_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch
+    llm_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeProvider(httpserver, "openai")
     fake.push(*[fake.error(503) for _ in range(10)])
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("AIDE_LLM_MAX_RETRIES", "0")
-    original = (slow_project.path / "slow.py").read_text()
-    result = slow_project.runpytest_subprocess(
+    result = llm_project.runpytest_subprocess(
         "--aide-steps", "8", "--aide-model", "openai:some-model",
         "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
     )
-    assert (slow_project.path / "slow.py").read_text() == original
-    journal = only_journal(slow_project.path)
+    assert (llm_project.path / "slow.py").read_text() == SLOW
+    journal = only_journal(llm_project.path)
     assert len(journal.nodes) == 4  # the baseline, then three failed requests
     assert all("HTTP 503" in n.error for n in journal.nodes[1:])
     assert "in a row" in journal.outcome
@@ -102,11 +132,11 @@ def test_requests_that_keep_failing_stop_the_search(
 
 
 def test_missing_key_is_a_usage_error(
-    slow_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    llm_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    result = slow_project.runpytest_subprocess(
+    result = llm_project.runpytest_subprocess(
         "--aide-steps", "2", "--aide-model", "anthropic:claude-some-model"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
