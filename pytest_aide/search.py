@@ -26,6 +26,7 @@ from pytest_aide.proposers.base import (
     ProposalRequest,
     Proposer,
     ProposerError,
+    ProposerRequestError,
     SearchExhausted,
 )
 from pytest_aide.study import Objective, Study
@@ -201,7 +202,7 @@ class Search:
             return None
         except ProposerError as exc:
             node.status, node.error = BUGGY, f"proposal failed: {exc}"
-            self.last_request_failed = type(exc).__name__ == "ProposerRequestError"
+            self.last_request_failed = isinstance(exc, ProposerRequestError)
             node.plan = "(no proposal)"
             usage = getattr(exc, "usage", None)
             if isinstance(usage, Usage):
