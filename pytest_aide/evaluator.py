@@ -24,8 +24,8 @@ from typing import Any
 from pytest_aide.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.integrity import new_findings
 from pytest_aide.metrics import Measurement, resolve
+from pytest_aide.settings import WORKER_ENV
 from pytest_aide.study import Objective, Study
-from pytest_aide.worker import CONFIG_ENV
 
 PASSED = "passed"
 #: Variables a candidate must never see: provider keys and anything that looks secret.
@@ -184,7 +184,7 @@ class Evaluator:
         results_path = Path(settings["results"])
         results_path.unlink(missing_ok=True)
         env = child_environment()
-        env[CONFIG_ENV] = str(settings_path)
+        env[WORKER_ENV] = str(settings_path)
         env["PYTEST_AIDE_WORKDIR"] = str(workdir)
         output_path = workdir / "output.txt"
         started = time.perf_counter()

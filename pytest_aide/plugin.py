@@ -10,8 +10,7 @@ import os
 
 import pytest
 
-from pytest_aide.settings import add_options
-from pytest_aide.worker import CONFIG_ENV
+from pytest_aide.settings import WORKER_ENV, add_options
 
 MARKER_HELP = (
     "optimize(metric, maximize=None, target=None): let pytest-aide optimize the target "
@@ -26,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    if os.environ.get(CONFIG_ENV):
+    if os.environ.get(WORKER_ENV):
         return  # inside an evaluation child: the worker plugin does the work
     from pytest_aide.session import AideSession
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+#: Set in an evaluation's child process: the path of the worker's settings (worker.py).
+WORKER_ENV = "PYTEST_AIDE_WORKER"
+
 #: (name, type, default, help). Each is ``--aide-<name>`` and ini ``aide_<name>``.
 OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("steps", "int", None, "proposals per target; 0 or absent: a normal test run"),

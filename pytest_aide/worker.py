@@ -20,8 +20,8 @@ import pytest
 
 from pytest_aide.integrity import MeasuringIntegrity
 from pytest_aide.metrics import measure_item
+from pytest_aide.settings import WORKER_ENV
 
-CONFIG_ENV = "PYTEST_AIDE_WORKER"
 #: Identities of clocks and measuring code, recorded before the candidate first runs.
 _INTEGRITY = MeasuringIntegrity()
 
@@ -44,7 +44,7 @@ class CandidateFinder(importlib.abc.MetaPathFinder):
 
 
 def _load_config() -> dict[str, Any]:
-    location = os.environ.get(CONFIG_ENV)
+    location = os.environ.get(WORKER_ENV)
     if not location:
         return {}
     return json.loads(Path(location).read_text(encoding="utf-8"))
