@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from hello_kernel import fused_scores
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

@@ -11,7 +11,6 @@ import os
 
 import pytest
 import torch
-
 from triton_softmax import softmax
 
 ON_GPU = torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1"
