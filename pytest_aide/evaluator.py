@@ -8,6 +8,7 @@ its whole process group; one that dies without results is an error, never a pass
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -198,10 +199,8 @@ class Evaluator:
 
 def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) -> None:
     """Kill the child's whole process group (grandchildren too); reap the child."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if not only_leftovers:
         process.wait()
 

@@ -145,7 +145,8 @@ def benchmark_measurement(fixture: Any) -> tuple[dict[str, float], list[float], 
 
 def measure_item(item: Any, stdout: str) -> Measurement:
     """Collect a finished test item's measurement (used in-process and in the worker)."""
-    benchmark, samples, extra = benchmark_measurement(getattr(item, "funcargs", {}).get("benchmark"))
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    benchmark, samples, extra = benchmark_measurement(fixture)
     properties = {}
     for key, value in getattr(item, "user_properties", []):
         number = _as_number(value)

@@ -1,0 +1,103 @@
+"""Confirming the final best before it may reach the user's file.
+
+A best found during the search was measured once, next to whatever the machine was doing
+then. Before it is written, timed metrics are measured again against the baseline,
+interleaved (baseline, best, baseline, best, ...) in fresh processes, and the change must
+hold across those rounds. Untimed metrics (accuracy, ...) are re-run once and must still
+beat the baseline and pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_aide.evaluator import Evaluator
+from pytest_aide.journal import GOOD, Node
+from pytest_aide.judge import LOCATION_STATS, judge
+from pytest_aide.objective import ObjectiveError, score
+from pytest_aide.study import Objective
+
+
+@dataclass
+class Confirmation:
+    confirmed: bool
+    summary: str
+    details: dict[str, Any]
+
+
+def confirm_best(
+    evaluator: Evaluator,
+    objectives: list[Objective],
+    guards: list[str],
+    root: Node,
+    best: Node,
+    workdir: Path,
+    rounds: int,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Confirmation:
+    timed = [o for o in objectives if o.metric in LOCATION_STATS and best.samples.get(o.nodeid)]
+    if timed and rounds > 0:
+        return _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
+                              progress)
+    return _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress)
+
+
+def _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress) -> Confirmation:
+    progress("confirming the best: running it again")
+    evaluation = evaluator.evaluate(best.code, workdir / "rerun")
+    judgement = judge(evaluation, objectives, guards)
+    if judgement.status != GOOD:
+        return Confirmation(False, "the best did not pass again: " + judgement.error[:300],
+                            {"confirmed": False})
+    try:
+        value = score(objectives, judgement.metrics, root.metrics)
+    except ObjectiveError as exc:
+        return Confirmation(False, str(exc), {"confirmed": False})
+    confirmed = root.objective is not None and value > root.objective
+    summary = "reproduced on a second run" if confirmed else "not better than the baseline again"
+    return Confirmation(confirmed, summary, {"confirmed": confirmed, "method": "rerun",
+                                             "rerun_objective": value})
+
+
+def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
+                   progress) -> Confirmation:
+    from pytest_aide.noise import confirm_interleaved
+
+    nodeids = [o.nodeid for o in timed]
+    pairs: dict[str, list[tuple[list[float], list[float]]]] = {n: [] for n in nodeids}
+    for index in range(rounds):
+        progress(f"confirming the best: interleaved round {index + 1}/{rounds}")
+        measured = {}
+        for label, code in (("baseline", root.code), ("best", best.code)):
+            evaluation = evaluator.evaluate(code, workdir / f"{index}-{label}", nodeids=nodeids)
+            judgement = judge(evaluation, timed, [])
+            if judgement.status != GOOD:
+                return Confirmation(
+                    False, f"the {label} failed while confirming: {judgement.error[:300]}",
+                    {"confirmed": False},
+                )
+            measured[label] = judgement.samples
+        for nodeid in nodeids:
+            pairs[nodeid].append((measured["baseline"].get(nodeid, []),
+                                  measured["best"].get(nodeid, [])))
+    verdicts = {n: confirm_interleaved(pairs[n], maximize=False) for n in nodeids}
+    confirmed = all(v.better for v in verdicts.values())
+    parts = [f"{n.split('::')[-1]} {v.describe()}" for n, v in verdicts.items()]
+    summary = ("confirmed" if confirmed else "NOT confirmed") + f" over {rounds} interleaved " \
+        "rounds: " + "; ".join(parts)
+    first = next(iter(verdicts.values()))
+    details = {
+        "confirmed": confirmed,
+        "method": "interleaved",
+        "rounds": rounds,
+        "change": first.change,
+        "low": first.low,
+        "high": first.high,
+        "metric": "time",
+        "per_test": {n: {"change": v.change, "low": v.low, "high": v.high, "better": v.better}
+                     for n, v in verdicts.items()},
+    }
+    return Confirmation(confirmed, summary, details)

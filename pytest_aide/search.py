@@ -1,0 +1,237 @@
+"""AIDE's tree search over candidates: draft, debug, improve.
+
+The policy is AIDE's: draft independent rewrites of the original until there are enough
+drafts; then, with probability ``debug_prob``, debug a buggy leaf whose debug chain is not
+too deep; otherwise improve the best good node. Every node is evaluated, judged, put in the
+journal, and the journal is saved before the next step, so a killed run loses one step.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_aide.evaluator import Evaluator
+from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
+from pytest_aide.judge import is_better, judge
+from pytest_aide.objective import ObjectiveError, score
+from pytest_aide.proposers.base import (
+    ObjectiveInfo,
+    Proposal,
+    ProposalRequest,
+    Proposer,
+    ProposerError,
+)
+from pytest_aide.study import Objective, Study
+
+MAX_FAILED_REQUESTS = 3
+DUPLICATE = "candidate is identical to node"
+
+
+class BaselineError(Exception):
+    """The original code does not pass or measure; the search cannot start."""
+
+
+@dataclass
+class Policy:
+    """AIDE's choice of the next operator and parent node."""
+
+    drafts: int
+    debug_prob: float
+    max_debug_depth: int
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self, journal: Journal) -> tuple[str, Node]:
+        nodes = journal.nodes[1:]
+        if sum(1 for n in nodes if n.operator == "draft") < self.drafts:
+            return "draft", journal.root
+        if self.rng.random() < self.debug_prob:
+            debuggable = [
+                n for n in nodes
+                if n.status == BUGGY and n.code and not n.error.startswith(DUPLICATE)
+                and not journal.children(n.id)
+                and n.debug_depth < self.max_debug_depth
+            ]
+            if debuggable:
+                return "debug", self.rng.choice(debuggable)
+        best = journal.best or journal.root
+        return "improve", best
+
+
+@dataclass
+class SearchContext:
+    """What the search needs besides the journal: how to propose, run and report."""
+
+    study: Study
+    evaluator: Evaluator
+    proposer: Proposer
+    run_dir: Path
+    original_code: str
+    test_sources: dict[str, str]
+    instructions: str = ""
+    budget_usd: float | None = None
+    on_step: Callable[[Node], None] = lambda node: None
+
+
+class Search:
+    def __init__(self, context: SearchContext, journal: Journal, policy: Policy) -> None:
+        self.context = context
+        self.journal = journal
+        self.policy = policy
+        self.objectives: list[Objective] = context.study.objectives
+        self.guards: list[str] = []
+        self.stop_reason = ""
+        self.last_request_failed = False
+
+    @property
+    def journal_path(self) -> Path:
+        return self.context.run_dir / "journal.json"
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def _evaluate(self, node: Node) -> None:
+        started = time.perf_counter()
+        workdir = self.context.run_dir / "nodes" / f"{node.id:04d}"
+        evaluation = self.context.evaluator.evaluate(node.code, workdir)
+        node.duration = time.perf_counter() - started
+        judgement = judge(evaluation, self.objectives, self.guards or self.context.study.nodeids)
+        node.status = judgement.status
+        node.metrics = judgement.metrics
+        node.samples = judgement.samples
+        node.outcomes = judgement.outcomes
+        node.error = judgement.error
+        if node.status == GOOD:
+            baseline = self.journal.root.metrics if self.journal.nodes else None
+            try:
+                node.objective = score(self.objectives, node.metrics, baseline)
+            except ObjectiveError as exc:
+                node.status, node.error = BUGGY, str(exc)
+
+    def baseline(self) -> Node:
+        """Evaluate the original code as the root; raise BaselineError when it cannot be."""
+        node = Node(id=0, parent=None, step=0, operator="baseline", plan="original code",
+                    code=self.context.original_code, started=time.time())
+        self._evaluate(node)
+        if node.status != GOOD:
+            raise BaselineError(_baseline_message(node))
+        self.guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
+        self.journal.nodes.append(node)
+        self.journal.best_id = 0
+        self.journal.save(self.journal_path)
+        self.context.proposer.observe(node, None)
+        self.context.on_step(node)
+        return node
+
+    def resume_state(self) -> None:
+        """Rebuild what the loop needs from a loaded journal (guards, proposer memory)."""
+        root = self.journal.root
+        self.guards = [n for n, outcome in root.outcomes.items() if outcome == "passed"]
+        for node in self.journal.nodes:
+            self.context.proposer.observe(node, None)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _request(self, operator: str, parent: Node, step: int, steps: int) -> ProposalRequest:
+        best = self.journal.best
+        infos = [
+            ObjectiveInfo(
+                nodeid=o.nodeid, metric=o.metric, maximize=o.maximize,
+                baseline=self.journal.root.metrics.get(o.nodeid),
+                best=best.metrics.get(o.nodeid) if best else None,
+            )
+            for o in self.objectives
+        ]
+        return ProposalRequest(
+            operator=operator,
+            parent=parent,
+            target_path=self.journal.target,
+            module=self.journal.module,
+            original_code=self.context.original_code,
+            test_sources=self.context.test_sources,
+            objectives=infos,
+            memory=list(self.journal.nodes),
+            instructions=self.context.instructions,
+            error_output=parent.error if operator == "debug" else "",
+            step=step,
+            steps=steps,
+        )
+
+    def step(self, step: int, steps: int) -> Node:
+        operator, parent = self.policy.next(self.journal)
+        node = Node(id=len(self.journal.nodes), parent=parent.id, step=step, operator=operator,
+                    plan="", code="", started=time.time(),
+                    debug_depth=parent.debug_depth + 1 if operator == "debug" else 0)
+        proposal: Proposal | None = None
+        self.last_request_failed = False
+        began = time.perf_counter()
+        try:
+            proposal = self.context.proposer.propose(self._request(operator, parent, step, steps))
+        except ProposerError as exc:
+            node.status, node.error = BUGGY, f"proposal failed: {exc}"
+            self.last_request_failed = type(exc).__name__ == "ProposerRequestError"
+            node.plan = "(no proposal)"
+            usage = getattr(exc, "usage", None)
+            if isinstance(usage, Usage):
+                node.usage = usage
+        node.propose_seconds = time.perf_counter() - began
+        if proposal is not None:
+            node.plan, node.code, node.usage = proposal.plan, proposal.code, proposal.usage
+            self._check_and_evaluate(node)
+        self.journal.nodes.append(node)
+        if node.status == GOOD:
+            best = self.journal.best or self.journal.root
+            better, why = is_better(node, best, self.objectives)
+            if better:
+                self.journal.best_id = node.id
+            elif why not in {"not better", ""}:
+                node.error = why
+        self.journal.save(self.journal_path)
+        self.context.proposer.observe(node, proposal)
+        self.context.on_step(node)
+        return node
+
+    def _check_and_evaluate(self, node: Node) -> None:
+        duplicate = next((n for n in self.journal.nodes if n.code == node.code), None)
+        if duplicate is not None:
+            node.status = BUGGY
+            node.error = f"{DUPLICATE} {duplicate.id}: nothing changed"
+            return
+        try:
+            compile(node.code, self.journal.target, "exec")
+        except SyntaxError as exc:
+            node.status = BUGGY
+            node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
+            return
+        self._evaluate(node)
+
+    def run(self, steps: int) -> None:
+        """Propose until the journal holds ``steps`` proposals, or a stop condition."""
+        failed_requests = 0
+        while len(self.journal.nodes) - 1 < steps:
+            self.step(len(self.journal.nodes), steps)
+            if self.last_request_failed:
+                failed_requests += 1
+            else:
+                failed_requests = 0
+            if failed_requests >= MAX_FAILED_REQUESTS:
+                self.stop_reason = (
+                    f"stopped after {MAX_FAILED_REQUESTS} failed proposal requests in a row"
+                )
+                break
+            cost = self.journal.total_usage().cost_usd
+            if self.context.budget_usd is not None and cost is not None and (
+                cost >= self.context.budget_usd
+            ):
+                self.stop_reason = (
+                    f"stopped: estimated cost ${cost:.4f} reached the budget "
+                    f"${self.context.budget_usd:.4f}"
+                )
+                break
+
+
+def _baseline_message(node: Node) -> str:
+    what = "is tampered" if node.status == TAMPERED else "does not pass or measure"
+    return f"the original code {what}, so there is nothing to improve from:\n{node.error}"
