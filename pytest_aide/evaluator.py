@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_aide.boundary import ProjectGuard, measuring_code_dirs
+from pytest_aide.integrity import new_findings
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
 from pytest_aide.worker import CONFIG_ENV
@@ -100,12 +102,13 @@ class Evaluation:
         lines += self.collection_errors
         for nodeid in self.not_passed(nodeids):
             result = self.tests.get(nodeid)
-            detail = result.longrepr.strip() if result else ""
+            detail = result.longrepr.strip()[-1500:] if result else ""
             lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
-        if not lines or self.status != "completed":
-            lines.append(self.output_tail)
-        text = "\n".join(line for line in lines if line)
-        return text[-limit:]
+        text = "\n".join(line for line in lines if line)[:limit]
+        if self.status != "completed" or not text:
+            room = max(0, limit - len(text) - 1)
+            text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
+        return text
 
 
 @dataclass
@@ -117,6 +120,9 @@ class Evaluator:
     timeout: float = 600.0
     python: str = sys.executable
     pytest_args: list[str] = field(default_factory=list)
+    #: Paths under the rootdir that are not the project (the log dir): not guarded.
+    protected_exclude: list[Path] = field(default_factory=list)
+    _guard: ProjectGuard | None = field(default=None, init=False, repr=False, compare=False)
 
     def command(self, nodeids: list[str]) -> list[str]:
         return [
@@ -149,8 +155,29 @@ class Evaluator:
     def evaluate(
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None
     ) -> Evaluation:
-        """Run the tests with ``source`` as the target module (None: the file on disk)."""
+        """Run the tests with ``source`` as the target module (None: the file on disk).
+
+        Whatever the run changed in the project is undone and, like code that reaches into
+        the measuring machinery, listed in ``Evaluation.tampered``.
+        """
         workdir.mkdir(parents=True, exist_ok=True)
+        if self._guard is None:
+            watch = measuring_code_dirs(self.rootdir)
+            self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
+        original = _read_text(self.study.target.path)
+        token = self._guard.begin(exclude=[workdir])
+        try:
+            evaluation = self._run(source, workdir, nodeids)
+        finally:
+            trusted = source is None or source == original
+            changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
+        evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
+        if source is not None:
+            found = new_findings(source, original)
+            evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
+        return evaluation
+
+    def _run(self, source: str | None, workdir: Path, nodeids: list[str] | None) -> Evaluation:
         settings = self._worker_settings(source, workdir)
         settings_path = workdir / "worker.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
@@ -195,6 +222,13 @@ class Evaluator:
         if status == "completed":
             _read_results(evaluation, results_path)
         return evaluation
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) -> None:

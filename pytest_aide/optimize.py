@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,8 +34,29 @@ from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
 
 
+def resume_command(args: list[str], run_id: str) -> str:
+    """The user's own command line, with ``--aide-resume RUN_ID`` in place of any earlier one."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--aide-resume":
+            skip = True
+            continue
+        if arg.startswith("--aide-resume="):
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, "--aide-resume", run_id])
+
+
 class RunError(Exception):
-    """The run cannot go on (baseline fails, resume refused); nothing was written."""
+    """The run cannot go on (the baseline fails); nothing was written."""
+
+
+class ResumeError(RunError):
+    """``--aide-resume`` names no usable run: a usage error."""
 
 
 @dataclass
@@ -63,6 +85,7 @@ class TargetRun:
     proposer_factory: Callable[[str], Proposer]
     write_line: Callable[[str], None]
     pytest_args: list[str] = field(default_factory=list)
+    invocation_args: list[str] = field(default_factory=list)
     verbose: bool = True
 
     @property
@@ -70,7 +93,7 @@ class TargetRun:
         return self.study.target.relpath(self.rootdir)
 
     def resume_hint(self, journal: Journal) -> str:
-        return f"pytest ... --aide-steps {self.settings.steps} --aide-resume {journal.run_id}"
+        return resume_command(self.invocation_args, journal.run_id)
 
     # -- setting up -----------------------------------------------------------------------
 
@@ -87,14 +110,14 @@ class TargetRun:
                 mine.append(path.parent)
         if wanted == "latest":
             if not mine:
-                raise RunError(f"--aide-resume latest: no earlier run for {self.relpath} in "
+                raise ResumeError(f"--aide-resume latest: no earlier run for {self.relpath} in "
                                f"{log_dir}")
             return mine[-1]
         path = log_dir / wanted
         if not (path / "journal.json").is_file():
-            raise RunError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
+            raise ResumeError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
         if path not in mine:
-            raise RunError(f"--aide-resume {wanted}: that run optimized another target, "
+            raise ResumeError(f"--aide-resume {wanted}: that run optimized another target, "
                            f"not {self.relpath}")
         return path
 
@@ -103,14 +126,14 @@ class TargetRun:
             run_dir = self._find_run(self.settings.resume)
             journal = Journal.load(run_dir / "journal.json")
             if journal.original_sha256 != sha256(original):
-                raise RunError(
+                raise ResumeError(
                     f"cannot resume {journal.run_id}: {self.relpath} changed since that run "
                     "started (its journal's candidates were written for the old file). "
                     "Start a new run, or restore the file from "
                     f"{run_dir / ('original_' + self.study.target.path.name)}."
                 )
             if not journal.nodes:
-                raise RunError(f"cannot resume {journal.run_id}: its journal has no baseline")
+                raise ResumeError(f"cannot resume {journal.run_id}: its journal has no baseline")
             return journal, run_dir, True
         run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
         journal = Journal(
@@ -144,7 +167,7 @@ class TargetRun:
         journal, run_dir, resumed = self._open(original)
         evaluator = Evaluator(
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
-            pytest_args=self.pytest_args,
+            pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
         )
         proposer = self.proposer_factory(original)
         context = SearchContext(
@@ -183,16 +206,19 @@ class TargetRun:
                     journal.save(run_dir / "journal.json")
                     raise RunError(f"{self.relpath}: {exc}") from None
             search.run(self.settings.steps)
+            result.stop_reason = search.stop_reason
+            self._finish(result, evaluator, search, original)
         except KeyboardInterrupt:
             journal.outcome = "interrupted"
             journal.save(run_dir / "journal.json")
+            state = "was already written" if result.applied else "is unchanged"
+            again = (f"Resume with: {self.resume_hint(journal)}" if journal.nodes
+                     else "Nothing to resume: the baseline had not finished.")
             self.write_line(
-                f"aide: interrupted; {self.relpath} is unchanged. Journal: "
-                f"{run_dir / 'journal.json'}. Resume with: {self.resume_hint(journal)}"
+                f"aide: interrupted; {self.relpath} {state}. Journal: "
+                f"{run_dir / 'journal.json'}. {again}"
             )
             raise
-        result.stop_reason = search.stop_reason
-        self._finish(result, evaluator, search, original)
         result.elapsed = time.perf_counter() - started
         return result
 
@@ -214,7 +240,8 @@ class TargetRun:
         if improved:
             confirmation = confirm_best(
                 evaluator, self.study.objectives, search.guards, journal.root, best,
-                run_dir / "confirm", self.settings.confirm_rounds, self.write_line,
+                run_dir / "confirm", self.settings.confirm_rounds,
+                lambda line: self.write_line(f"aide: {line}"),
             )
             best.confirmed = confirmation.details
             result.confirmation = confirmation.summary

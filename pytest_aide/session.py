@@ -81,6 +81,9 @@ class AideSession:
             return True
         return None
 
+    def _invocation_args(self) -> list[str]:
+        return [str(arg) for arg in self.config.invocation_params.args]
+
     def _terminal(self) -> Any:
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
@@ -90,7 +93,8 @@ class AideSession:
             terminal.write_line(line, **markup)
 
     def _optimize_all(self) -> bool:
-        from pytest_aide.optimize import RunError, TargetRun
+        from pytest_aide.artifacts import read_source
+        from pytest_aide.optimize import ResumeError, RunError, TargetRun
         from pytest_aide.proposers.base import ProposerConfigError
         from pytest_aide.proposers.select import make_proposer
 
@@ -100,7 +104,7 @@ class AideSession:
         for study in self.studies:
             # Check the proposer before anything runs: a missing key is a usage error.
             try:
-                original = study.target.path.read_text(encoding="utf-8")
+                original = read_source(study.target.path)
                 first, notice = make_proposer(self.settings, original)
             except ProposerConfigError as exc:
                 raise pytest.UsageError(f"{study.target.module}: {exc}") from None
@@ -118,10 +122,13 @@ class AideSession:
                 rootdir=self.rootdir,
                 proposer_factory=factory,
                 write_line=self._write_line,
+                invocation_args=self._invocation_args(),
                 verbose=verbose,
             )
             try:
                 result = run.run()
+            except ResumeError as exc:
+                raise pytest.UsageError(str(exc)) from None
             except RunError as exc:
                 self.errors.append(str(exc))
                 self._write_line(f"aide: {exc}", red=True)
@@ -137,7 +144,8 @@ class AideSession:
         self._write_line("aide: running the selected tests against the final code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
-                              timeout=self.settings.timeout)
+                              timeout=self.settings.timeout,
+                              protected_exclude=[self.settings.log_dir])
         nodeids = [item.nodeid for item in session.items]
         evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)
         hook = self.config.hook
@@ -184,19 +192,18 @@ class AideSession:
 
     def _optimization_summary(self, terminalreporter: Any) -> None:
         from pytest_aide import report
+        from pytest_aide.optimize import resume_command
 
         terminalreporter.section("aide optimization")
         for result in self.results:
             lines = report.summary_lines(
                 result.journal, result.run_dir, self.rootdir,
                 applied=result.applied, patch=result.patch,
-                resume_hint=f"pytest ... --aide-steps {self.settings.steps} "
-                f"--aide-resume {result.journal.run_id}",
+                resume_hint=resume_command(self._invocation_args(), result.journal.run_id),
             )
             for line in lines:
                 terminalreporter.write_line(line)
-            for extra in (result.confirmation, result.apply_message, result.stop_reason):
-                if extra:
-                    terminalreporter.write_line(f"  {extra}")
+            if not result.applied and result.apply_message:
+                terminalreporter.write_line(f"  {result.apply_message}")
         for error in self.errors:
             terminalreporter.write_line(f"aide error: {error}", red=True)

@@ -18,9 +18,12 @@ from typing import Any
 
 import pytest
 
+from pytest_aide.integrity import MeasuringIntegrity
 from pytest_aide.metrics import measure_item
 
 CONFIG_ENV = "PYTEST_AIDE_WORKER"
+#: Identities of clocks and measuring code, recorded before the candidate first runs.
+_INTEGRITY = MeasuringIntegrity()
 
 
 class CandidateFinder(importlib.abc.MetaPathFinder):
@@ -34,6 +37,7 @@ class CandidateFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         if fullname != self.module:
             return None
+        _INTEGRITY.arm()  # the candidate's code runs next: record the baseline first
         return importlib.util.spec_from_file_location(
             fullname, self.path, submodule_search_locations=self.search_locations
         )
@@ -97,6 +101,7 @@ class WorkerRecorder:
         report: pytest.TestReport = outcome.get_result()
         if report.when == "call" or (report.when == "setup" and not report.passed):
             entry = self._test(item.nodeid)
+            _INTEGRITY.check_measurement(item)
             entry["measurement"] = measure_item(item, report.capstdout).to_dict()
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -107,6 +112,8 @@ class WorkerRecorder:
         self.collected = [item.nodeid for item in session.items]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            _INTEGRITY.check(f"after {report.nodeid}")
         entry = self._test(report.nodeid)
         entry["outcome"] = _outcome(entry["outcome"], report)
         entry["duration"] += report.duration
@@ -122,19 +129,23 @@ class WorkerRecorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.results_path is None:
             return
+        _INTEGRITY.check("at the end of the session")
         payload = {
             "exitstatus": int(exitstatus),
             "collected": self.collected,
             "collection_errors": self.collection_errors,
             "tests": self.tests,
             "reports": self.reports,
-            "tampered": [],
+            "tampered": _INTEGRITY.tampered,
         }
         temporary = self.results_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(payload, default=str), encoding="utf-8")
         os.replace(temporary, self.results_path)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark has loaded its timer
 def pytest_configure(config: pytest.Config) -> None:
     if _CONFIG:
+        _INTEGRITY.arm()
+        _INTEGRITY.note_benchmark_timer(config)
         config.pluginmanager.register(WorkerRecorder(config, _CONFIG), "aide-worker-recorder")

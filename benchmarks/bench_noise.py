@@ -1,0 +1,219 @@
+"""Does ``compare_samples`` call noise a speedup? Measured with real timings on this machine.
+
+Each evaluation in pytest-aide runs the benchmark in a fresh pytest process, so each
+measurement here is a fresh Python process that times a real function the way
+pytest-benchmark does (calibrated iterations per round, ``time.perf_counter``, per-round
+times divided by the iterations). Then, side by side:
+
+(a) identical candidates: the same function measured in two separate processes, as two
+    evaluations would. How often is the candidate called "better"?
+(b) a real 10% speedup: a function doing 10% less work (the true ratio is checked by a long
+    interleaved measurement). How often is it detected?
+
+for ``compare_samples`` (rank test + Hodges-Lehmann interval + min_effect) and for the naive
+rule "candidate mean < reference mean". Then (c) ``confirm_interleaved`` over a few
+alternating rounds, for both cases.
+
+Run: ``python benchmarks/bench_noise.py [--trials 100] [--max-time 0.05]`` (about 3 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+WORK = 2000  # loop iterations of the reference function
+
+
+def reference_function() -> int:
+    total = 0
+    for i in range(WORK):
+        total += (i * i) % 7
+    return total
+
+
+def faster_function() -> int:
+    """The same loop doing 10% less work."""
+    total = 0
+    for i in range(WORK * 9 // 10):
+        total += (i * i) % 7
+    return total
+
+
+FUNCTIONS: dict[str, Callable[[], int]] = {
+    "reference": reference_function,
+    "faster": faster_function,
+}
+
+
+def measure(function: Callable[[], object], max_time: float, min_rounds: int = 5) -> list[float]:
+    """Per-round times per call, as pytest-benchmark's ``BenchmarkFixture._raw`` records them
+    (default settings: min_time 5us, calibration_precision 10, no warmup)."""
+    timer = time.perf_counter
+    precision = min(_timer_precision(timer) for _ in range(3))
+    min_time = max(0.000005, precision * 10)
+
+    def run(loops: range) -> float:
+        start = timer()
+        for _ in loops:
+            function()
+        return timer() - start
+
+    loops = 1
+    while True:  # pytest-benchmark's _calibrate_timer
+        duration = run(range(loops))
+        if duration >= min_time:
+            break
+        if duration >= min_time * 5 / 10:
+            loops = math.ceil(min_time * loops / duration)
+            if loops == 1:
+                break
+        else:
+            loops *= 10
+    rounds = max(math.ceil(max_time / duration), min_rounds)
+    loops_range = range(loops)
+    return [run(loops_range) / loops for _ in range(rounds)]
+
+
+def _timer_precision(timer: Callable[[], float]) -> float:
+    t1 = timer()
+    t2 = timer()
+    while t2 == t1:
+        t2 = timer()
+    return t2 - t1
+
+
+def measure_in_fresh_process(name: str, max_time: float) -> list[float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", name, "--max-time", str(max_time)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(output)
+
+
+def run_trials(
+    candidate: str, trials: int, max_time: float, alpha: float, min_effect: float
+) -> dict[str, object]:
+    from pytest_aide.noise import compare_samples
+
+    ours = rank_only = naive = 0
+    changes = []
+    for trial in range(trials):
+        # Alternate which one runs first so that slow drift favours neither side.
+        if trial % 2:
+            cand = measure_in_fresh_process(candidate, max_time)
+            ref = measure_in_fresh_process("reference", max_time)
+        else:
+            ref = measure_in_fresh_process("reference", max_time)
+            cand = measure_in_fresh_process(candidate, max_time)
+        verdict = compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=min_effect)
+        ours += verdict.better
+        rank_only += compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=0.0).better
+        naive += sum(cand) / len(cand) < sum(ref) / len(ref)
+        changes.append(verdict.change)
+    return {"ours": ours / trials, "rank": rank_only / trials, "naive": naive / trials,
+            "changes": changes, "n": len(ref)}
+
+
+def run_interleaved(
+    candidate: str, trials: int, rounds: int, max_time: float, alpha: float, min_effect: float
+) -> tuple[float, float]:
+    from pytest_aide.noise import confirm_interleaved
+
+    better = naive = 0
+    for _ in range(trials):
+        runs = []
+        for index in range(rounds):
+            if index % 2 == 0:
+                ref = measure_in_fresh_process("reference", max_time)
+                cand = measure_in_fresh_process(candidate, max_time)
+            else:
+                cand = measure_in_fresh_process(candidate, max_time)
+                ref = measure_in_fresh_process("reference", max_time)
+            runs.append((ref, cand))
+        better += confirm_interleaved(runs, maximize=False, alpha=alpha,
+                                      min_effect=min_effect).better
+        naive += sum(_mean(c) for _, c in runs) < sum(_mean(r) for r, _ in runs)
+    return better / trials, naive / trials
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def true_ratio(seconds: float) -> float:
+    """The faster function's true time ratio: many interleaved in-process measurements."""
+    import statistics
+
+    ratios = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        ref = statistics.median(measure(reference_function, 0.02))
+        fast = statistics.median(measure(faster_function, 0.02))
+        ratios.append(fast / ref)
+    return statistics.median(ratios)
+
+
+def spread(changes: list[float]) -> str:
+    import statistics
+
+    ordered = sorted(changes)
+    q = statistics.quantiles(ordered, n=20)
+    return f"median {statistics.median(ordered):+.1%}, 5-95% [{q[0]:+.1%}, {q[-1]:+.1%}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child")
+    parser.add_argument("--max-time", type=float, default=0.05)
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--confirm-trials", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--alpha", type=float, default=None)
+    parser.add_argument("--min-effect", type=float, default=None)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(FUNCTIONS[args.child], args.max_time)))
+        return
+    import inspect
+
+    from pytest_aide.noise import compare_samples
+
+    defaults = inspect.signature(compare_samples).parameters
+    alpha = args.alpha if args.alpha is not None else defaults["alpha"].default
+    min_effect = args.min_effect if args.min_effect is not None else defaults["min_effect"].default
+    started = time.perf_counter()
+    print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} alpha={alpha} "
+          f"min_effect={min_effect} max_time={args.max_time}s per measurement")
+    ratio = true_ratio(8.0)
+    print(f"true time ratio faster/reference (long interleaved measurement): {ratio:.3f}")
+    same = run_trials("reference", args.trials, args.max_time, alpha, min_effect)
+    fast = run_trials("faster", args.trials, args.max_time, alpha, min_effect)
+    same_c = run_interleaved("reference", args.confirm_trials, args.rounds, args.max_time,
+                             alpha, min_effect)
+    fast_c = run_interleaved("faster", args.confirm_trials, args.rounds, args.max_time,
+                             alpha, min_effect)
+    print(f"rounds per measurement: {same['n']}; one fresh process per measurement")
+    print(f"{'case':<44} {'ours':>7} {'rank only':>10} {'means':>7}")
+    rows = [
+        (f"(a) identical, one pair: called better (n={args.trials})", same),
+        (f"(b) 10% faster, one pair: detected (n={args.trials})", fast),
+    ]
+    for label, result in rows:
+        print(f"{label:<44} {result['ours']:>7.1%} {result['rank']:>10.1%} {result['naive']:>7.1%}")
+    label = f"({args.rounds} rounds interleaved, n={args.confirm_trials})"
+    print(f"{'(c) identical, ' + label:<44} {same_c[0]:>7.1%} {'':>10} {same_c[1]:>7.1%}")
+    print(f"{'(d) 10% faster, ' + label:<44} {fast_c[0]:>7.1%} {'':>10} {fast_c[1]:>7.1%}")
+    print(f"estimated change, identical: {spread(same['changes'])}")
+    print(f"estimated change, faster:    {spread(fast['changes'])}")
+    print(f"total time {time.perf_counter() - started:.0f}s")
+
+
+if __name__ == "__main__":
+    main()

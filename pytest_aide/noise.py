@@ -1,0 +1,324 @@
+"""Deciding whether a candidate is really better than a reference, given noisy samples.
+
+Comparing two means calls an identical candidate "better" about half the time: each
+measurement is one draw from a noisy distribution. This module decides from the raw
+per-round samples that pytest-benchmark records (``stats.data``) instead:
+
+- ``compare_samples``: one measurement of each side. The candidate is better only when a
+  one-sided rank test (Mann-Whitney U) rejects "no difference" at ``alpha`` in the
+  improving direction, the Hodges-Lehmann interval for the relative change excludes zero,
+  and the estimated change is at least ``min_effect``.
+- ``confirm_interleaved``: the final check, where baseline and best were measured
+  alternately in fresh processes; it adds a consistency requirement across rounds.
+
+Timings are compared on a log scale, so that a change is a ratio (a 10% speedup is the
+same effect for a slow and a fast function) and the interval is one for the typical
+ratio candidate / reference. Only standard-library maths and numpy (already a dependency
+of optuna) are used, imported lazily, so importing this module costs nothing.
+
+What the samples cannot tell (measured by ``benchmarks/bench_noise.py`` on a shared 2-core
+machine): the same function measured in two fresh processes differs by -10%..+19% (5-95%)
+even back to back, and by 70% when another process shares the core during one of them;
+such a measurement looks just as clean inside as an undisturbed one, so no within-sample
+statistic can see it, and rank-test p-values alone are far too confident. ``min_effect``
+(5%) is the guard for one comparison (it still calls identical code better in roughly
+one case in five on that machine, against one in two for the means), and
+``confirm_interleaved`` over five or more alternating rounds is the one to trust before
+the user's file is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from statistics import NormalDist
+from typing import Any
+
+#: Fewer usable samples than this on either side: never "better".
+MIN_SAMPLES = 5
+#: Defaults chosen from ``benchmarks/bench_noise.py`` (see the module docstring).
+DEFAULT_ALPHA = 0.01
+DEFAULT_MIN_EFFECT = 0.05
+#: Fewer usable rounds than this in ``confirm_interleaved``: never "better".
+MIN_ROUNDS = 2
+#: Share of rounds (rounded up) that must each improve by ``min_effect`` in
+#: ``confirm_interleaved``: one round in four may be spoiled by the machine.
+CONSISTENT_SHARE = 0.75
+#: Longer sample lists are reduced to this many medians of contiguous blocks (see
+#: ``_block_medians``): rounds that follow each other are correlated, so thousands of them
+#: do not carry thousands of independent observations, and pairwise differences stay cheap.
+MAX_POINTS = 64
+
+_STANDARD_NORMAL = NormalDist()
+
+
+@dataclass
+class Verdict:
+    """Whether the candidate is better, by how much, and how sure we are.
+
+    ``change`` is the relative change of the candidate's typical value against the
+    reference (-0.10: 10% lower); ``low``/``high`` bound it (a ``1 - 2 * alpha`` interval,
+    so that each side has error ``alpha``); infinite bounds mean "no information".
+    """
+
+    better: bool
+    change: float
+    low: float
+    high: float
+    p_value: float | None
+    method: str
+    rounds: list[float] = field(default_factory=list)  # per-round changes (interleaved only)
+
+    def describe(self) -> str:
+        """E.g. ``-10.2% [-12.1%, -8.0%]``."""
+        if math.isnan(self.change):
+            return "n/a"
+        if math.isinf(self.low) and math.isinf(self.high):
+            return f"{_percent(self.change)} (no interval: {self.method})"
+        return f"{_percent(self.change)} [{_percent(self.low)}, {_percent(self.high)}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (non-finite numbers become None), e.g. for ``Node.confirmed``."""
+        data = asdict(self)
+        for key in ("change", "low", "high", "p_value"):
+            value = data[key]
+            if value is not None and not math.isfinite(value):
+                data[key] = None
+        return data
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:+.1f}%"
+
+
+def compare_samples(
+    reference: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    maximize: bool,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> Verdict:
+    """Decide whether ``candidate`` is better than ``reference`` from their raw samples.
+
+    ``maximize`` is the direction of the samples themselves (per-round times: False).
+    Better requires all of:
+
+    1. at least ``MIN_SAMPLES`` finite samples on each side;
+    2. a one-sided Mann-Whitney U test rejects at ``alpha`` in the improving direction;
+    3. the Hodges-Lehmann ``1 - 2 * alpha`` interval for the relative change excludes zero;
+    4. the estimated change is at least ``min_effect`` (0.05: 5%) in the improving direction.
+
+    More than ``MAX_POINTS`` samples per side are first reduced to medians of contiguous
+    blocks. Everything is deterministic (no resampling).
+    """
+    ref, cand = _finite(reference), _finite(candidate)
+    if len(ref) < MIN_SAMPLES or len(cand) < MIN_SAMPLES:
+        return _too_few(ref, cand, f"too few samples (n={len(ref)} vs {len(cand)}, "
+                                   f"need {MIN_SAMPLES} each)")
+    ref, cand = _block_medians(ref), _block_medians(cand)
+    scale = _scale(ref, cand)
+    if scale is None:
+        return Verdict(False, math.nan, -math.inf, math.inf, None,
+                       "reference median is zero: no relative change")
+    change, low, high = _hodges_lehmann(ref, cand, alpha, scale)
+    p_value = _mann_whitney_p(ref, cand, maximize)
+    better, why = _decide(change, low, high, p_value, maximize, alpha, min_effect)
+    method = f"Mann-Whitney U + Hodges-Lehmann ({scale} scale, n={len(ref)} vs {len(cand)}): {why}"
+    return Verdict(better, change, low, high, p_value, method)
+
+
+def confirm_interleaved(
+    runs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    *,
+    maximize: bool,
+    alpha: float = DEFAULT_ALPHA,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+) -> Verdict:
+    """Decide from rounds of (baseline samples, best samples), each round in fresh processes.
+
+    The final check measures baseline and best alternately (A B, B A, A B, ...: alternating
+    which goes first cancels a linear drift within a round). The best is confirmed better
+    only when all of:
+
+    1. at least ``MIN_ROUNDS`` rounds have ``MIN_SAMPLES`` finite samples on each side;
+    2. consistency: at least ``CONSISTENT_SHARE`` (3/4, rounded up) of the rounds each show
+       an improvement of the median by ``min_effect`` or more. A real change between fresh
+       processes shows up round after round; noise (another process sharing the core,
+       a different memory layout) shifts single rounds by tens of percent either way, so
+       one spoiled round in four is tolerated but a majority of lucky rounds is not enough;
+    3. the median of the per-round changes is at least ``min_effect``;
+    4. the pooled test: each round's samples (both sides) are divided by that round's
+       combined median, which removes drift of the level between rounds (the machine
+       getting faster or slower) without favouring either side; the pooled normalized
+       samples (each round reduced to the same number of block medians, so that rounds
+       weigh the same) must then pass ``compare_samples``.
+
+    Five or more rounds are recommended: with fewer, rule 2 asks for every round.
+    ``change`` is the median of the per-round changes (listed in ``rounds``); ``low``/``high``
+    span both the pooled test's interval and the range of the per-round changes (the noise
+    between processes, which the pooled samples cannot show); ``p_value`` is the pooled one.
+    """
+    usable = [(_finite(a), _finite(b)) for a, b in runs]
+    usable = [(a, b) for a, b in usable if len(a) >= MIN_SAMPLES and len(b) >= MIN_SAMPLES]
+    if len(usable) < MIN_ROUNDS:
+        return Verdict(False, math.nan, -math.inf, math.inf, None,
+                       f"too few usable rounds ({len(usable)} of {len(runs)}, need "
+                       f"{MIN_ROUNDS} with {MIN_SAMPLES}+ samples per side)")
+    per_round = [_median_change(a, b) for a, b in usable]
+    if any(math.isnan(c) for c in per_round):
+        return Verdict(False, math.nan, -math.inf, math.inf, None,
+                       "a round's baseline median is zero: no relative change", per_round)
+    pooled_ref: list[float] = []
+    pooled_cand: list[float] = []
+    for a, b in usable:
+        level = _median(a + b) or _median(a)  # the latter is not zero (checked above)
+        # Block medians per round first, so that each round weighs the same in the pool.
+        pooled_ref += [x / level for x in _block_medians(a, MAX_POINTS // len(usable) or 1)]
+        pooled_cand += [x / level for x in _block_medians(b, MAX_POINTS // len(usable) or 1)]
+    pooled = compare_samples(pooled_ref, pooled_cand, maximize=maximize, alpha=alpha,
+                             min_effect=min_effect)
+    sign = 1.0 if maximize else -1.0
+    improved = sum(sign * c >= min_effect for c in per_round)
+    needed = math.ceil(CONSISTENT_SHARE * len(per_round))
+    typical = _median(per_round)
+    big_enough = sign * typical >= min_effect
+    better = pooled.better and improved >= needed and big_enough
+    reasons = [
+        f"{improved}/{len(per_round)} rounds improved by {min_effect:.0%}+ (need {needed})",
+        f"median round change {_percent(typical)}",
+        f"pooled: {pooled.method}",
+    ]
+    # The pooled interval only knows the noise within rounds; the rounds' own spread adds
+    # the noise between processes (the range of k rounds holds their median with
+    # probability 1 - 2 ** (1 - k)).
+    low, high = min(pooled.low, *per_round), max(pooled.high, *per_round)
+    return Verdict(better, typical, low, high, pooled.p_value,
+                   "interleaved rounds; " + "; ".join(reasons), per_round)
+
+
+def _decide(
+    change: float, low: float, high: float, p_value: float, maximize: bool, alpha: float,
+    min_effect: float,
+) -> tuple[bool, str]:
+    sign = 1.0 if maximize else -1.0
+    if p_value > alpha:
+        return False, f"p={p_value:.3g} > alpha={alpha}"
+    bound = low if maximize else high
+    if sign * bound <= 0:
+        return False, f"interval includes zero ({_percent(low)}, {_percent(high)})"
+    if sign * change < min_effect:
+        return False, f"change {_percent(change)} smaller than min_effect {min_effect:.1%}"
+    return True, f"p={p_value:.3g} <= alpha={alpha}, change {_percent(change)}"
+
+
+def _too_few(ref: list[float], cand: list[float], why: str) -> Verdict:
+    change = _median_change(ref, cand) if ref and cand else math.nan
+    return Verdict(False, change, -math.inf, math.inf, None, why)
+
+
+def _finite(values: Sequence[float]) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _median(values: Sequence[float]) -> float:
+    import numpy as np
+
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def _median_change(ref: Sequence[float], cand: Sequence[float]) -> float:
+    base = _median(ref)
+    return math.nan if base == 0 else (_median(cand) - base) / abs(base)
+
+
+def _block_medians(values: list[float], points: int = MAX_POINTS) -> list[float]:
+    """Medians of ``points`` contiguous blocks (the batch-means method of simulation output
+    analysis): consecutive rounds drift together, blocks of them are close to independent."""
+    if len(values) <= points:
+        return values
+    import numpy as np
+
+    blocks = np.array_split(np.asarray(values, dtype=float), points)
+    return [float(np.median(block)) for block in blocks]
+
+
+def _scale(ref: list[float], cand: list[float]) -> str | None:
+    """``log`` when every sample is positive (times), else ``linear`` (None: unusable)."""
+    if min(ref) > 0 and min(cand) > 0:
+        return "log"
+    return None if _median(ref) == 0 else "linear"
+
+
+def _rank_sigma(ref: Sequence[float], cand: Sequence[float]) -> float:
+    """Standard deviation of U under the null, corrected for ties."""
+    import numpy as np
+
+    n, m = len(ref), len(cand)
+    total = n + m
+    _, counts = np.unique(np.concatenate([ref, cand]), return_counts=True)
+    ties = float(np.sum(counts.astype(float) ** 3 - counts))
+    variance = n * m / 12.0 * ((total + 1) - ties / (total * (total - 1)))
+    return math.sqrt(max(variance, 0.0))
+
+
+def _mann_whitney_p(ref: Sequence[float], cand: Sequence[float], maximize: bool) -> float:
+    """One-sided p-value that ``cand`` is better (normal approximation, tie and continuity
+    corrected, as ``scipy.stats.mannwhitneyu(method="asymptotic")``)."""
+    import numpy as np
+
+    n, m = len(ref), len(cand)
+    pooled = np.concatenate([np.asarray(ref, dtype=float), np.asarray(cand, dtype=float)])
+    ranks = _average_ranks(pooled)
+    u_cand = float(ranks[n:].sum()) - m * (m + 1) / 2.0
+    sigma = _rank_sigma(ref, cand)
+    if sigma == 0:
+        return 1.0
+    # U of the candidate is large when its values are large.
+    excess = (u_cand - n * m / 2.0) if maximize else (n * m / 2.0 - u_cand)
+    return _STANDARD_NORMAL.cdf(-(excess - 0.5) / sigma)
+
+
+def _average_ranks(values: Any) -> Any:
+    import numpy as np
+
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    starts = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(values)] - 1
+    average = (first + last) / 2.0 + 1.0
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = average[group]
+    return ranks
+
+
+def _hodges_lehmann(
+    ref: list[float], cand: list[float], alpha: float, scale: str
+) -> tuple[float, float, float]:
+    """Relative change of the typical value, with its ``1 - 2 * alpha`` interval.
+
+    The Hodges-Lehmann shift is the median of all pairwise differences candidate - reference
+    (of logs on the log scale, so the shift is a log ratio); its distribution-free interval
+    takes the order statistics of those differences at the rank test's critical value.
+    """
+    import numpy as np
+
+    a, b = np.asarray(ref, dtype=float), np.asarray(cand, dtype=float)
+    if scale == "log":
+        a, b = np.log(a), np.log(b)
+    differences = np.sort((b[None, :] - a[:, None]).ravel())
+    count = len(differences)
+    shift = float(np.median(differences))
+    z = _STANDARD_NORMAL.inv_cdf(1.0 - alpha)
+    critical = math.floor(count / 2.0 - z * _rank_sigma(ref, cand))
+    if critical < 0:
+        lower, upper = -math.inf, math.inf
+    else:
+        lower, upper = float(differences[critical]), float(differences[count - 1 - critical])
+    if scale == "log":
+        return math.expm1(shift), math.expm1(lower), math.expm1(upper)
+    base = abs(_median(ref))
+    return shift / base, lower / base, upper / base
