@@ -82,6 +82,6 @@ def test_offline_search_runs(pytester: pytest.Pytester, name: str) -> None:
     journal = json.loads(journals[0].read_text(encoding="utf-8"))
     assert journal["finished"]
     nodes = journal["nodes"]
-    assert [node["operator"] for node in nodes][0] == "baseline"
+    assert nodes[0]["operator"] == "baseline"
     assert len(nodes) == 4  # the baseline and three proposals
     assert nodes[0]["status"] == "good", nodes[0]["error"]

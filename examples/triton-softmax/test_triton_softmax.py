@@ -49,12 +49,14 @@ def test_rows_sum_to_one() -> None:
 
 @pytest.mark.optimize(metric="mean")
 def test_speed(benchmark) -> None:
+    # pytest-aide judges a candidate from the per-round times with a rank test, which needs
+    # at least five rounds per side.
     if ON_GPU:
         x = make_input(4096, 2048, seed=0)
         rounds, warmup = 50, 5
     else:
-        x = make_input(8, 512, seed=0)
-        rounds, warmup = 3, 1
+        x = make_input(4, 512, seed=0)
+        rounds, warmup = 8, 1
 
     def run() -> torch.Tensor:
         result = softmax(x)
