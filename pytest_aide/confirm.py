@@ -90,14 +90,11 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
         "rounds: " + "; ".join(parts)
     first = next(iter(verdicts.values()))
     details = {
+        **first.to_dict(),
         "confirmed": confirmed,
         "method": "interleaved",
         "rounds": rounds,
-        "change": first.change,
-        "low": first.low,
-        "high": first.high,
         "metric": "time",
-        "per_test": {n: {"change": v.change, "low": v.low, "high": v.high, "better": v.better}
-                     for n, v in verdicts.items()},
+        "per_test": {n: v.to_dict() for n, v in verdicts.items()},
     }
     return Confirmation(confirmed, summary, details)

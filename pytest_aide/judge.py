@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pytest_aide.evaluator import Evaluation
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Node
 from pytest_aide.metrics import is_finite
+from pytest_aide.noise import block_medians
 from pytest_aide.study import Objective
 
 #: Benchmark statistics that describe where the times lie, so rank tests on rounds apply.
@@ -40,7 +41,8 @@ def judge(
         judgement.metrics[objective.nodeid] = evaluation.metric(objective)
         result = evaluation.tests.get(objective.nodeid)
         if result and result.measurement.samples:
-            judgement.samples[objective.nodeid] = result.measurement.samples
+            # Block medians: the same verdicts as all rounds, and a small journal.
+            judgement.samples[objective.nodeid] = block_medians(result.measurement.samples)
     if evaluation.tampered:
         judgement.status = TAMPERED
         judgement.error = evaluation.error_summary(nodeids)

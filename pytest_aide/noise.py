@@ -117,7 +117,7 @@ def compare_samples(
     if len(ref) < MIN_SAMPLES or len(cand) < MIN_SAMPLES:
         return _too_few(ref, cand, f"too few samples (n={len(ref)} vs {len(cand)}, "
                                    f"need {MIN_SAMPLES} each)")
-    ref, cand = _block_medians(ref), _block_medians(cand)
+    ref, cand = block_medians(ref), block_medians(cand)
     scale = _scale(ref, cand)
     if scale is None:
         return Verdict(False, math.nan, -math.inf, math.inf, None,
@@ -175,8 +175,8 @@ def confirm_interleaved(
     for a, b in usable:
         level = _median(a + b) or _median(a)  # the latter is not zero (checked above)
         # Block medians per round first, so that each round weighs the same in the pool.
-        pooled_ref += [x / level for x in _block_medians(a, MAX_POINTS // len(usable) or 1)]
-        pooled_cand += [x / level for x in _block_medians(b, MAX_POINTS // len(usable) or 1)]
+        pooled_ref += [x / level for x in block_medians(a, MAX_POINTS // len(usable) or 1)]
+        pooled_cand += [x / level for x in block_medians(b, MAX_POINTS // len(usable) or 1)]
     pooled = compare_samples(pooled_ref, pooled_cand, maximize=maximize, alpha=alpha,
                              min_effect=min_effect)
     sign = 1.0 if maximize else -1.0
@@ -233,7 +233,7 @@ def _median_change(ref: Sequence[float], cand: Sequence[float]) -> float:
     return math.nan if base == 0 else (_median(cand) - base) / abs(base)
 
 
-def _block_medians(values: list[float], points: int = MAX_POINTS) -> list[float]:
+def block_medians(values: list[float], points: int = MAX_POINTS) -> list[float]:
     """Medians of ``points`` contiguous blocks (the batch-means method of simulation output
     analysis): consecutive rounds drift together, blocks of them are close to independent."""
     if len(values) <= points:

@@ -205,6 +205,11 @@ class TargetRun:
                     journal.outcome = f"baseline failed: {exc}"
                     journal.save(run_dir / "journal.json")
                     raise RunError(f"{self.relpath}: {exc}") from None
+                if search.skipped_guards:
+                    self.write_line(
+                        f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
+                        "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
+                    )
             search.run(self.settings.steps)
             result.stop_reason = search.stop_reason
             self._finish(result, evaluator, search, original)

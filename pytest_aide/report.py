@@ -7,12 +7,12 @@ same report can be rebuilt from a ``journal.json`` long after the run. The HTML 
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
 from pathlib import Path
 
+from pytest_aide.artifacts import unified_patch
 from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node, write_atomic
 
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
@@ -212,13 +212,20 @@ def _display_path(path: Path, rootdir: Path) -> str:
 
 
 def confirmed_text(confirmed: dict) -> str:
-    """The interleaved re-measurement of the best, in one sentence."""
+    """The re-measurement of the best, in one sentence."""
+    verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
+    if confirmed.get("method") == "rerun":
+        return f"{verdict}: the best was run again and still beat the baseline" if confirmed.get(
+            "confirmed") else f"{verdict}: the best did not beat the baseline when run again"
     metric = confirmed.get("metric", "metric")
     change = fmt_change(confirmed.get("change"))
     interval = ""
     if confirmed.get("low") is not None and confirmed.get("high") is not None:
         interval = f" (interval {fmt_change(confirmed['low'])} .. {fmt_change(confirmed['high'])})"
-    verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
+    rounds = confirmed.get("rounds")
+    if isinstance(rounds, int):
+        return (f"{verdict}: {metric} {change}{interval}, re-measured over {rounds} rounds "
+                "interleaved with the baseline")
     return f"{verdict}: {metric} {change}{interval}, re-measured interleaved with the baseline"
 
 
@@ -290,13 +297,8 @@ def _totals_text(journal: Journal) -> str:
 
 
 def unified_diff(before: str, after: str, path: str) -> str:
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
-        fromfile=f"a/{path}",
-        tofile=f"b/{path}",
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    """The same diff as ``best.patch``, so the report shows what ``git apply`` takes."""
+    return unified_patch(before, after, path)
 
 
 def _fence(text: str) -> str:

@@ -9,14 +9,16 @@ journal, and the journal is saved before the next step, so a killed run loses on
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_aide.evaluator import Evaluator
+from pytest_aide.evaluator import Evaluation, Evaluator
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
 from pytest_aide.judge import is_better, judge
+from pytest_aide.metrics import resolve
 from pytest_aide.objective import ObjectiveError, score
 from pytest_aide.proposers.base import (
     ObjectiveInfo,
@@ -24,6 +26,7 @@ from pytest_aide.proposers.base import (
     ProposalRequest,
     Proposer,
     ProposerError,
+    SearchExhausted,
 )
 from pytest_aide.study import Objective, Study
 
@@ -83,6 +86,8 @@ class Search:
         self.policy = policy
         self.objectives: list[Objective] = context.study.objectives
         self.guards: list[str] = []
+        self.skipped_guards: list[str] = []
+        self.output_metrics: list[str] = []  # metrics read from printed lines
         self.stop_reason = ""
         self.last_request_failed = False
 
@@ -92,12 +97,16 @@ class Search:
 
     # -- evaluation ---------------------------------------------------------------------
 
-    def _evaluate(self, node: Node) -> None:
+    def _evaluate(self, node: Node, guards: list[str] | None = None) -> Evaluation:
         started = time.perf_counter()
         workdir = self.context.run_dir / "nodes" / f"{node.id:04d}"
         evaluation = self.context.evaluator.evaluate(node.code, workdir)
         node.duration = time.perf_counter() - started
-        judgement = judge(evaluation, self.objectives, self.guards or self.context.study.nodeids)
+        self._judge(node, evaluation, self.guards if guards is None else guards)
+        return evaluation
+
+    def _judge(self, node: Node, evaluation: Evaluation, guards: list[str]) -> None:
+        judgement = judge(evaluation, self.objectives, guards)
         node.status = judgement.status
         node.metrics = judgement.metrics
         node.samples = judgement.samples
@@ -111,10 +120,27 @@ class Search:
                 node.status, node.error = BUGGY, str(exc)
 
     def baseline(self) -> Node:
-        """Evaluate the original code as the root; raise BaselineError when it cannot be."""
+        """Evaluate the original code as the root; raise BaselineError when it cannot be.
+
+        Guard tests that the original code skips or xfails (a GPU-only test on a CPU
+        machine, say) guard nothing here and are left out; every other test must pass.
+        """
         node = Node(id=0, parent=None, step=0, operator="baseline", plan="original code",
                     code=self.context.original_code, started=time.time())
-        self._evaluate(node)
+        marked = {o.nodeid for o in self.objectives}
+        evaluation = self._evaluate(node, self.context.study.nodeids)
+        self.skipped_guards = [
+            n for n in self.context.study.nodeids
+            if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}
+        ]
+        self.output_metrics = [
+            o.metric for o in self.objectives
+            if (result := evaluation.tests.get(o.nodeid))
+            and resolve(result.measurement, o.metric)[1] == "output"
+        ]
+        if self.skipped_guards:
+            kept = [n for n in self.context.study.nodeids if n not in self.skipped_guards]
+            self._judge(node, evaluation, kept)
         if node.status != GOOD:
             raise BaselineError(_baseline_message(node))
         self.guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
@@ -159,7 +185,8 @@ class Search:
             steps=steps,
         )
 
-    def step(self, step: int, steps: int) -> Node:
+    def step(self, step: int, steps: int) -> Node | None:
+        """One proposal, judged and journaled; None when the proposer has nothing new."""
         operator, parent = self.policy.next(self.journal)
         node = Node(id=len(self.journal.nodes), parent=parent.id, step=step, operator=operator,
                     plan="", code="", started=time.time(),
@@ -169,6 +196,9 @@ class Search:
         began = time.perf_counter()
         try:
             proposal = self.context.proposer.propose(self._request(operator, parent, step, steps))
+        except SearchExhausted as exc:
+            self.stop_reason = f"stopped early: {exc}"
+            return None
         except ProposerError as exc:
             node.status, node.error = BUGGY, f"proposal failed: {exc}"
             self.last_request_failed = type(exc).__name__ == "ProposerRequestError"
@@ -205,13 +235,19 @@ class Search:
             node.status = BUGGY
             node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
             return
+        forged = forges_output_metric(node.code, self.context.original_code, self.output_metrics)
+        if forged:
+            node.status = TAMPERED
+            node.error = forged
+            return
         self._evaluate(node)
 
     def run(self, steps: int) -> None:
         """Propose until the journal holds ``steps`` proposals, or a stop condition."""
         failed_requests = 0
         while len(self.journal.nodes) - 1 < steps:
-            self.step(len(self.journal.nodes), steps)
+            if self.step(len(self.journal.nodes), steps) is None:
+                break
             if self.last_request_failed:
                 failed_requests += 1
             else:
@@ -230,6 +266,20 @@ class Search:
                     f"${self.context.budget_usd:.4f}"
                 )
                 break
+
+
+def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
+    """A reason when the candidate adds text that could print a ``metric: value`` line.
+
+    A metric read from the captured output is only as honest as what prints it: a candidate
+    must not be able to print the line itself.
+    """
+    for metric in metrics:
+        pattern = re.compile(rf"(^|[^\w.-]){re.escape(metric)}\s*[:=]", re.MULTILINE)
+        if len(pattern.findall(code)) > len(pattern.findall(original)):
+            return (f"the candidate adds text that prints the metric line '{metric}: ...' "
+                    "(the metric is read from the test's output)")
+    return ""
 
 
 def _baseline_message(node: Node) -> str:

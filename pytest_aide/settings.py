@@ -31,7 +31,7 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("reflect", "bool", None, "self-reflection: critique, then a minimal edit, before running"),
     ("budget", "float", None, "stop when the estimated LLM cost reaches this many USD"),
     ("seed", "int", "0", "random seed of the search policy and the tuner (default 0)"),
-    ("confirm-rounds", "int", "3", "interleaved confirmation runs of the final best (default 3)"),
+    ("confirm-rounds", "int", "5", "interleaved confirmation runs of the final best (default 5)"),
 ]
 
 
@@ -51,7 +51,7 @@ class AideSettings:
     reflect: bool = False
     budget: float | None = None
     seed: int = 0
-    confirm_rounds: int = 3
+    confirm_rounds: int = 5
 
     @property
     def optimizing(self) -> bool:

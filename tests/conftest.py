@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy  # noqa: F401  (see below)
 import pytest
+
+# pytester restores sys.modules after each test; numpy's C extension cannot be loaded twice in
+# one process, so it must be imported before any pytester test first imports it (noise.py
+# imports it lazily while judging candidates).
 
 SLOW_MODULE = '''\
 import time
 
-CHUNK = 2  # aide: choices 1 2 4 8 16
+CHUNK = 2  # aide: choices 1 2 3 4 6 8 12 16 24 32
 
 
 def work(n):

@@ -66,10 +66,11 @@ def test_timeout_kills_the_whole_process_group(slow_project) -> None:
     study = flat_study(slow_project)
     hang = textwrap.dedent(
         """
-        import subprocess, sys, time
+        import os, subprocess, sys, time
         CHUNK = 2
         CHILD = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        open("grandchild.pid", "w").write(str(CHILD.pid))
+        with open(os.path.join(os.environ["PYTEST_AIDE_WORKDIR"], "grandchild.pid"), "w") as f:
+            f.write(str(CHILD.pid))
         def work(n):
             time.sleep(60)
         """
@@ -79,7 +80,7 @@ def test_timeout_kills_the_whole_process_group(slow_project) -> None:
     assert evaluation.status == "timeout"
     assert evaluation.duration < 20
     assert "timed out" in evaluation.error_summary(study.nodeids)
-    pid = int((slow_project.path / "grandchild.pid").read_text())
+    pid = int((slow_project.path / "h" / "grandchild.pid").read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
 

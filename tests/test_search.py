@@ -11,7 +11,12 @@ import pytest
 from pytest_aide.evaluator import Evaluator
 from pytest_aide.journal import BUGGY, GOOD, Journal, Node
 from pytest_aide.objective import ObjectiveError, score
-from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerError
+from pytest_aide.proposers.base import (
+    Proposal,
+    ProposalRequest,
+    ProposerError,
+    SearchExhausted,
+)
 from pytest_aide.search import BaselineError, Policy, Search, SearchContext
 from pytest_aide.study import Objective, Study, Target
 
@@ -82,6 +87,8 @@ class ScriptedProposer:
 
     def propose(self, request: ProposalRequest) -> Proposal:
         self.requests.append(request)
+        if not self.codes:
+            raise SearchExhausted("nothing left to try")
         code = self.codes.pop(0)
         if code == "FAIL":
             raise ProposerError("the model said nothing useful")
@@ -165,3 +172,39 @@ def test_journal_round_trips(tmp_path: Path) -> None:
     again = Journal.load(tmp_path / "journal.json")
     assert again.to_dict() == journal.to_dict()
     assert [n.id for n in again.path_to(2)] == [0, 1, 2]
+
+
+def test_guards_the_original_skips_are_left_out(slow_project) -> None:
+    slow_project.makepyfile(
+        test_slow=(slow_project.path / "test_slow.py").read_text()
+        + "\n\n@pytest.mark.skip(reason='needs a GPU')\ndef test_gpu_only():\n    assert False\n"
+    )
+    search, _ = make_search(
+        slow_project, ScriptedProposer([]), Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.context.study.guard_nodeids.append("test_slow.py::test_gpu_only")
+    root = search.baseline()
+    assert root.status == GOOD
+    assert search.skipped_guards == ["test_slow.py::test_gpu_only"]
+    assert "test_slow.py::test_gpu_only" not in search.guards
+
+
+def test_a_candidate_printing_an_output_metric_is_tampered() -> None:
+    from pytest_aide.search import forges_output_metric
+
+    original = "def run():\n    return 0.5\n"
+    cheat = "def run():\n    print('accuracy: 1.0')\n    return 0.5\n"
+    assert "accuracy" in forges_output_metric(cheat, original, ["accuracy"])
+    assert forges_output_metric(original + "# tweak\n", original, ["accuracy"]) == ""
+    assert forges_output_metric(cheat, original, []) == ""
+
+
+def test_the_search_stops_early_when_the_proposer_is_exhausted(slow_project) -> None:
+    fast = (slow_project.path / "slow.py").read_text().replace("CHUNK = 2", "CHUNK = 16")
+    search, journal = make_search(
+        slow_project, ScriptedProposer([fast]), Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.baseline()
+    search.run(10)
+    assert len(journal.nodes) == 2
+    assert search.stop_reason == "stopped early: nothing left to try"

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 
 from pytest_aide.journal import BUGGY, GOOD, Node
-from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerConfigError
+from pytest_aide.proposers.base import (
+    Proposal,
+    ProposalRequest,
+    ProposerConfigError,
+    SearchExhausted,
+)
 from pytest_aide.proposers.tune import TuneProposer
 from pytest_aide.tunables import find_tunables
 
@@ -148,7 +153,7 @@ def test_same_seed_same_sequence_other_seed_other_sequence():
     assert codes(5) != codes(6)
 
 
-def test_a_small_space_is_exhausted_without_repeats_then_re_evaluates_the_best():
+def test_a_small_space_is_exhausted_without_repeats_then_the_tuner_says_so():
     source = "USE_CACHE = True\n"
     proposer = TuneProposer(source, seed=0)
     proposer.observe(node(0, source, 1.0, "baseline"), None)
@@ -156,9 +161,8 @@ def test_a_small_space_is_exhausted_without_repeats_then_re_evaluates_the_best()
     assert flipped.code == "USE_CACHE = False\n"
     assert flipped.plan == "USE_CACHE True -> False"
     proposer.observe(node(1, flipped.code, 2.0), flipped)
-    again = proposer.propose(request(source, step=2))
-    assert again.code == "USE_CACHE = False\n"
-    assert "every configuration has been tried" in again.plan
+    with pytest.raises(SearchExhausted, match="tried every configuration of its 1 tunable"):
+        proposer.propose(request(source, step=2))
 
 
 def test_replayed_nodes_without_a_proposal_are_read_from_their_code():

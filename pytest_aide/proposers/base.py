@@ -62,3 +62,8 @@ class Proposer(Protocol):
     def propose(self, request: ProposalRequest) -> Proposal: ...
 
     def observe(self, node: Node, proposal: Proposal | None) -> None: ...
+
+
+class SearchExhausted(Exception):
+    """The proposer has nothing new to propose (every configuration was tried): the search
+    ends early rather than spend steps on repeats."""

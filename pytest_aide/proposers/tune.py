@@ -17,7 +17,12 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from pytest_aide.journal import Node
-from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerConfigError
+from pytest_aide.proposers.base import (
+    Proposal,
+    ProposalRequest,
+    ProposerConfigError,
+    SearchExhausted,
+)
 from pytest_aide.tunables import BOOL, CHOICE, FLOAT, Tunable, apply_values, find_tunables
 from pytest_aide.tunables import format_value as _format
 
@@ -69,7 +74,6 @@ class TuneProposer:
     def propose(self, request: ProposalRequest) -> Proposal:
         """The next configuration, as the original module with those literals written in."""
         study = self._get_study()
-        plan_note = ""
         for _ in range(MAX_ASKS):
             trial = study.ask(self._distributions)
             values = self._decode(trial.params)
@@ -79,14 +83,17 @@ class TuneProposer:
         else:
             values = self._unseen_neighbour()
             if values is None:
-                values = self._best_values()
-                plan_note = " (every configuration has been tried; re-evaluating the best)"
+                study.tell(trial, state=_trial_state().FAIL, skip_if_finished=True)
+                raise SearchExhausted(
+                    f"the tuner has tried every configuration of its {len(self.tunables)} "
+                    "tunable(s); widen the ranges with '# aide:' hints or use an LLM"
+                )
             study.enqueue_trial(self._encode(values), skip_if_exists=False)
             trial = study.ask(self._distributions)
         self._results.setdefault(self._key(values), _PENDING)
         changed = {n: v for n, v in values.items() if not _same(v, self._original[n])}
         code = apply_values(self.original_code, self.tunables, changed)
-        return Proposal(plan=self._describe(changed) + plan_note, code=code, data=trial)
+        return Proposal(plan=self._describe(changed), code=code, data=trial)
 
     def observe(self, node: Node, proposal: Proposal | None) -> None:
         """Record how a configuration did: its objective (higher is better) or a failure.
