@@ -17,8 +17,9 @@ from pathlib import Path
 
 from pytest_aide.evaluator import Evaluation, Evaluator
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
-from pytest_aide.judge import is_better, judge
+from pytest_aide.judge import LOCATION_STATS, is_better, judge
 from pytest_aide.metrics import resolve
+from pytest_aide.noise import MIN_SAMPLES
 from pytest_aide.objective import ObjectiveError, score
 from pytest_aide.proposers.base import (
     ObjectiveInfo,
@@ -144,6 +145,17 @@ class Search:
             self._judge(node, evaluation, kept)
         if node.status != GOOD:
             raise BaselineError(_baseline_message(node))
+        too_few = [
+            f"{o.nodeid} recorded {len(node.samples[o.nodeid])} round(s)"
+            for o in self.objectives
+            if o.metric in LOCATION_STATS and 0 < len(node.samples.get(o.nodeid, [])) < MIN_SAMPLES
+        ]
+        if too_few:
+            raise BaselineError(
+                "; ".join(too_few) + f": with fewer than {MIN_SAMPLES} rounds no change can be "
+                "told from noise, so no candidate could ever count as faster. Let "
+                "pytest-benchmark run more rounds (e.g. benchmark.pedantic(..., rounds=10))."
+            )
         self.guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
         self.journal.nodes.append(node)
         self.journal.best_id = 0

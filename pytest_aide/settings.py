@@ -134,6 +134,12 @@ def read_settings(config: pytest.Config) -> AideSettings:
     timeout = float(values["timeout"])  # type: ignore[arg-type]
     if timeout <= 0:
         raise pytest.UsageError(f"--aide-timeout must be positive seconds, not {timeout}")
+    confirm_rounds = int(values["confirm-rounds"])  # type: ignore[call-overload]
+    if confirm_rounds < 2:
+        raise pytest.UsageError(
+            f"--aide-confirm-rounds must be at least 2, not {confirm_rounds}: a change is only "
+            "confirmed when it holds across several interleaved rounds"
+        )
     budget = values["budget"]
     if budget is not None and float(budget) <= 0:  # type: ignore[arg-type]
         raise pytest.UsageError(f"--aide-budget must be a positive amount of USD, not {budget}")
@@ -155,7 +161,7 @@ def read_settings(config: pytest.Config) -> AideSettings:
         reflect=bool(values["reflect"]),
         budget=None if budget is None else float(budget),  # type: ignore[arg-type]
         seed=int(values["seed"]),  # type: ignore[call-overload]
-        confirm_rounds=int(values["confirm-rounds"]),  # type: ignore[call-overload]
+        confirm_rounds=confirm_rounds,
     )
 
 

@@ -191,3 +191,20 @@ def test_several_marked_tests_share_an_aggregate_objective(pytester) -> None:
     settings = json.loads((pytester.path / ".aide" / journal.run_id / "journal.json")
                           .read_text())["settings"]
     assert settings["objective"].startswith("score = geometric mean")
+
+
+def test_too_few_benchmark_rounds_stop_before_the_search(slow_project) -> None:
+    tests = slow_project.path / "test_slow.py"
+    tests.write_text(tests.read_text().replace("rounds=12", "rounds=3"))
+    result = slow_project.runpytest_subprocess("--aide-steps", "2", "--aide-model", "tune")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*test_slow.py::test_speed recorded 3 round(s): with fewer than 5 rounds no change can "
+        "be told from noise*rounds=10*"
+    ])
+
+
+def test_one_confirmation_round_is_a_usage_error(slow_project) -> None:
+    result = slow_project.runpytest("--aide-steps", "2", "--aide-confirm-rounds", "1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--aide-confirm-rounds must be at least 2, not 1*"])
