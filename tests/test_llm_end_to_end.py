@@ -141,3 +141,25 @@ def test_missing_key_is_a_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ANTHROPIC_API_KEY*"])
+
+
+def test_budget_stops_the_run_when_the_estimate_reaches_it(
+    llm_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeProvider(httpserver, "openai")
+    fake.push(*[fake.text(code_reply(FAST, "Chunk the work.")) for _ in range(6)])
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    # gpt-5.5 is priced; the fake reports 100 tokens in and some out per reply, far over
+    # a budget of a millionth of a dollar after the first proposal.
+    result = llm_project.runpytest_subprocess(
+        "--aide-steps", "5", "--aide-model", "openai:gpt-5.5", "--aide-budget", "0.000001",
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "2",
+        "--aide-preserve-source",
+    )
+    assert result.ret == 0, result.stdout.str()
+    journal = only_journal(llm_project.path)
+    assert len(journal.nodes) == 2
+    assert "reached the budget" in journal.outcome
+    cost = journal.total_usage().cost_usd
+    assert cost is not None and cost > 0.000001
+    result.stdout.fnmatch_lines(["*reached the budget*", "*$*"])
