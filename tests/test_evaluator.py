@@ -167,7 +167,10 @@ def test_child_environment_has_no_provider_keys(slow_project, monkeypatch) -> No
     assert "ENV ['KEEP_ME']" in evaluation.output_tail
 
 
-@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None or importlib.util.find_spec("torch") is None,
+    reason="needs triton and torch",
+)
 def test_triton_kernel_candidate_under_the_interpreter(pytester: pytest.Pytester) -> None:
     kernel = textwrap.dedent(
         """
