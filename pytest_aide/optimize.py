@@ -246,7 +246,7 @@ class TargetRun:
             confirmation = confirm_best(
                 evaluator, self.study.objectives, search.guards, journal.root, best,
                 run_dir / "confirm", self.settings.confirm_rounds,
-                lambda line: self.write_line(f"aide: {line}"),
+                lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
             )
             best.confirmed = confirmation.details
             result.confirmation = confirmation.summary
