@@ -13,6 +13,7 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
+    import_sdk,
     malformed,
     request_failed,
 )
@@ -36,12 +37,7 @@ class AnthropicChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
-        try:
-            import anthropic
-        except ImportError:
-            raise ProposerConfigError(
-                "the anthropic package is not installed: pip install 'pytest-aide[anthropic]'"
-            ) from None
+        anthropic = import_sdk("anthropic", "anthropic", "anthropic")
         retry = retry or RetryPolicy()
         self.model = model
         self._errors = (anthropic.AnthropicError, ValueError)

@@ -15,6 +15,7 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
+    import_sdk,
     malformed,
     request_failed,
 )
@@ -34,13 +35,8 @@ class GeminiChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int | None = None,
     ) -> None:
-        try:
-            from google import genai
-            from google.genai import errors, types
-        except ImportError:
-            raise ProposerConfigError(
-                "the google-genai package is not installed: pip install 'pytest-aide[gemini]'"
-            ) from None
+        genai = import_sdk("google.genai", "google-genai", "gemini")
+        errors, types = genai.errors, genai.types
         retry = retry or RetryPolicy()
         self.model = model
         self._types = types

@@ -14,6 +14,7 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
+    import_sdk,
     malformed,
     request_failed,
 )
@@ -33,12 +34,7 @@ class OpenAIChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int | None = None,
     ) -> None:
-        try:
-            import openai
-        except ImportError:
-            raise ProposerConfigError(
-                "the openai package is not installed: pip install 'pytest-aide[openai]'"
-            ) from None
+        openai = import_sdk("openai", "openai", "openai")
         retry = retry or RetryPolicy()
         self.model = model
         self._errors = (openai.OpenAIError, ValueError)
