@@ -6,53 +6,23 @@ the environment, the endpoint from ``--aide-base-url``, exactly as a user would 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from conftest import SLOW_MODULE as SLOW
 from llm_fake import KEY_VARIABLE, PROVIDERS, FakeProvider, code_reply
 
 from pytest_aide.journal import BUGGY, Journal
 
-SLOW = """\
-import time
-
-CHUNK = 2
-
-
-def work(n):
-    total = 0
-    for start in range(0, n, CHUNK):
-        time.sleep(0.0004)
-        total += sum(range(start, min(start + CHUNK, n)))
-    return total
-"""
-
-TESTS = """\
-import pytest
-from slow import work
-
-
-@pytest.mark.parametrize("n", [0, 1, 7, 64, 100])
-def test_correct(n):
-    assert work(n) == sum(range(n))
-
-
-@pytest.mark.optimize(metric="mean")
-def test_speed(benchmark):
-    benchmark.pedantic(work, args=(48,), rounds=12, iterations=1)
-"""
-
-FAST = SLOW.replace("CHUNK = 2\n", "CHUNK = 16  # fewer sleeps per call\n")
+FAST = re.sub(r"^CHUNK = 2 .*$", "CHUNK = 16  # fewer sleeps per call", SLOW, flags=re.M)
 WRONG_BUT_FAST = FAST.replace("total +=", "total -=")
 
 
 @pytest.fixture
-def llm_project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """This file's own project: slow.py (its CHUNK decides its speed) and its tests."""
-    (pytester.path / "slow.py").write_text(SLOW)
-    (pytester.path / "test_slow.py").write_text(TESTS)
-    pytester.makeini("[pytest]\npythonpath = .\n")
-    return pytester
+def llm_project(slow_project: pytest.Pytester) -> pytest.Pytester:
+    """The shared project: slow.py (its CHUNK decides its speed) and its tests."""
+    return slow_project
 
 
 def model_for(provider: str) -> str:
@@ -101,8 +71,9 @@ def test_wrong_faster_module_from_the_llm_is_kept_out(
     llm_project: pytest.Pytester, httpserver, provider: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = llm_project.path / "slow.py"
+    before = target.read_text()
     result, _ = run_with_fake(llm_project, httpserver, provider, WRONG_BUT_FAST, monkeypatch)
-    assert target.read_text() == SLOW
+    assert target.read_text() == before
     journal = only_journal(llm_project.path)
     assert journal.best_id in (None, 0)
     first = journal.nodes[1]
@@ -118,11 +89,12 @@ def test_requests_that_keep_failing_stop_the_search(
     fake.push(*[fake.error(503) for _ in range(10)])
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.setenv("AIDE_LLM_MAX_RETRIES", "0")
+    before = (llm_project.path / "slow.py").read_text()
     result = llm_project.runpytest_subprocess(
         "--aide-steps", "8", "--aide-model", "openai:some-model",
         "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
     )
-    assert (llm_project.path / "slow.py").read_text() == SLOW
+    assert (llm_project.path / "slow.py").read_text() == before
     journal = only_journal(llm_project.path)
     assert len(journal.nodes) == 4  # the baseline, then three failed requests
     assert all("HTTP 503" in n.error for n in journal.nodes[1:])
