@@ -15,12 +15,18 @@ import pytest
 from pytest_aide.evaluator import child_environment
 
 
+def default_sigint() -> None:
+    """A terminal's Ctrl-C: runners (CI, tox, ``nohup``) may start us with SIGINT ignored,
+    and an ignored SIGINT is inherited, so Python would never raise KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(project: Path, steps: int = 30) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "--aide-steps", str(steps), "--aide-model", "tune",
          "-p", "no:cacheprovider"],
         cwd=project, env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=default_sigint,
     )
 
 
