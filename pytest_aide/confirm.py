@@ -64,14 +64,17 @@ def _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress)
 
 def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
                    progress) -> Confirmation:
-    from pytest_aide.noise import confirm_interleaved
+    from pytest_aide.noise import confirm_interleaved, needs_more_rounds
 
     nodeids = [o.nodeid for o in timed]
     pairs: dict[str, list[tuple[list[float], list[float]]]] = {n: [] for n in nodeids}
+    verdicts = {}
     for index in range(rounds):
-        progress(f"confirming the best: interleaved round {index + 1}/{rounds}")
+        progress(f"confirming the best: interleaved round {index + 1} (at most {rounds})")
         measured = {}
-        for label, code in (("baseline", root.code), ("best", best.code)):
+        # Alternate which side runs first, so that drift within a round favours neither.
+        order = [("baseline", root.code), ("best", best.code)]
+        for label, code in order if index % 2 == 0 else reversed(order):
             evaluation = evaluator.evaluate(code, workdir / f"{index}-{label}", nodeids=nodeids)
             judgement = judge(evaluation, timed, [])
             if judgement.status != GOOD:
@@ -83,7 +86,12 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
         for nodeid in nodeids:
             pairs[nodeid].append((measured["baseline"].get(nodeid, []),
                                   measured["best"].get(nodeid, [])))
-    verdicts = {n: confirm_interleaved(pairs[n], maximize=False) for n in nodeids}
+        verdicts = {n: confirm_interleaved(pairs[n], maximize=False, max_rounds=rounds)
+                    for n in nodeids}
+        undecided = [v for v in verdicts.values() if needs_more_rounds(v)]
+        if not undecided or any(not v.better and v not in undecided for v in verdicts.values()):
+            break  # decided, or one test already failed to confirm
+    rounds = len(next(iter(pairs.values())))
     confirmed = all(v.better for v in verdicts.values())
     parts = [f"{n.split('::')[-1]} {v.describe()}" for n, v in verdicts.items()]
     summary = ("confirmed" if confirmed else "NOT confirmed") + f" over {rounds} interleaved " \

@@ -81,14 +81,16 @@ def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> t
     ]
     if not timed:
         return True, ""
-    from pytest_aide.noise import compare_samples
+    from pytest_aide.noise import SCREEN_MIN_EFFECT, compare_samples
 
     credible = False
     for objective in timed:
         reference, samples = best.samples[objective.nodeid], candidate.samples[objective.nodeid]
-        if compare_samples(samples, reference, maximize=False).better:
+        if compare_samples(samples, reference, maximize=False,
+                           min_effect=SCREEN_MIN_EFFECT).better:
             return False, f"{objective.nodeid} is credibly slower"
-        if compare_samples(reference, samples, maximize=False).better:
+        if compare_samples(reference, samples, maximize=False,
+                           min_effect=SCREEN_MIN_EFFECT).better:
             credible = True
     if not credible:
         return False, "improvement within noise"

@@ -11,6 +11,9 @@ import pytest
 #: Set in an evaluation's child process: the path of the worker's settings (worker.py).
 WORKER_ENV = "PYTEST_AIDE_WORKER"
 
+#: The fewest interleaved rounds with which the sign test can reach alpha = 0.01.
+MIN_CONFIRM_ROUNDS = 7
+
 #: (name, type, default, help). Each is ``--aide-<name>`` and ini ``aide_<name>``.
 OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("steps", "int", None, "proposals per target; 0 or absent: a normal test run"),
@@ -34,7 +37,8 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("reflect", "bool", None, "self-reflection: critique, then a minimal edit, before running"),
     ("budget", "float", None, "stop when the estimated LLM cost reaches this many USD"),
     ("seed", "int", "0", "random seed of the search policy and the tuner (default 0)"),
-    ("confirm-rounds", "int", "5", "interleaved confirmation runs of the final best (default 5)"),
+    ("confirm-rounds", "int", "20", "most interleaved confirmation rounds of the best; a clear "
+     "win stops after 8 (default 20)"),
 ]
 
 
@@ -54,7 +58,7 @@ class AideSettings:
     reflect: bool = False
     budget: float | None = None
     seed: int = 0
-    confirm_rounds: int = 5
+    confirm_rounds: int = 20
 
     @property
     def optimizing(self) -> bool:
@@ -135,10 +139,11 @@ def read_settings(config: pytest.Config) -> AideSettings:
     if timeout <= 0:
         raise pytest.UsageError(f"--aide-timeout must be positive seconds, not {timeout}")
     confirm_rounds = int(values["confirm-rounds"])  # type: ignore[call-overload]
-    if confirm_rounds < 2:
+    if confirm_rounds < MIN_CONFIRM_ROUNDS:
         raise pytest.UsageError(
-            f"--aide-confirm-rounds must be at least 2, not {confirm_rounds}: a change is only "
-            "confirmed when it holds across several interleaved rounds"
+            f"--aide-confirm-rounds must be at least {MIN_CONFIRM_ROUNDS}, not "
+            f"{confirm_rounds}: a speedup is confirmed by a sign test over the rounds, which "
+            f"cannot reach 1% significance with fewer"
         )
     budget = values["budget"]
     if budget is not None and float(budget) <= 0:  # type: ignore[arg-type]

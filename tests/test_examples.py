@@ -72,7 +72,7 @@ def test_offline_search_runs(pytester: pytest.Pytester, name: str) -> None:
     example = copy_example(pytester, name)
     marked = SHIPPED[name][1].split("::")[-1]
     log_dir = pytester.path / "runs"
-    # Only the marked test (it checks its own result) and two confirmation rounds (the
+    # Only the marked test (it checks its own result) and seven confirmation rounds (the
     # fewest that can confirm): the search is what is under test, and every evaluation is a
     # child pytest that imports torch or scikit-learn again.
     result = pytester.runpytest_subprocess(
@@ -86,7 +86,7 @@ def test_offline_search_runs(pytester: pytest.Pytester, name: str) -> None:
         "--aide-model",
         "tune",
         "--aide-confirm-rounds",
-        "2",
+        "7",
         "--aide-log-dir",
         str(log_dir),
     )

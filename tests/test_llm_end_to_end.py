@@ -40,7 +40,7 @@ def run_with_fake(project: pytest.Pytester, httpserver, provider: str, reply_cod
     monkeypatch.setenv(KEY_VARIABLE[provider], "test-key")
     result = project.runpytest_subprocess(
         "--aide-steps", "2", "--aide-model", model_for(provider),
-        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "7",
     )
     return result, fake
 
@@ -92,7 +92,7 @@ def test_requests_that_keep_failing_stop_the_search(
     before = (llm_project.path / "slow.py").read_text()
     result = llm_project.runpytest_subprocess(
         "--aide-steps", "8", "--aide-model", "openai:some-model",
-        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "3",
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "7",
     )
     assert (llm_project.path / "slow.py").read_text() == before
     journal = only_journal(llm_project.path)
@@ -125,7 +125,7 @@ def test_budget_stops_the_run_when_the_estimate_reaches_it(
     # a budget of a millionth of a dollar after the first proposal.
     result = llm_project.runpytest_subprocess(
         "--aide-steps", "5", "--aide-model", "openai:gpt-5.5", "--aide-budget", "0.000001",
-        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "2",
+        "--aide-base-url", fake.base_url, "--aide-confirm-rounds", "7",
         "--aide-preserve-source",
     )
     assert result.ret == 0, result.stdout.str()

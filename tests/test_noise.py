@@ -8,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from pytest_aide.noise import Verdict, compare_samples, confirm_interleaved
+from pytest_aide.noise import (
+    Verdict,
+    compare_samples,
+    confirm_interleaved,
+    needs_more_rounds,
+)
 
 
 def timings(rng: np.random.Generator, n: int, level: float = 1e-4, spread: float = 0.05):
@@ -150,9 +155,9 @@ def interleave(rng, rounds, ratio, drift=0.0, flip=0.0, n=30):
 
 def test_interleaved_real_speedup_with_drift_is_confirmed():
     rng = np.random.default_rng(7)
-    verdict = confirm_interleaved(interleave(rng, 6, 0.85, drift=0.3), maximize=False)
+    verdict = confirm_interleaved(interleave(rng, 8, 0.85, drift=0.3), maximize=False)
     assert verdict.better, verdict.method
-    assert len(verdict.rounds) == 6
+    assert len(verdict.rounds) == 8
     assert all(-0.25 < change < -0.05 for change in verdict.rounds)
     assert verdict.low <= -0.15 <= verdict.high
 
@@ -161,42 +166,66 @@ def test_interleaved_identical_with_drift_is_not_better():
     rng = np.random.default_rng(8)
     trials = 200
     better = sum(
-        confirm_interleaved(interleave(rng, 5, 1.0, drift=0.2, flip=0.2), maximize=False).better
+        confirm_interleaved(interleave(rng, 8, 1.0, drift=0.2, flip=0.2), maximize=False).better
         for _ in range(trials)
     )
     assert better / trials < 0.02
 
 
+def sequential(rng: np.random.Generator, factor: float, flip: float, most: int = 20) -> Verdict:
+    """The confirmation as pytest-aide runs it: rounds are added until it decides."""
+    runs: list = []
+    while True:
+        runs += interleave(rng, 1, factor, flip=flip)
+        verdict = confirm_interleaved(runs, maximize=False, max_rounds=most)
+        if not needs_more_rounds(verdict):
+            return verdict
+
+
 def test_interleaved_detects_a_real_speedup_despite_a_neighbour():
     rng = np.random.default_rng(9)
-    trials = 100
-    found = sum(
-        confirm_interleaved(interleave(rng, 6, 0.85, flip=0.05), maximize=False).better
-        for _ in range(trials)
-    )
-    assert found / trials > 0.9
+    verdicts = [sequential(rng, 0.85, flip=0.05) for _ in range(100)]
+    assert sum(v.better for v in verdicts) / len(verdicts) > 0.9
+    # a clear win usually stops at the first look
+    assert np.median([len(v.rounds) for v in verdicts]) == 8
 
 
-def test_interleaved_tolerates_one_spoiled_round_but_not_a_lucky_majority():
+def test_sequential_identical_is_rarely_confirmed():
+    rng = np.random.default_rng(12)
+    verdicts = [sequential(rng, 1.0, flip=0.1) for _ in range(300)]
+    assert sum(v.better for v in verdicts) / len(verdicts) < 0.01
+
+
+def test_interleaved_needs_the_rounds_to_agree_not_a_lucky_minority():
     rng = np.random.default_rng(10)
-    runs = interleave(rng, 6, 0.85)
-    spoiled = [*runs[:-1], (runs[-1][0], [x * 1.7 for x in runs[-1][1]])]
-    assert confirm_interleaved(spoiled, maximize=False).better
-    same = interleave(rng, 6, 1.0)
+    same = interleave(rng, 8, 1.0)
     lucky = [(a, [x * 0.8 for x in b]) if i < 3 else (a, b) for i, (a, b) in enumerate(same)]
     verdict = confirm_interleaved(lucky, maximize=False)
-    assert not verdict.better and "(need 5)" in verdict.method
+    assert not verdict.better and "sign test" in verdict.method
+
+
+def test_the_two_looks_of_the_sequential_design():
+    faster, slower = ([1.0] * 10, [0.8] * 10), ([1.0] * 10, [1.2] * 10)
+    all_improve = confirm_interleaved([faster] * 8, maximize=False, max_rounds=20)
+    assert all_improve.better and "confirmed at the first look" in all_improve.method
+    three_bad = confirm_interleaved([faster] * 5 + [slower] * 3, maximize=False, max_rounds=20)
+    assert needs_more_rounds(three_bad) and not three_bad.better
+    five_bad = confirm_interleaved([faster] * 3 + [slower] * 5, maximize=False, max_rounds=20)
+    assert not needs_more_rounds(five_bad) and not five_bad.better
+    # at the last look: 16 of 20 improving passes (p = 0.0059), 15 of 20 does not
+    assert confirm_interleaved([faster] * 16 + [slower] * 4, maximize=False).better
+    assert not confirm_interleaved([faster] * 15 + [slower] * 5, maximize=False).better
 
 
 def test_interleaved_direction_and_too_few_rounds():
     rng = np.random.default_rng(11)
-    higher = interleave(rng, 5, 1.2)
+    higher = interleave(rng, 8, 1.2)
     assert confirm_interleaved(higher, maximize=True).better
     assert not confirm_interleaved(higher, maximize=False).better
     one = confirm_interleaved(higher[:1], maximize=True)
     assert not one.better and "too few usable rounds" in one.method
     short = confirm_interleaved([(a, b[:3]) for a, b in higher], maximize=True)
-    assert not short.better and "0 of 5" in short.method
+    assert not short.better and "0 of 8" in short.method
 
 
 def test_interleaved_zero_baseline_round_is_not_better():

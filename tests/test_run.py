@@ -204,7 +204,7 @@ def test_too_few_benchmark_rounds_stop_before_the_search(slow_project) -> None:
     ])
 
 
-def test_one_confirmation_round_is_a_usage_error(slow_project) -> None:
-    result = slow_project.runpytest("--aide-steps", "2", "--aide-confirm-rounds", "1")
+def test_too_few_confirmation_rounds_are_a_usage_error(slow_project) -> None:
+    result = slow_project.runpytest("--aide-steps", "2", "--aide-confirm-rounds", "6")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--aide-confirm-rounds must be at least 2, not 1*"])
+    result.stderr.fnmatch_lines(["*--aide-confirm-rounds must be at least 7, not 6*"])
