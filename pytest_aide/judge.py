@@ -88,7 +88,9 @@ def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> t
         reference, samples = best.samples[objective.nodeid], candidate.samples[objective.nodeid]
         if compare_samples(samples, reference, maximize=False,
                            min_effect=SCREEN_MIN_EFFECT).better:
-            return False, f"{objective.nodeid} is credibly slower"
+            name = objective.nodeid.split("::")[-1]
+            return False, (f"{name}'s rounds are credibly slower than the best's, "
+                           f"whatever the {objective.metric} says")
         if compare_samples(reference, samples, maximize=False,
                            min_effect=SCREEN_MIN_EFFECT).better:
             credible = True
