@@ -97,6 +97,17 @@ def measure_in_fresh_process(name: str, max_time: float) -> list[float]:
     return json.loads(output)
 
 
+def measure_pair(candidate: str, index: int, max_time: float) -> tuple[list[float], list[float]]:
+    """(reference, candidate) samples, each from a fresh process. Which runs first alternates
+    with ``index`` so that slow drift favours neither; they are told apart by position, not
+    name, since in the identical case both are "reference"."""
+    if index % 2:
+        cand = measure_in_fresh_process(candidate, max_time)
+        return measure_in_fresh_process("reference", max_time), cand
+    ref = measure_in_fresh_process("reference", max_time)
+    return ref, measure_in_fresh_process(candidate, max_time)
+
+
 def run_trials(
     candidate: str, trials: int, max_time: float, alpha: float, min_effect: float
 ) -> dict[str, object]:
@@ -105,13 +116,7 @@ def run_trials(
     ours = rank_only = naive = 0
     changes = []
     for trial in range(trials):
-        # Alternate which one runs first so that slow drift favours neither side.
-        if trial % 2:
-            cand = measure_in_fresh_process(candidate, max_time)
-            ref = measure_in_fresh_process("reference", max_time)
-        else:
-            ref = measure_in_fresh_process("reference", max_time)
-            cand = measure_in_fresh_process(candidate, max_time)
+        ref, cand = measure_pair(candidate, trial, max_time)
         verdict = compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=min_effect)
         ours += verdict.better
         rank_only += compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=0.0).better
@@ -129,13 +134,7 @@ def confirm_sequentially(candidate: str, most: int, max_time: float, alpha: floa
 
     runs: list[tuple[list[float], list[float]]] = []
     while True:
-        if len(runs) % 2 == 0:
-            ref = measure_in_fresh_process("reference", max_time)
-            cand = measure_in_fresh_process(candidate, max_time)
-        else:
-            cand = measure_in_fresh_process(candidate, max_time)
-            ref = measure_in_fresh_process("reference", max_time)
-        runs.append((ref, cand))
+        runs.append(measure_pair(candidate, len(runs), max_time))
         verdict = confirm_interleaved(runs, maximize=False, max_rounds=most, alpha=alpha,
                                       min_effect=min_effect)
         if not needs_more_rounds(verdict):
@@ -166,13 +165,7 @@ def run_pipeline(
 
     accepted = naive = 0
     for trial in range(trials):
-        # Measured by position, not by name: in the identical case both are "reference".
-        if trial % 2:
-            cand = measure_in_fresh_process(candidate, max_time)
-            ref = measure_in_fresh_process("reference", max_time)
-        else:
-            ref = measure_in_fresh_process("reference", max_time)
-            cand = measure_in_fresh_process(candidate, max_time)
+        ref, cand = measure_pair(candidate, trial, max_time)
         naive += _mean(cand) < _mean(ref)
         # the search's screen, exactly as judge.is_better applies it
         if not compare_samples(ref, cand, maximize=False, alpha=alpha,
