@@ -72,7 +72,6 @@ class RunResult:
     confirmation: str = ""
     stop_reason: str = ""
     elapsed: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass

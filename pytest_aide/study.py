@@ -52,10 +52,6 @@ class Objective:
     maximize: bool
 
     @property
-    def is_benchmark_stat(self) -> bool:
-        return self.metric in BENCHMARK_STATS
-
-    @property
     def direction(self) -> str:
         return "higher is better" if self.maximize else "lower is better"
 
@@ -73,10 +69,6 @@ class Study:
     def nodeids(self) -> list[str]:
         """Every test the evaluator runs: the guards, which include the marked tests."""
         return list(dict.fromkeys([*self.guard_nodeids, *(o.nodeid for o in self.objectives)]))
-
-    def describe(self) -> str:
-        metrics = ", ".join(f"{o.metric} ({o.direction})" for o in self.objectives)
-        return f"{self.target.module}: {metrics}"
 
 
 @dataclass(frozen=True)
