@@ -122,7 +122,13 @@ class Evaluator:
     pytest_args: list[str] = field(default_factory=list)
     #: Paths under the rootdir that are not the project (the log dir): not guarded.
     protected_exclude: list[Path] = field(default_factory=list)
-    _guard: ProjectGuard | None = field(default=None, init=False, repr=False, compare=False)
+    _guard: ProjectGuard = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One guard for all of this evaluator's evaluations, made before any can run, so that
+        # evaluations started at once from several threads share it.
+        watch = measuring_code_dirs(self.rootdir)
+        self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
 
     def command(self, nodeids: list[str]) -> list[str]:
         return [
@@ -160,13 +166,13 @@ class Evaluator:
         Whatever the run changed in the project is undone and, like code that reaches into
         the measuring machinery, listed in ``Evaluation.tampered``.
         """
-        workdir.mkdir(parents=True, exist_ok=True)
-        if self._guard is None:
-            watch = measuring_code_dirs(self.rootdir)
-            self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
         original = _read_text(self.study.target.path)
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        # The workdir is excluded before it exists: an evaluation that ends in between must
+        # not take it for something a candidate created, and undo it.
         token = self._guard.begin(exclude=[workdir])
         try:
+            workdir.mkdir(parents=True, exist_ok=True)
             evaluation = self._run(source, workdir, nodeids)
         finally:
             trusted = source is None or source == original
