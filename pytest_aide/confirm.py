@@ -3,8 +3,9 @@
 A best found during the search was measured once, next to whatever the machine was doing
 then. Before it is written, timed metrics are measured again against the baseline,
 interleaved (baseline, best, baseline, best, ...) in fresh processes, and the change must
-hold across those rounds. Untimed metrics (accuracy, ...) are re-run once and must still
-beat the baseline and pass.
+hold across those rounds. A round in which the machine's speed changed between the two
+measurements (speed.py) says nothing about the code: it is measured again. Untimed metrics
+(accuracy, ...) are re-run once and must still beat the baseline and pass.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from pytest_aide.evaluator import Evaluator
 from pytest_aide.journal import GOOD, Node
 from pytest_aide.judge import LOCATION_STATS, judge
 from pytest_aide.objective import ObjectiveError, score
+from pytest_aide.speed import agree, difference
 from pytest_aide.study import Objective
+
+#: Rounds measured across a change of machine speed that may be discarded, per round wanted:
+#: a shared machine can change speed during half of all pairs for minutes at a time.
+MAX_DISCARDED_PER_ROUND = 2
 
 
 @dataclass
@@ -69,12 +75,16 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
     nodeids = [o.nodeid for o in timed]
     pairs: dict[str, list[tuple[list[float], list[float]]]] = {n: [] for n in nodeids}
     verdicts = {}
-    for index in range(rounds):
-        progress(f"confirming the best: interleaved round {index + 1} (at most {rounds})")
-        measured = {}
+    discarded = 0
+    for index in range(MAX_DISCARDED_PER_ROUND * rounds + rounds):
+        kept = len(pairs[nodeids[0]])
+        if kept == rounds or discarded == MAX_DISCARDED_PER_ROUND * rounds:
+            break
+        progress(f"confirming the best: interleaved round {kept + 1} (at most {rounds})")
+        measured, speeds = {}, {}
         # Alternate which side runs first, so that drift within a round favours neither.
         order = [("baseline", root.code), ("best", best.code)]
-        for label, code in order if index % 2 == 0 else reversed(order):
+        for label, code in order if kept % 2 == 0 else reversed(order):
             evaluation = evaluator.evaluate(code, workdir / f"{index}-{label}", nodeids=nodeids)
             judgement = judge(evaluation, timed, [])
             if judgement.status != GOOD:
@@ -82,7 +92,12 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
                     False, f"the {label} failed while confirming: {judgement.error[:300]}",
                     {"confirmed": False},
                 )
-            measured[label] = judgement.samples
+            measured[label], speeds[label] = judgement.samples, evaluation.speed
+        if not agree(speeds["baseline"], speeds["best"]):
+            discarded += 1
+            progress(f"confirming the best: round discarded, the machine's speed changed "
+                     f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")
+            continue
         for nodeid in nodeids:
             pairs[nodeid].append((measured["baseline"].get(nodeid, []),
                                   measured["best"].get(nodeid, [])))
@@ -92,16 +107,23 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
         if not undecided or any(not v.better and v not in undecided for v in verdicts.values()):
             break  # decided, or one test already failed to confirm
     rounds = len(next(iter(pairs.values())))
+    unsteady = (f" ({discarded} more discarded: the machine's speed changed during them)"
+                if discarded else "")
+    if not verdicts:
+        return Confirmation(False, f"NOT confirmed: the machine's speed changed during each of "
+                            f"{discarded} interleaved rounds", {"confirmed": False,
+                                                                "discarded": discarded})
     confirmed = all(v.better for v in verdicts.values())
     parts = [f"{n.split('::')[-1]} {v.describe()}" for n, v in verdicts.items()]
     summary = ("confirmed" if confirmed else "NOT confirmed") + f" over {rounds} interleaved " \
-        "rounds: " + "; ".join(parts)
+        f"rounds{unsteady}: " + "; ".join(parts)
     first = next(iter(verdicts.values()))
     details = {
         **first.to_dict(),
         "confirmed": confirmed,
         "method": "interleaved",
         "rounds": rounds,
+        "discarded": discarded,
         "metric": "time",
         "per_test": {n: v.to_dict() for n, v in verdicts.items()},
     }

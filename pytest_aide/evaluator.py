@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_aide import seal
 from pytest_aide.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.integrity import new_findings
 from pytest_aide.metrics import Measurement, resolve
@@ -68,6 +69,8 @@ class Evaluation:
     reports: list[dict[str, Any]] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
     tampered: list[str] = field(default_factory=list)
+    #: Machine speed probes just before and after the tests (see speed.py).
+    speed: list[float] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:
@@ -144,10 +147,14 @@ class Evaluator:
             *nodeids,
         ]
 
-    def _worker_settings(self, source: str | None, workdir: Path) -> dict[str, Any]:
-        settings: dict[str, Any] = {"results": str(workdir / "results.json")}
+    def _worker_settings(
+        self, source: str | None, workdir: Path, original: str | None
+    ) -> dict[str, Any]:
+        settings: dict[str, Any] = {"results": str(workdir / "results.json"),
+                                    "key": seal.new_key()}
         if source is None:
             return settings
+        settings["allowed"] = seal.allowed_introspection(original)
         target = self.study.target
         candidate = workdir / "candidate" / target.path.name
         candidate.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +180,7 @@ class Evaluator:
         token = self._guard.begin(exclude=[workdir])
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            evaluation = self._run(source, workdir, nodeids)
+            evaluation = self._run(source, workdir, nodeids, original)
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -183,8 +190,10 @@ class Evaluator:
             evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
         return evaluation
 
-    def _run(self, source: str | None, workdir: Path, nodeids: list[str] | None) -> Evaluation:
-        settings = self._worker_settings(source, workdir)
+    def _run(
+        self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
+    ) -> Evaluation:
+        settings = self._worker_settings(source, workdir, original)
         settings_path = workdir / "worker.json"
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
         results_path = Path(settings["results"])
@@ -226,7 +235,7 @@ class Evaluator:
             status=status, returncode=returncode, duration=duration, output_tail=tail
         )
         if status == "completed":
-            _read_results(evaluation, results_path)
+            _read_results(evaluation, results_path, settings["key"])
         return evaluation
 
 
@@ -245,15 +254,18 @@ def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) 
         process.wait()
 
 
-def _read_results(evaluation: Evaluation, path: Path) -> None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
+    data, forged = seal.read_signed(path, key)
+    if forged:
+        evaluation.tampered.append(forged)
+        return
+    if data is None:
         evaluation.status = "crashed"
         return
     evaluation.reports = data.get("reports", [])
     evaluation.collection_errors = data.get("collection_errors", [])
     evaluation.tampered = list(data.get("tampered", []))
+    evaluation.speed = [float(s) for s in data.get("speed", [])]
     for nodeid, entry in data.get("tests", {}).items():
         evaluation.tests[nodeid] = TestResult(
             nodeid=nodeid,

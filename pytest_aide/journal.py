@@ -59,6 +59,8 @@ class Node:
     outcomes: dict[str, str] = field(default_factory=dict)  # test nodeid -> outcome
     samples: dict[str, list[float]] = field(default_factory=dict)  # benchmark rounds
     confirmed: dict[str, Any] | None = None
+    speed: list[float] = field(default_factory=list)  # machine speed probes (speed.py)
+    remeasured: int = 0  # times measured again next to the best (the machine's speed changed)
 
     @property
     def is_good(self) -> bool:

@@ -17,14 +17,13 @@ ratio candidate / reference. Only standard-library maths and numpy (already a de
 of optuna) are used, imported lazily, so importing this module costs nothing.
 
 What the samples cannot tell (measured by ``benchmarks/bench_noise.py`` on a shared 2-core
-machine): the same function measured in two fresh processes differs by -10%..+19% (5-95%)
-even back to back, and by 70% when another process shares the core during one of them;
-such a measurement looks just as clean inside as an undisturbed one, so no within-sample
-statistic can see it, and rank-test p-values alone are far too confident. ``min_effect``
-(5%) is the guard for one comparison (it still calls identical code better in roughly
-one case in five on that machine, against one in two for the means), and
-``confirm_interleaved`` over five or more alternating rounds is the one to trust before
-the user's file is written.
+machine): the same function measured in two fresh processes differs by a few percent, and
+by 70% when the CPU runs slower during one of them (a cloud VM's CPU does, for seconds at a
+time); such a measurement looks just as clean inside as an undisturbed one, so no
+within-sample statistic can see it, and rank-test p-values alone are far too confident.
+Hence the machine speed probes of speed.py (pairs measured at different speeds are not
+compared), and ``confirm_interleaved`` over alternating rounds in fresh processes is the
+one to trust before the user's file is written.
 """
 
 from __future__ import annotations

@@ -187,6 +187,8 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     parts = [head]
     if node.is_good:
         parts.append(_values_text(journal, node))
+        if node.remeasured:
+            parts.append("(measured again next to the best: the machine's speed had changed)")
         if node.error:  # good but not taken as best, e.g. "improvement within noise"
             parts.append(f"({node.error})")
     else:
@@ -223,9 +225,12 @@ def confirmed_text(confirmed: dict) -> str:
     if confirmed.get("low") is not None and confirmed.get("high") is not None:
         interval = f" (interval {fmt_change(confirmed['low'])} .. {fmt_change(confirmed['high'])})"
     rounds = confirmed.get("rounds")
+    discarded = confirmed.get("discarded")
+    unsteady = (f" ({discarded} more rounds discarded: the machine's speed changed during them)"
+                if discarded else "")
     if isinstance(rounds, int):
         return (f"{verdict}: {metric} {change}{interval}, re-measured over {rounds} rounds "
-                "interleaved with the baseline")
+                f"interleaved with the baseline{unsteady}")
     return f"{verdict}: {metric} {change}{interval}, re-measured interleaved with the baseline"
 
 

@@ -8,6 +8,7 @@ journal, and the journal is saved before the next step, so a killed run loses on
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -30,9 +31,13 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
+from pytest_aide.speed import agree, difference
 from pytest_aide.study import Objective, Study
 
 MAX_FAILED_REQUESTS = 3
+#: Times a candidate and the best are measured again side by side when the machine's speed
+#: changed between their measurements, before giving up on comparing them.
+MAX_REMEASURES = 4
 DUPLICATE = "candidate is identical to node"
 
 
@@ -114,6 +119,7 @@ class Search:
         node.samples = judgement.samples
         node.outcomes = judgement.outcomes
         node.error = judgement.error
+        node.speed = evaluation.speed
         if node.status == GOOD:
             baseline = self.journal.root.metrics if self.journal.nodes else None
             try:
@@ -226,7 +232,7 @@ class Search:
         self.journal.nodes.append(node)
         if node.status == GOOD:
             best = self.journal.best or self.journal.root
-            better, why = is_better(node, best, self.objectives)
+            better, why = self._compare(node, best)
             if better:
                 self.journal.best_id = node.id
             elif why not in {"not better", ""}:
@@ -254,6 +260,51 @@ class Search:
             node.error = forged
             return
         self._evaluate(node)
+
+    def _compare(self, node: Node, best: Node) -> tuple[bool, str]:
+        """``is_better``, on measurements taken at the same machine speed.
+
+        A timed candidate measured while the machine ran at another speed than when the best
+        was measured (see speed.py) is measured again next to the best, alternately, until
+        the two agree; the candidate keeps the measurement that was compared.
+        """
+        timed = any(o.metric in LOCATION_STATS and node.samples.get(o.nodeid)
+                    for o in self.objectives)
+        if not timed or agree(node.speed, best.speed):
+            return is_better(node, best, self.objectives)
+        changed = difference(best.speed, node.speed)
+        for attempt in range(1, MAX_REMEASURES + 1):
+            pair = self._measure_side_by_side(node, best, attempt)
+            if isinstance(pair, str):
+                return False, pair
+            candidate, reference = pair
+            if agree(candidate.speed, reference.speed):
+                node.metrics, node.samples = candidate.metrics, candidate.samples
+                node.objective, node.speed = candidate.objective, candidate.speed
+                node.remeasured = attempt
+                return is_better(node, reference, self.objectives)
+            changed = difference(reference.speed, candidate.speed)
+        return False, (f"not compared: the machine's speed changed ({changed}) during each of "
+                       f"{MAX_REMEASURES + 1} measurements next to the best")
+
+    def _measure_side_by_side(
+        self, node: Node, best: Node, attempt: int
+    ) -> tuple[Node, Node] | str:
+        """(candidate, best) measured again, one after the other (which first alternates);
+        only the marked tests run, since the candidate already passed its guards."""
+        nodeids = [o.nodeid for o in self.objectives]
+        measured = {}
+        sides = [("best", best), ("candidate", node)]
+        for label, source in sides if attempt % 2 else reversed(sides):
+            workdir = self.context.run_dir / "nodes" / f"{node.id:04d}-again{attempt}-{label}"
+            evaluation = self.context.evaluator.evaluate(source.code, workdir, nodeids=nodeids)
+            again = dataclasses.replace(source, samples={}, metrics={}, objective=None)
+            self._judge(again, evaluation, [])
+            if again.status != GOOD:
+                return (f"the {label} did not pass when measured again next to the "
+                        f"{'best' if label == 'candidate' else 'candidate'}: {again.error[:300]}")
+            measured[label] = again
+        return measured["candidate"], measured["best"]
 
     def run(self, steps: int) -> None:
         """Propose until the journal holds ``steps`` proposals, or a stop condition."""

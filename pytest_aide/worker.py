@@ -2,7 +2,8 @@
 
 It maps the target module's import name to the candidate's file (so the tests, and
 ``inspect.getsource`` or Triton's JIT, see the candidate), records every test's outcome and
-measurement, and writes them as JSON for the parent. It never edits the user's files.
+measurement, and writes them as JSON for the parent, signed (seal.py). It never edits the
+user's files.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any
 
 import pytest
 
+from pytest_aide import seal
 from pytest_aide.integrity import MeasuringIntegrity
 from pytest_aide.metrics import measure_item
 from pytest_aide.settings import WORKER_ENV
+from pytest_aide.speed import probe
 
 #: Identities of clocks and measuring code, recorded before the candidate first runs.
 _INTEGRITY = MeasuringIntegrity()
@@ -44,10 +47,20 @@ class CandidateFinder(importlib.abc.MetaPathFinder):
 
 
 def _load_config() -> dict[str, Any]:
+    """The parent's settings; the file is deleted once read, so that the key in it is gone
+    before any candidate code runs."""
     location = os.environ.get(WORKER_ENV)
     if not location:
         return {}
-    return json.loads(Path(location).read_text(encoding="utf-8"))
+    path = Path(location)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink(missing_ok=True)
+    return config
+
+
+def _write_results(payload: str) -> None:
+    """The one function the audit hook accepts a request to write the results from."""
+    sys.audit(seal.WRITE_EVENT, payload)
 
 
 def install_candidate(config: dict[str, Any]) -> None:
@@ -60,6 +73,9 @@ def install_candidate(config: dict[str, Any]) -> None:
 
 
 _CONFIG = _load_config()
+if _CONFIG.get("results"):
+    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
+                 _write_results.__code__, _CONFIG.get("allowed"))
 install_candidate(_CONFIG)
 
 
@@ -83,11 +99,12 @@ class WorkerRecorder:
 
     def __init__(self, config: pytest.Config, settings: dict[str, Any]) -> None:
         self.config = config
-        self.results_path = Path(settings["results"]) if settings.get("results") else None
+        self.writes_results = bool(settings.get("results"))
         self.tests: dict[str, dict[str, Any]] = {}
         self.reports: list[dict[str, Any]] = []
         self.collected: list[str] = []
         self.collection_errors: list[str] = []
+        self.speed: list[float] = []  # machine speed probes, before and after the tests
 
     def _test(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(
@@ -103,6 +120,12 @@ class WorkerRecorder:
             entry = self._test(item.nodeid)
             _INTEGRITY.check_measurement(item)
             entry["measurement"] = measure_item(item, report.capstdout).to_dict()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        self.speed.append(probe())
+        yield
+        self.speed.append(probe())
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -127,7 +150,7 @@ class WorkerRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.results_path is None:
+        if not self.writes_results:
             return
         _INTEGRITY.check("at the end of the session")
         payload = {
@@ -136,11 +159,10 @@ class WorkerRecorder:
             "collection_errors": self.collection_errors,
             "tests": self.tests,
             "reports": self.reports,
-            "tampered": _INTEGRITY.tampered,
+            "tampered": _INTEGRITY.tampered + seal.findings(),
+            "speed": self.speed,
         }
-        temporary = self.results_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(payload, default=str), encoding="utf-8")
-        os.replace(temporary, self.results_path)
+        _write_results(json.dumps(payload, default=str))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark has loaded its timer

@@ -47,6 +47,8 @@ def test_flat_module_candidate_is_measured_and_user_file_untouched(slow_project)
     samples = evaluation.tests["test_slow.py::test_speed"].measurement.samples
     assert len(samples) == 12
     assert digest(study.target.path) == before
+    # the machine's speed, probed just before and after the tests, for like-with-like checks
+    assert len(evaluation.speed) == 2 and all(0 < s < 1 for s in evaluation.speed)
 
 
 def test_candidate_that_fails_a_guard(slow_project) -> None:

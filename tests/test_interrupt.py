@@ -48,7 +48,7 @@ def node_count(project: Path) -> int:
 
 
 def evaluating(project: Path) -> bool:
-    return any(project.glob(".aide/*/nodes/*/worker.json"))
+    return any(project.glob(".aide/*/nodes/*/output.txt"))
 
 
 POINTS = {
@@ -87,7 +87,7 @@ def test_sigint_during_confirmation_leaves_the_source(slow_project) -> None:
     before = target.read_bytes()
     process = start_run(slow_project.path, steps=3)
     try:
-        wait_for(lambda: any(slow_project.path.glob(".aide/*/confirm/*/worker.json")), process,
+        wait_for(lambda: any(slow_project.path.glob(".aide/*/confirm/*/output.txt")), process,
                  limit=120)
         os.kill(process.pid, signal.SIGINT)
         output = process.communicate(timeout=60)[0].decode()

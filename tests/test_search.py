@@ -17,7 +17,7 @@ from pytest_aide.proposers.base import (
     ProposerError,
     SearchExhausted,
 )
-from pytest_aide.search import BaselineError, Policy, Search, SearchContext
+from pytest_aide.search import MAX_REMEASURES, BaselineError, Policy, Search, SearchContext
 from pytest_aide.study import Objective, Study, Target
 
 
@@ -208,3 +208,47 @@ def test_the_search_stops_early_when_the_proposer_is_exhausted(slow_project) -> 
     search.run(10)
     assert len(journal.nodes) == 2
     assert search.stop_reason == "stopped early: nothing left to try"
+
+
+class SpeedScriptedEvaluator(Evaluator):
+    """A real evaluator whose machine-speed probes are replaced by ``speeds``, in order."""
+
+    speeds: list[list[float]]
+
+    def evaluate(self, source, workdir, nodeids=None):
+        evaluation = super().evaluate(source, workdir, nodeids)
+        evaluation.speed = self.speeds.pop(0) if self.speeds else [1.0, 1.0]
+        return evaluation
+
+
+def speed_search(slow_project, speeds: list[list[float]]):
+    original = (slow_project.path / "slow.py").read_text()
+    proposer = ScriptedProposer([original.replace("CHUNK = 2", "CHUNK = 16")])
+    search, journal = make_search(
+        slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
+    )
+    evaluator = SpeedScriptedEvaluator(search.context.study, slow_project.path)
+    evaluator.speeds = speeds
+    search.context.evaluator = evaluator
+    search.baseline()
+    search.run(1)
+    return journal
+
+
+def test_a_candidate_measured_at_another_machine_speed_is_measured_again(slow_project) -> None:
+    # baseline; candidate while the CPU was 70% slower; then both again, side by side
+    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7], [1.0, 1.0], [1.02, 0.98]])
+    candidate = journal.nodes[1]
+    assert candidate.remeasured == 1 and journal.best_id == 1
+    assert candidate.speed == [1.02, 0.98]  # it keeps the measurement that was compared
+    nodes = slow_project.path / ".aide" / "r" / "nodes"
+    assert (nodes / "0001-again1-best").is_dir() and (nodes / "0001-again1-candidate").is_dir()
+
+
+def test_a_candidate_never_measured_at_the_best_speed_is_not_taken(slow_project) -> None:
+    attempts = 1 + MAX_REMEASURES
+    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7]] * attempts)
+    candidate = journal.nodes[1]
+    assert candidate.status == GOOD and journal.best_id == 0
+    assert "not compared: the machine's speed changed (" in candidate.error
+    assert f"during each of {attempts} measurements next to the best" in candidate.error

@@ -1,0 +1,70 @@
+"""How fast the machine was while a measurement ran, so that only like is compared with like.
+
+On a shared machine (a cloud VM, a CI runner) the CPU itself changes speed for seconds at a
+time: on the 2-core VM this was built on, one fresh process in four ran the same loop about
+70% slower, in stretches of several processes, with the process never descheduled (so its
+CPU time cannot tell). Two measurements taken on either side of such a change differ by far
+more than any rank test expects, and a real 10% speedup measured across one looks slower.
+
+So every evaluation times a fixed probe workload just before its tests and just after them.
+Two measurements are comparable when their probes agree, before with before and after with
+after (code that leaves threads busy slows its "after" probe, but then on both sides). A
+pair that is not comparable is measured again; the probe never adjusts a number, it only
+decides whether two numbers may be compared, the same way for both sides.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+#: Most relative difference between two probes taken at the same speed: across fresh
+#: processes the probe varies by a few percent; a change of machine speed shows as tens.
+SPEED_TOLERANCE = 0.10
+_WORK = 20_000  # about 1-2 ms of pure-Python integer work on a current CPU
+_REPEATS = 5
+
+_clock = time.perf_counter  # taken at import, before any candidate can replace it
+
+
+def _workload() -> int:
+    total = 0
+    for i in range(_WORK):
+        total += (i * i) % 7
+    return total
+
+
+def probe() -> float:
+    """Seconds for the fixed workload: the fastest of a few repetitions (an interrupt or a
+    page fault slows one repetition; a slower machine slows them all)."""
+    best = math.inf
+    for _ in range(_REPEATS):
+        start = _clock()
+        _workload()
+        best = min(best, _clock() - start)
+    return best
+
+
+def agree(first: Sequence[float], second: Sequence[float]) -> bool:
+    """Whether two measurements ran at the same machine speed (probes before, after).
+
+    Measurements without probes (journals from older versions) are taken as comparable.
+    """
+    if len(first) != len(second) or not first:
+        return True
+    return all(_within(a, b) for a, b in zip(first, second, strict=True))
+
+
+def difference(first: Sequence[float], second: Sequence[float]) -> str:
+    """The largest probe difference, for messages: e.g. ``+68%``."""
+    changes = [b / a - 1 for a, b in zip(first, second, strict=False) if a > 0]
+    if not changes:
+        return "n/a"
+    return f"{max(changes, key=abs) * 100:+.0f}%"
+
+
+def _within(a: float, b: float) -> bool:
+    if a <= 0 or b <= 0 or not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return abs(math.log(b / a)) <= math.log1p(SPEED_TOLERANCE)
