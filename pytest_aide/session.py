@@ -94,6 +94,7 @@ class AideSession:
 
     def _optimize_all(self) -> bool:
         from pytest_aide.artifacts import read_source
+        from pytest_aide.child_options import child_options
         from pytest_aide.optimize import ResumeError, RunError, TargetRun
         from pytest_aide.proposers.base import ProposerConfigError
         from pytest_aide.proposers.select import make_proposer
@@ -122,6 +123,7 @@ class AideSession:
                 rootdir=self.rootdir,
                 proposer_factory=factory,
                 write_line=self._write_line,
+                pytest_args=child_options(self._invocation_args()),
                 invocation_args=self._invocation_args(),
                 verbose=verbose,
             )
@@ -139,12 +141,14 @@ class AideSession:
 
     def _final_check(self, session: pytest.Session) -> None:
         """Run the selected tests against the rewritten files and replay their reports."""
+        from pytest_aide.child_options import child_options
         from pytest_aide.evaluator import Evaluator
 
         self._write_line("aide: running the selected tests against the final code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
                               timeout=self.settings.timeout,
+                              pytest_args=child_options(self._invocation_args()),
                               protected_exclude=[self.settings.log_dir])
         nodeids = [item.nodeid for item in session.items]
         evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)

@@ -58,6 +58,25 @@ def dot(a, b):
 
 SECRET = "sk-test-not-for-candidates"
 
+#: A candidate that replaces the benchmark fixture's timer from code it makes at run time
+#: (RUN: what it executes), out of the candidate's own file.
+REACH_TIMER = """
+REACH = (
+    "import gc\\n"
+    "def reach():\\n"
+    "    for obj in gc.get_objects():\\n"
+    "        if type(obj).__name__ == 'BenchmarkFixture':\\n"
+    "            obj._timer = lambda: 0.0\\n"
+)
+found = {}
+exec(RUN, found)
+
+
+def dot(a, b):
+    found["reach"]()
+    return sum(x * y for x, y in zip(a, b))
+"""
+
 #: (name, candidate source, expected): a phrase of its tampered list, or the evaluation's
 #: status ("crashed", "timeout"), or "not passed" (a guard test fails).
 ADVERSARIES = [
@@ -133,42 +152,12 @@ ADVERSARIES = [
     ),
     (
         "replaces the benchmark fixture's timer (through code named after another file)",
-        """
-        import os
-
-        REACH = (
-            "import gc\\n"
-            "def reach():\\n"
-            "    for obj in gc.get_objects():\\n"
-            "        if type(obj).__name__ == 'BenchmarkFixture':\\n"
-            "            obj._timer = lambda: 0.0\\n"
-        )
-        found = {}
-        exec(compile(REACH, os.__file__, "exec"), found)
-
-        def dot(a, b):
-            found["reach"]()
-            return sum(x * y for x, y in zip(a, b))
-        """,
+        "import os\n" + REACH_TIMER.replace("RUN", 'compile(REACH, os.__file__, "exec")'),
         "the benchmark fixture's timer was replaced",
     ),
     (
         "replaces the benchmark fixture's timer (through run-time code)",
-        """
-        REACH = (
-            "import gc\\n"
-            "def reach():\\n"
-            "    for obj in gc.get_objects():\\n"
-            "        if type(obj).__name__ == 'BenchmarkFixture':\\n"
-            "            obj._timer = lambda: 0.0\\n"
-        )
-        found = {}
-        exec(REACH, found)
-
-        def dot(a, b):
-            found["reach"]()
-            return sum(x * y for x, y in zip(a, b))
-        """,
+        REACH_TIMER.replace("RUN", "REACH"),
         "searched the heap (gc.get_objects)",
     ),
     (
