@@ -4,7 +4,8 @@ A best found during the search was measured once, next to whatever the machine w
 then. Before it is written, timed metrics are measured again against the baseline,
 interleaved (baseline, best, baseline, best, ...) in fresh processes, and the change must
 hold across those rounds. A round in which the machine's speed changed between the two
-measurements (speed.py) says nothing about the code: it is measured again. Untimed metrics
+measurements (speed.py) says nothing about the code, unless the change is too large for
+the speed difference to explain: it is measured again. Untimed metrics
 (accuracy, ...) are re-run once and must still beat the baseline and pass.
 """
 
@@ -19,7 +20,7 @@ from pytest_aide.evaluator import Evaluator
 from pytest_aide.journal import GOOD, Node
 from pytest_aide.judge import LOCATION_STATS, judge
 from pytest_aide.objective import ObjectiveError, score
-from pytest_aide.speed import agree, difference
+from pytest_aide.speed import agree, difference, too_large_to_explain
 from pytest_aide.study import Objective
 
 #: Rounds measured across a change of machine speed that may be discarded, per round wanted:
@@ -70,7 +71,7 @@ def _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress)
 
 def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
                    progress) -> Confirmation:
-    from pytest_aide.noise import confirm_interleaved, needs_more_rounds
+    from pytest_aide.noise import confirm_interleaved, median_change, needs_more_rounds
 
     nodeids = [o.nodeid for o in timed]
     pairs: dict[str, list[tuple[list[float], list[float]]]] = {n: [] for n in nodeids}
@@ -93,7 +94,11 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
                     {"confirmed": False},
                 )
             measured[label], speeds[label] = judgement.samples, evaluation.speed
-        if not agree(speeds["baseline"], speeds["best"]):
+        changes = [median_change(measured["baseline"].get(n, []), measured["best"].get(n, []))
+                   for n in nodeids]
+        if not agree(speeds["baseline"], speeds["best"]) and not too_large_to_explain(
+            speeds["baseline"], speeds["best"], changes
+        ):
             discarded += 1
             progress(f"confirming the best: round discarded, the machine's speed changed "
                      f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")

@@ -175,7 +175,7 @@ def confirm_interleaved(
         return Verdict(False, math.nan, -math.inf, math.inf, None,
                        f"too few usable rounds ({len(usable)} of {len(runs)}, need "
                        f"{MIN_ROUNDS} with {MIN_SAMPLES}+ samples per side)")
-    per_round = [_median_change(a, b) for a, b in usable]
+    per_round = [median_change(a, b) for a, b in usable]
     if any(math.isnan(c) for c in per_round):
         return Verdict(False, math.nan, -math.inf, math.inf, None,
                        "a round's median is zero: no relative change", per_round)
@@ -246,7 +246,7 @@ def _decide(
 
 
 def _too_few(ref: list[float], cand: list[float], why: str) -> Verdict:
-    change = _median_change(ref, cand) if ref and cand else math.nan
+    change = median_change(ref, cand) if ref and cand else math.nan
     return Verdict(False, change, -math.inf, math.inf, None, why)
 
 
@@ -260,7 +260,7 @@ def _median(values: Sequence[float]) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
 
-def _median_change(ref: Sequence[float], cand: Sequence[float]) -> float:
+def median_change(ref: Sequence[float], cand: Sequence[float]) -> float:
     base = _median(ref)
     return math.nan if base == 0 else (_median(cand) - base) / abs(base)
 

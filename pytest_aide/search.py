@@ -9,6 +9,7 @@ journal, and the journal is saved before the next step, so a killed run loses on
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import re
 import time
@@ -31,7 +32,7 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
-from pytest_aide.speed import agree, difference
+from pytest_aide.speed import agree, difference, too_large_to_explain
 from pytest_aide.study import Objective, Study
 
 MAX_FAILED_REQUESTS = 3
@@ -266,11 +267,15 @@ class Search:
 
         A timed candidate measured while the machine ran at another speed than when the best
         was measured (see speed.py) is measured again next to the best, alternately, until
-        the two agree; the candidate keeps the measurement that was compared.
+        the two agree; the candidate keeps the measurement that was compared. A difference
+        too large for the change of speed to explain is compared as it is.
         """
-        timed = any(o.metric in LOCATION_STATS and node.samples.get(o.nodeid)
-                    for o in self.objectives)
-        if not timed or agree(node.speed, best.speed):
+        timed = [o.nodeid for o in self.objectives
+                 if o.metric in LOCATION_STATS and node.samples.get(o.nodeid)]
+        changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
+        if not timed or agree(node.speed, best.speed) or too_large_to_explain(
+            best.speed, node.speed, changes
+        ):
             return is_better(node, best, self.objectives)
         changed = difference(best.speed, node.speed)
         for attempt in range(1, MAX_REMEASURES + 1):
@@ -344,6 +349,13 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
             return (f"the candidate adds text that prints the metric line '{metric}: ...' "
                     "(the metric is read from the test's output)")
     return ""
+
+
+def _relative(value: float | None, reference: float | None) -> float:
+    """``value`` against ``reference`` (-0.8: 80% lower); NaN when either is unusable."""
+    if value is None or reference is None or reference <= 0:
+        return math.nan
+    return value / reference - 1
 
 
 def _baseline_message(node: Node) -> str:

@@ -56,6 +56,24 @@ def agree(first: Sequence[float], second: Sequence[float]) -> bool:
     return all(_within(a, b) for a, b in zip(first, second, strict=True))
 
 
+def too_large_to_explain(first: Sequence[float], second: Sequence[float],
+                         changes: Sequence[float]) -> bool:
+    """Whether every relative change between two measurements (second against first: -0.8
+    is 80% lower) is larger than their probes' speed difference could explain, with
+    ``SPEED_TOLERANCE`` to spare: then the pair tells which side is faster even though the
+    machine's speed changed, and need not be measured again. Whether a pair is kept depends
+    on the size of the change, never on its sign, so identical code still wins as often as
+    it loses."""
+    if len(first) != len(second) or not first or not changes:
+        return False
+    if not all(a > 0 and b > 0 and math.isfinite(a / b) for a, b in zip(first, second,
+                                                                         strict=True)):
+        return False
+    gap = max(abs(math.log(b / a)) for a, b in zip(first, second, strict=True))
+    return all(c > -1 and math.isfinite(c) and abs(math.log1p(c)) > gap
+               + math.log1p(SPEED_TOLERANCE) for c in changes)
+
+
 def difference(first: Sequence[float], second: Sequence[float]) -> str:
     """The largest probe difference, for messages: e.g. ``+68%``."""
     changes = [b / a - 1 for a, b in zip(first, second, strict=False) if a > 0]

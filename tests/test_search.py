@@ -221,9 +221,10 @@ class SpeedScriptedEvaluator(Evaluator):
         return evaluation
 
 
-def speed_search(slow_project, speeds: list[list[float]]):
+def speed_search(slow_project, speeds: list[list[float]], chunk: int = 3):
+    """A search of one candidate (CHUNK 2 -> 3: a third fewer sleeps), with scripted probes."""
     original = (slow_project.path / "slow.py").read_text()
-    proposer = ScriptedProposer([original.replace("CHUNK = 2", "CHUNK = 16")])
+    proposer = ScriptedProposer([original.replace("CHUNK = 2", f"CHUNK = {chunk}")])
     search, journal = make_search(
         slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
     )
@@ -243,6 +244,15 @@ def test_a_candidate_measured_at_another_machine_speed_is_measured_again(slow_pr
     assert candidate.speed == [1.02, 0.98]  # it keeps the measurement that was compared
     nodes = slow_project.path / ".aide" / "r" / "nodes"
     assert (nodes / "0001-again1-best").is_dir() and (nodes / "0001-again1-candidate").is_dir()
+
+
+def test_a_change_too_large_for_the_speed_change_to_explain_is_compared_as_it_is(
+    slow_project,
+) -> None:
+    # CHUNK 16: an eighth of the sleeps, far more than a 70% slower CPU could explain
+    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7]], chunk=16)
+    assert journal.nodes[1].remeasured == 0 and journal.best_id == 1
+    assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
 
 
 def test_a_candidate_never_measured_at_the_best_speed_is_not_taken(slow_project) -> None:
