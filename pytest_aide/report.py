@@ -187,7 +187,7 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     parts = [head]
     if node.is_good:
         parts.append(_values_text(journal, node))
-        if node.remeasured:
+        if node.remeasured and not node.error:
             parts.append("(measured again next to the best: the machine's speed had changed)")
         if node.error:  # good but not taken as best, e.g. "improvement within noise"
             parts.append(f"({node.error})")

@@ -275,7 +275,7 @@ class Search:
         changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
         if not timed or agree(node.speed, best.speed) or too_large_to_explain(
             best.speed, node.speed, changes
-        ):
+        ) or _worse_on_a_machine_as_fast(node, best):
             return is_better(node, best, self.objectives)
         changed = difference(best.speed, node.speed)
         for attempt in range(1, MAX_REMEASURES + 1):
@@ -287,7 +287,10 @@ class Search:
                 node.metrics, node.samples = candidate.metrics, candidate.samples
                 node.objective, node.speed = candidate.objective, candidate.speed
                 node.remeasured = attempt
-                return is_better(node, reference, self.objectives)
+                better, why = is_better(node, reference, self.objectives)
+                if not better and why == "not better":
+                    why = "not better than the best when measured again next to it"
+                return better, why
             changed = difference(reference.speed, candidate.speed)
         return False, (f"not compared: the machine's speed changed ({changed}) during each of "
                        f"{MAX_REMEASURES + 1} measurements next to the best")
@@ -349,6 +352,14 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
             return (f"the candidate adds text that prints the metric line '{metric}: ...' "
                     "(the metric is read from the test's output)")
     return ""
+
+
+def _worse_on_a_machine_as_fast(node: Node, best: Node) -> bool:
+    """The candidate measured worse although the machine ran at least as fast for it (lower
+    probe times) as for the best: measuring again could only make it look worse still."""
+    return (node.objective is not None and best.objective is not None
+            and node.objective <= best.objective and len(node.speed) == len(best.speed)
+            and all(c <= b for c, b in zip(node.speed, best.speed, strict=True)))
 
 
 def _relative(value: float | None, reference: float | None) -> float:

@@ -262,3 +262,11 @@ def test_a_candidate_never_measured_at_the_best_speed_is_not_taken(slow_project)
     assert candidate.status == GOOD and journal.best_id == 0
     assert "not compared: the machine's speed changed (" in candidate.error
     assert f"during each of {attempts} measurements next to the best" in candidate.error
+
+
+def test_a_candidate_worse_on_a_machine_as_fast_is_not_measured_again(slow_project) -> None:
+    # CHUNK 1: twice the sleeps, measured while the CPU ran three times as fast as for the
+    # baseline (too big a change of speed for the difference to be taken as it is)
+    journal = speed_search(slow_project, [[3.0, 3.0], [1.0, 1.0]], chunk=1)
+    assert journal.nodes[1].remeasured == 0 and journal.best_id == 0
+    assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
