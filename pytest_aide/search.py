@@ -263,19 +263,15 @@ class Search:
         self._evaluate(node)
 
     def _compare(self, node: Node, best: Node) -> tuple[bool, str]:
-        """``is_better``, on measurements taken at the same machine speed.
+        """``is_better``, on measurements that may be compared (``_comparable``).
 
         A timed candidate measured while the machine ran at another speed than when the best
         was measured (see speed.py) is measured again next to the best, alternately, until
-        the two agree; the candidate keeps the measurement that was compared. A difference
-        too large for the change of speed to explain is compared as it is.
+        the two may be compared; the candidate keeps the measurement that was compared.
         """
         timed = [o.nodeid for o in self.objectives
                  if o.metric in LOCATION_STATS and node.samples.get(o.nodeid)]
-        changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
-        if not timed or agree(node.speed, best.speed) or too_large_to_explain(
-            best.speed, node.speed, changes
-        ) or _worse_on_a_machine_as_fast(node, best):
+        if not timed or _comparable(node, best, timed):
             return is_better(node, best, self.objectives)
         changed = difference(best.speed, node.speed)
         for attempt in range(1, MAX_REMEASURES + 1):
@@ -283,7 +279,7 @@ class Search:
             if isinstance(pair, str):
                 return False, pair
             candidate, reference = pair
-            if agree(candidate.speed, reference.speed):
+            if _comparable(candidate, reference, timed):
                 node.metrics, node.samples = candidate.metrics, candidate.samples
                 node.objective, node.speed = candidate.objective, candidate.speed
                 node.remeasured = attempt
@@ -354,9 +350,15 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
     return ""
 
 
-def _worse_on_a_machine_as_fast(node: Node, best: Node) -> bool:
-    """The candidate measured worse although the machine ran at least as fast for it (lower
-    probe times) as for the best: measuring again could only make it look worse still."""
+def _comparable(node: Node, best: Node, timed: list[str]) -> bool:
+    """Whether two measurements may be compared: taken at the same machine speed, or
+    differing by more than the change of speed could explain, or the candidate worse
+    although the machine ran at least as fast for it (lower probe times)."""
+    if agree(node.speed, best.speed):
+        return True
+    changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
+    if too_large_to_explain(best.speed, node.speed, changes):
+        return True
     return (node.objective is not None and best.objective is not None
             and node.objective <= best.objective and len(node.speed) == len(best.speed)
             and all(c <= b for c, b in zip(node.speed, best.speed, strict=True)))
