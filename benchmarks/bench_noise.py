@@ -122,10 +122,11 @@ class Pairs:
     def pair(self, candidate: str, index: int, max_time: float,
              tries: int = 1) -> tuple[list[float], list[float]] | None:
         """(reference, candidate) samples, each from a fresh process, from the first of at
-        most ``tries`` pairs whose speed probes agree (None: none did). Which runs first
-        alternates with ``index`` so that slow drift favours neither; they are told apart by
-        position, not name, since in the identical case both are "reference"."""
-        from pytest_aide.speed import agree
+        most ``tries`` pairs that may be compared by the search's rule (``speed.comparable``
+        on the means; None: none could). Which runs first alternates with ``index`` so that
+        slow drift favours neither; they are told apart by position, not name, since in the
+        identical case both are "reference"."""
+        from pytest_aide.speed import comparable
 
         for attempt in range(tries):
             self.measured += 1
@@ -136,7 +137,9 @@ class Pairs:
             else:
                 ref = measure_in_fresh_process("reference", max_time)
                 cand = measure_in_fresh_process(candidate, max_time)
-            if tries == 1 or agree(ref["speed"], cand["speed"]):
+            before, after = _mean(ref["samples"]), _mean(cand["samples"])
+            if tries == 1 or comparable(ref["speed"], cand["speed"], [after / before - 1],
+                                        after >= before):
                 return ref["samples"], cand["samples"]
         return None
 
@@ -167,8 +170,8 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
     (at most ``MAX_DISCARDED_PER_ROUND * most`` times in all). Returns (confirmed,
     means-of-all-rounds says faster, rounds used)."""
     from pytest_aide.confirm import MAX_DISCARDED_PER_ROUND
-    from pytest_aide.noise import confirm_interleaved, needs_more_rounds
-    from pytest_aide.speed import agree
+    from pytest_aide.noise import confirm_interleaved, median_change, needs_more_rounds
+    from pytest_aide.speed import agree, too_large_to_explain
 
     runs: list[tuple[list[float], list[float]]] = []
     naive: list[tuple[list[float], list[float]]] = []  # every pair: the means' view
@@ -182,7 +185,9 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
             ref = measure_in_fresh_process("reference", max_time)
             cand = measure_in_fresh_process(candidate, max_time)
         naive.append((ref["samples"], cand["samples"]))
-        if not agree(ref["speed"], cand["speed"]):
+        if not agree(ref["speed"], cand["speed"]) and not too_large_to_explain(
+            ref["speed"], cand["speed"], [median_change(ref["samples"], cand["samples"])]
+        ):
             discarded += 1
             pairs.again += 1
             continue

@@ -32,7 +32,7 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
-from pytest_aide.speed import agree, difference, too_large_to_explain
+from pytest_aide.speed import comparable, difference
 from pytest_aide.study import Objective, Study
 
 MAX_FAILED_REQUESTS = 3
@@ -351,17 +351,11 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
 
 
 def _comparable(node: Node, best: Node, timed: list[str]) -> bool:
-    """Whether two measurements may be compared: taken at the same machine speed, or
-    differing by more than the change of speed could explain, or the candidate worse
-    although the machine ran at least as fast for it (lower probe times)."""
-    if agree(node.speed, best.speed):
-        return True
+    """``speed.comparable`` for a candidate against the best."""
     changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
-    if too_large_to_explain(best.speed, node.speed, changes):
-        return True
-    return (node.objective is not None and best.objective is not None
-            and node.objective <= best.objective and len(node.speed) == len(best.speed)
-            and all(c <= b for c, b in zip(node.speed, best.speed, strict=True)))
+    no_better = (node.objective is not None and best.objective is not None
+                 and node.objective <= best.objective)
+    return comparable(best.speed, node.speed, changes, no_better)
 
 
 def _relative(value: float | None, reference: float | None) -> float:

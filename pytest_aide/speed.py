@@ -74,6 +74,18 @@ def too_large_to_explain(first: Sequence[float], second: Sequence[float],
                + math.log1p(SPEED_TOLERANCE) for c in changes)
 
 
+def comparable(first: Sequence[float], second: Sequence[float], changes: Sequence[float],
+               second_no_better: bool) -> bool:
+    """Whether a measurement may be compared with another (the search's rule): taken at the
+    same speed, or differing by more than the change of speed could explain, or no better
+    although the machine ran at least as fast for it (lower probe times), so that measuring
+    again could only make it look worse still. ``changes``: second against first."""
+    if agree(first, second) or too_large_to_explain(first, second, changes):
+        return True
+    return second_no_better and len(first) == len(second) and all(
+        b <= a for a, b in zip(first, second, strict=True))
+
+
 def difference(first: Sequence[float], second: Sequence[float]) -> str:
     """The largest probe difference, for messages: e.g. ``+68%``."""
     changes = [b / a - 1 for a, b in zip(first, second, strict=False) if a > 0]
