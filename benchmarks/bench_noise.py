@@ -171,7 +171,7 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
     means-of-all-rounds says faster, rounds used)."""
     from pytest_aide.confirm import MAX_DISCARDED_PER_ROUND
     from pytest_aide.noise import confirm_interleaved, median_change, needs_more_rounds
-    from pytest_aide.speed import agree, too_large_to_explain
+    from pytest_aide.speed import comparable
 
     runs: list[tuple[list[float], list[float]]] = []
     naive: list[tuple[list[float], list[float]]] = []  # every pair: the means' view
@@ -185,9 +185,8 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
             ref = measure_in_fresh_process("reference", max_time)
             cand = measure_in_fresh_process(candidate, max_time)
         naive.append((ref["samples"], cand["samples"]))
-        if not agree(ref["speed"], cand["speed"]) and not too_large_to_explain(
-            ref["speed"], cand["speed"], [median_change(ref["samples"], cand["samples"])]
-        ):
+        if not comparable(ref["speed"], cand["speed"],
+                          [median_change(ref["samples"], cand["samples"])], False):
             discarded += 1
             pairs.again += 1
             continue

@@ -20,7 +20,7 @@ from pytest_aide.evaluator import Evaluator
 from pytest_aide.journal import GOOD, Node
 from pytest_aide.judge import LOCATION_STATS, judge
 from pytest_aide.objective import ObjectiveError, score
-from pytest_aide.speed import agree, difference, too_large_to_explain
+from pytest_aide.speed import comparable, difference
 from pytest_aide.study import Objective
 
 #: Rounds measured across a change of machine speed that may be discarded, per round wanted:
@@ -96,9 +96,8 @@ def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, ro
             measured[label], speeds[label] = judgement.samples, evaluation.speed
         changes = [median_change(measured["baseline"].get(n, []), measured["best"].get(n, []))
                    for n in nodeids]
-        if not agree(speeds["baseline"], speeds["best"]) and not too_large_to_explain(
-            speeds["baseline"], speeds["best"], changes
-        ):
+        # never the "worse on a machine as fast" case: a round's sign must be fair both ways
+        if not comparable(speeds["baseline"], speeds["best"], changes, second_no_better=False):
             discarded += 1
             progress(f"confirming the best: round discarded, the machine's speed changed "
                      f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")
