@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_aide.evaluator import Evaluator, child_environment
+from pytest_aide.evaluation.evaluator import Evaluator, child_environment
 from pytest_aide.study import Objective, Study, Target
 
 MODULE = "def work(n):\n    return sum(i * i for i in range(n))\n"

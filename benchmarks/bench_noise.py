@@ -105,7 +105,7 @@ def measure_in_fresh_process(name: str, max_time: float) -> dict[str, list[float
 
 
 def child(name: str, max_time: float) -> None:
-    from pytest_aide.speed import probe
+    from pytest_aide.evaluation.speed import probe
 
     before = probe()
     samples = measure(FUNCTIONS[name], max_time)
@@ -126,7 +126,7 @@ class Pairs:
         on the means; None: none could). Which runs first alternates with ``index`` so that
         slow drift favours neither; they are told apart by position, not name, since in the
         identical case both are "reference"."""
-        from pytest_aide.speed import comparable
+        from pytest_aide.evaluation.speed import comparable
 
         for attempt in range(tries):
             self.measured += 1
@@ -147,7 +147,7 @@ class Pairs:
 def run_trials(
     candidate: str, trials: int, max_time: float, alpha: float, min_effect: float
 ) -> dict[str, object]:
-    from pytest_aide.noise import compare_samples
+    from pytest_aide.search.noise import compare_samples
 
     ours = rank_only = naive = 0
     changes = []
@@ -169,9 +169,9 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
     until it decides (at most ``most``), a round whose speed probes disagree measured again
     (at most ``MAX_DISCARDED_PER_ROUND * most`` times in all). Returns (confirmed,
     means-of-all-rounds says faster, rounds used)."""
-    from pytest_aide.confirm import MAX_DISCARDED_PER_ROUND
-    from pytest_aide.noise import confirm_interleaved, median_change, needs_more_rounds
-    from pytest_aide.speed import comparable
+    from pytest_aide.evaluation.speed import comparable
+    from pytest_aide.search.confirm import MAX_DISCARDED_PER_ROUND
+    from pytest_aide.search.noise import confirm_interleaved, median_change, needs_more_rounds
 
     runs: list[tuple[list[float], list[float]]] = []
     naive: list[tuple[list[float], list[float]]] = []  # every pair: the means' view
@@ -221,8 +221,8 @@ def run_pipeline(
     """What pytest-aide does end to end: the screen during the search (one pair), then,
     only for a candidate it passes, the interleaved confirmation before anything is written.
     Returns (accepted by pytest-aide, accepted by comparing two means)."""
-    from pytest_aide.noise import SCREEN_MIN_EFFECT, compare_samples
-    from pytest_aide.search import MAX_REMEASURES
+    from pytest_aide.search.loop import MAX_REMEASURES
+    from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
 
     accepted = naive = 0
     pairs = Pairs()
@@ -282,7 +282,7 @@ def main() -> None:
         return
     import inspect
 
-    from pytest_aide.noise import compare_samples
+    from pytest_aide.search.noise import compare_samples
 
     defaults = inspect.signature(compare_samples).parameters
     alpha = args.alpha if args.alpha is not None else defaults["alpha"].default

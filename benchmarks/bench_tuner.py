@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_aide.journal import GOOD, Node
-from pytest_aide.proposers.tune import TuneProposer, sample_uniform
-from pytest_aide.tunables import apply_values, find_tunables
+from pytest_aide.proposers.tune.proposer import TuneProposer, sample_uniform
+from pytest_aide.proposers.tune.tunables import apply_values, find_tunables
 
 
 @dataclass

@@ -1,3 +1,14 @@
-"""pytest-aide: evaluation-driven code optimization inside a pytest suite."""
+"""pytest-aide: evaluation-driven code optimization inside a pytest suite.
+
+The tree follows the data path, and imports run one way, top to bottom:
+
+- the pytest layer: ``plugin`` (entry point, thin hooks), ``session``, ``settings``;
+- ``run``: one target's run, from the run directory to the written file;
+- ``search/``: the AIDE policy and loop, verdicts, noise, confirmation;
+- ``proposers/`` and ``evaluation/``: where candidates come from, and how one is judged;
+- ``report/``: what a person sees, and the run directory's files;
+- shared data, imported by all and importing none of the above: ``study`` (what a marked
+  test asks for), ``metrics`` (reading a metric off a test), ``journal`` (the search tree).
+"""
 
 __version__ = "0.1.0"

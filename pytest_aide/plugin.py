@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from pytest_aide.settings import WORKER_ENV, add_options
+from pytest_aide.evaluation import WORKER_ENV
+from pytest_aide.settings import add_options
 
 MARKER_HELP = (
     "optimize(metric, maximize=None, target=None): let pytest-aide optimize the target "

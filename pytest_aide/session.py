@@ -35,6 +35,7 @@ class AideSession:
         self.results: list[Any] = []  # optimize.RunResult, imported lazily
         self.errors: list[str] = []
         self.notices: list[str] = []
+        self.sandbox: Any = None  # evaluation.sandbox.Sandbox, chosen when optimizing
 
     # -- collection -----------------------------------------------------------------------
 
@@ -93,14 +94,15 @@ class AideSession:
             terminal.write_line(line, **markup)
 
     def _optimize_all(self) -> bool:
-        from pytest_aide.artifacts import read_source
-        from pytest_aide.child_options import child_options
-        from pytest_aide.optimize import ResumeError, RunError, TargetRun
+        from pytest_aide.evaluation.child_options import child_options
         from pytest_aide.proposers.base import ProposerConfigError
         from pytest_aide.proposers.select import make_proposer
+        from pytest_aide.report.artifacts import read_source
+        from pytest_aide.run import ResumeError, RunError, TargetRun
 
         verbose = self.config.get_verbosity() >= 0
         self._write_line("")
+        self._choose_sandbox()
         written = False
         for study in self.studies:
             # Check the proposer before anything runs: a missing key is a usage error.
@@ -126,6 +128,7 @@ class AideSession:
                 pytest_args=child_options(self._invocation_args()),
                 invocation_args=self._invocation_args(),
                 verbose=verbose,
+                sandbox=self.sandbox,
             )
             try:
                 result = run.run()
@@ -139,17 +142,31 @@ class AideSession:
             written = written or result.applied
         return written
 
+    def _choose_sandbox(self) -> None:
+        """Once per session: bwrap, or a notice (header and summary) of what is left open."""
+        from pytest_aide.evaluation.sandbox import SandboxUnavailable, choose
+
+        try:
+            choice = choose(self.settings.sandbox, self.settings.network)
+        except SandboxUnavailable as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.sandbox = choice.sandbox
+        if choice.notice:
+            self._write_line(f"aide: {choice.notice}", yellow=True)
+            self.notices.append(choice.notice)
+
     def _final_check(self, session: pytest.Session) -> None:
         """Run the selected tests against the rewritten files and replay their reports."""
-        from pytest_aide.child_options import child_options
-        from pytest_aide.evaluator import Evaluator
+        from pytest_aide.evaluation.child_options import child_options
+        from pytest_aide.evaluation.evaluator import Evaluator
 
         self._write_line("aide: running the selected tests against the final code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
                               timeout=self.settings.timeout,
                               pytest_args=child_options(self._invocation_args()),
-                              protected_exclude=[self.settings.log_dir])
+                              protected_exclude=[self.settings.log_dir],
+                              sandbox=self.sandbox)
         nodeids = [item.nodeid for item in session.items]
         evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)
         hook = self.config.hook
@@ -195,12 +212,12 @@ class AideSession:
             terminalreporter.write_line(f"{nodeid:<{width}}  {objective.metric}={shown}")
 
     def _optimization_summary(self, terminalreporter: Any) -> None:
-        from pytest_aide import report
-        from pytest_aide.optimize import resume_command
+        from pytest_aide.report.terminal import summary_lines
+        from pytest_aide.run import resume_command
 
         terminalreporter.section("aide optimization")
         for result in self.results:
-            lines = report.summary_lines(
+            lines = summary_lines(
                 result.journal, result.run_dir, self.rootdir,
                 applied=result.applied, patch=result.patch,
                 resume_hint=resume_command(self._invocation_args(), result.journal.run_id),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-#: Set in an evaluation's child process: the path of the worker's settings (worker.py).
-WORKER_ENV = "PYTEST_AIDE_WORKER"
+#: --aide-sandbox's values (evaluation/sandbox.py, not imported here: plugin load stays cheap).
+SANDBOX_MODES = ("auto", "bwrap", "off")
 
 #: The fewest interleaved rounds with which the sign test can reach alpha = 0.01.
 MIN_CONFIRM_ROUNDS = 7
@@ -37,6 +37,9 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("reflect", "bool", None, "self-reflection: critique, then a minimal edit, before running"),
     ("budget", "float", None, "stop when the estimated LLM cost reaches this many USD"),
     ("seed", "int", "0", "random seed of the search policy and the tuner (default 0)"),
+    ("sandbox", "str", "auto", "run each evaluation in an OS sandbox: 'auto' (bubblewrap when it "
+     "works here, else say so and go on without), 'bwrap' (required), 'off' (default auto)"),
+    ("network", "bool", None, "let candidate code use the network inside the sandbox"),
     ("confirm-rounds", "int", "20", "most interleaved confirmation rounds of the best; a clear "
      "win stops after 8 (default 20)"),
 ]
@@ -58,6 +61,8 @@ class AideSettings:
     reflect: bool = False
     budget: float | None = None
     seed: int = 0
+    sandbox: str = "auto"
+    network: bool = False
     confirm_rounds: int = 20
 
     @property
@@ -148,6 +153,11 @@ def read_settings(config: pytest.Config) -> AideSettings:
     budget = values["budget"]
     if budget is not None and float(budget) <= 0:  # type: ignore[arg-type]
         raise pytest.UsageError(f"--aide-budget must be a positive amount of USD, not {budget}")
+    sandbox = str(values["sandbox"]).strip().lower()
+    if sandbox not in SANDBOX_MODES:
+        raise pytest.UsageError(
+            f"--aide-sandbox must be one of {', '.join(SANDBOX_MODES)}, not {values['sandbox']!r}"
+        )
     log_dir = Path(str(values["log-dir"] or ".aide")).expanduser()
     if not log_dir.is_absolute():
         log_dir = rootdir / log_dir
@@ -167,6 +177,8 @@ def read_settings(config: pytest.Config) -> AideSettings:
         budget=None if budget is None else float(budget),  # type: ignore[arg-type]
         seed=int(values["seed"]),  # type: ignore[call-overload]
         confirm_rounds=confirm_rounds,
+        sandbox=sandbox,
+        network=bool(values["network"]),
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aide.evaluator import child_environment
+from pytest_aide.evaluation.evaluator import child_environment
 
 
 def default_sigint() -> None:

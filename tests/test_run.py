@@ -64,7 +64,7 @@ def test_preserve_source_never_writes(slow_project) -> None:
 def test_a_file_edited_during_the_run_is_not_overwritten(
     slow_project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pytest_aide.search import Search
+    from pytest_aide.search.loop import Search
 
     step = Search.step
 

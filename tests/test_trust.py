@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aide.evaluator import Evaluation, Evaluator
+from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
 from pytest_aide.study import Objective, Study, Target
 
 TARGET = """

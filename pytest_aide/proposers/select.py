@@ -10,12 +10,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from pytest_aide.proposers.base import Proposer, ProposerConfigError
 from pytest_aide.proposers.llm import RetryPolicy
-from pytest_aide.settings import AideSettings
 
 PROVIDERS = ("openai", "gemini", "anthropic")
+
+
+class ProposerSettings(Protocol):
+    """The few settings that choose a proposer (``AideSettings`` has them); a protocol, so
+    that proposers need not import the pytest layer."""
+
+    model: str | None
+    base_url: str | None
+    seed: int
+    reflect: bool
 
 #: The model used when only a provider is known (a key is set, or ``openai:`` is given).
 DEFAULT_MODELS = {
@@ -67,19 +77,19 @@ class ModelSpec:
 
 
 def make_proposer(
-    settings: AideSettings, original_code: str, env: Mapping[str, str] | None = None
+    settings: ProposerSettings, original_code: str, env: Mapping[str, str] | None = None
 ) -> tuple[Proposer, str | None]:
     """The proposer for these settings, and a one-line notice for the terminal (or None)."""
     env = os.environ if env is None else env
     spec, notice = choose_spec(settings, env)
     if spec.provider == "tune":
-        from pytest_aide.proposers.tune import TuneProposer
+        from pytest_aide.proposers.tune.proposer import TuneProposer
 
         return TuneProposer(original_code, seed=settings.seed), notice
     return build_llm_proposer(spec, settings, env), notice
 
 
-def choose_spec(settings: AideSettings, env: Mapping[str, str]) -> tuple[ModelSpec, str | None]:
+def choose_spec(settings: ProposerSettings, env: Mapping[str, str]) -> tuple[ModelSpec, str | None]:
     """From --aide-model, else AIDE_MODEL, else the first key that is set, else the tuner."""
     if settings.model and settings.model.strip():
         return parse_spec(settings.model, settings.base_url), None
@@ -124,7 +134,7 @@ def parse_spec(text: str, base_url: str | None = None) -> ModelSpec:
 
 
 def build_llm_proposer(
-    spec: ModelSpec, settings: AideSettings, env: Mapping[str, str]
+    spec: ModelSpec, settings: ProposerSettings, env: Mapping[str, str]
 ) -> Proposer:
     from pytest_aide.proposers.llm import LLMProposer
 

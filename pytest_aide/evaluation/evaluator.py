@@ -1,0 +1,315 @@
+"""Judging one candidate: the study's tests in a child pytest, the candidate in place.
+
+Each evaluation gets its own directory (candidate file, worker settings, results, output),
+so several can run at once. The child runs in the rootdir with the user's configuration;
+the parent reads back a structured :class:`Evaluation`. A child that hangs is killed with
+its whole process group; one that dies without results is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_aide.evaluation import WORKER_ENV, seal
+from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
+from pytest_aide.evaluation.integrity import new_findings
+from pytest_aide.evaluation.sandbox import Sandbox, python_paths
+from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome
+from pytest_aide.metrics import Measurement, resolve
+from pytest_aide.study import Objective, Study
+
+PASSED = "passed"
+#: Variables a candidate must never see: provider keys and anything that looks secret.
+#: A word of the name (between underscores or at its ends) names a secret: ``API_KEY``,
+#: ``SECRET_KEY``, ``HF_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, but not ``TOKENIZERS_PARALLELISM``.
+_SECRET = re.compile(
+    r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?|AUTH)(?:$|_)"
+    r"|PASSWORD|PASSWD",
+    re.IGNORECASE,
+)
+_PROVIDER_VARS = {"OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"}
+_KEEP = {"PATH", "HOME", "PYTHONPATH", "LANG", "TERM", "TMPDIR", "USER"}
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for candidate code: the user's, less keys and secrets."""
+    env = dict(os.environ if base is None else base)
+    for name in list(env):
+        if name in _KEEP:
+            continue
+        if name in _PROVIDER_VARS or _SECRET.search(name):
+            del env[name]
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str
+    duration: float = 0.0
+    longrepr: str = ""
+    measurement: Measurement = field(default_factory=Measurement)
+
+
+@dataclass
+class Evaluation:
+    """What one child run of the study's tests produced."""
+
+    status: str  # "completed", "timeout", "crashed" (no results), "error" (could not start)
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    returncode: int | None = None
+    duration: float = 0.0
+    output_tail: str = ""
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    collection_errors: list[str] = field(default_factory=list)
+    tampered: list[str] = field(default_factory=list)
+    #: Machine speed probes just before and after the tests (see speed.py).
+    speed: list[float] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def outcome(self, nodeid: str) -> str:
+        result = self.tests.get(nodeid)
+        return result.outcome if result and result.outcome else "not run"
+
+    def metric(self, objective: Objective) -> float | None:
+        result = self.tests.get(objective.nodeid)
+        if result is None:
+            return None
+        return resolve(result.measurement, objective.metric)[0]
+
+    def not_passed(self, nodeids: Iterable[str]) -> list[str]:
+        """Tests that did not pass: failed, errored, skipped, xfailed or never ran."""
+        return [n for n in nodeids if self.outcome(n) != PASSED]
+
+    def error_summary(self, nodeids: Iterable[str], limit: int = 4000) -> str:
+        """A readable account of what went wrong, trimmed for journals and prompts."""
+        if self.status == "timeout":
+            head = f"evaluation timed out after {self.duration:.0f}s and was killed"
+        elif self.status == "crashed":
+            head = f"the test process died without results (exit code {self.returncode})"
+        elif self.status == "error":
+            head = "the test process could not be started"
+        else:
+            head = ""
+        lines = [head] if head else []
+        lines += [f"tampering: {t}" for t in self.tampered]
+        lines += self.collection_errors
+        for nodeid in self.not_passed(nodeids):
+            result = self.tests.get(nodeid)
+            detail = result.longrepr.strip()[-1500:] if result else ""
+            lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
+        text = "\n".join(line for line in lines if line)[:limit]
+        if self.status != "completed" or not text:
+            room = max(0, limit - len(text) - 1)
+            text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
+        return text
+
+
+@dataclass
+class Evaluator:
+    """Runs a study's tests in a child pytest against candidate source text."""
+
+    study: Study
+    rootdir: Path
+    timeout: float = 600.0
+    python: str = sys.executable
+    pytest_args: list[str] = field(default_factory=list)
+    #: Paths under the rootdir that are not the project (the log dir): not guarded, and
+    #: hidden from a sandboxed child.
+    protected_exclude: list[Path] = field(default_factory=list)
+    #: The OS sandbox each child runs in (None: none, only the in-process guards).
+    sandbox: Sandbox | None = None
+    _guard: ProjectGuard = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # One guard for all of this evaluator's evaluations, made before any can run, so that
+        # evaluations started at once from several threads share it.
+        watch = measuring_code_dirs(self.rootdir)
+        self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
+
+    def command(self, nodeids: list[str]) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "pytest",
+            "-p",
+            "pytest_aide.evaluation.worker",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *self.pytest_args,
+            *nodeids,
+        ]
+
+    def _worker_settings(
+        self, source: str | None, workdir: Path, original: str | None
+    ) -> dict[str, Any]:
+        settings: dict[str, Any] = {"results": str(workdir / "results.json")}
+        if source is None:
+            return settings
+        settings["allowed"] = seal.allowed_introspection(original)
+        target = self.study.target
+        candidate = workdir / "candidate" / target.path.name
+        candidate.parent.mkdir(parents=True, exist_ok=True)
+        candidate.write_text(source, encoding="utf-8")
+        settings["module"] = target.module
+        if self.sandbox is not None:
+            # bind-mounted at the target's own path (see _command): imported as the original
+            settings["candidate"] = str(target.path)
+            settings["mounted"] = str(candidate)
+            return settings
+        settings["candidate"] = str(candidate)
+        if target.path.name == "__init__.py":
+            settings["search_locations"] = [str(target.path.parent)]
+        return settings
+
+    def _command(self, nodeids: list[str], settings: dict[str, Any], workdir: Path) -> list[str]:
+        """The child's command line, inside the sandbox when there is one."""
+        command = self.command(nodeids)
+        if self.sandbox is None:
+            return command
+        mounts = []
+        if settings.get("mounted"):
+            mounts.append((Path(settings["mounted"]), self.study.target.path))
+        return self.sandbox.command(
+            command,
+            workdir=workdir,
+            cwd=self.rootdir,
+            visible=[self.rootdir, *python_paths()],
+            hidden=self.protected_exclude,
+            mounts=mounts,
+        )
+
+    def evaluate(
+        self, source: str | None, workdir: Path, nodeids: list[str] | None = None
+    ) -> Evaluation:
+        """Run the tests with ``source`` as the target module (None: the file on disk).
+
+        Whatever the run changed in the project is undone and, like code that reaches into
+        the measuring machinery, listed in ``Evaluation.tampered``.
+        """
+        original = _read_text(self.study.target.path)
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        # The workdir is excluded before it exists: an evaluation that ends in between must
+        # not take it for something a candidate created, and undo it.
+        token = self._guard.begin(exclude=[workdir])
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            evaluation = self._run(source, workdir, nodeids, original)
+        finally:
+            trusted = source is None or source == original
+            changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
+        evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
+        if source is not None:
+            found = new_findings(source, original)
+            evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
+        return evaluation
+
+    def _run(
+        self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
+    ) -> Evaluation:
+        settings = self._worker_settings(source, workdir, original)
+        key = seal.new_key()
+        settings_path = workdir / "worker.json"
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        results_path = Path(settings["results"])
+        results_path.unlink(missing_ok=True)
+        env = child_environment()
+        env[WORKER_ENV] = str(settings_path)
+        env["PYTEST_AIDE_WORKDIR"] = str(workdir)
+        key_fd = seal.key_pipe(key)
+        env[seal.KEY_FD_ENV] = str(key_fd)
+        output_path = workdir / "output.txt"
+        started = time.perf_counter()
+        status = "completed"
+        returncode: int | None = None
+        with output_path.open("wb") as output:
+            try:
+                process = subprocess.Popen(
+                    self._command(nodeids or self.study.nodeids, settings, workdir),
+                    cwd=self.rootdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(key_fd,),
+                )
+            except OSError as exc:
+                output.write(str(exc).encode())
+                return Evaluation(status="error", output_tail=str(exc))
+            finally:
+                os.close(key_fd)  # the child holds the only other end
+            try:
+                returncode = process.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                status = "timeout"
+                _kill_group(process)
+            except BaseException:
+                _kill_group(process)
+                raise
+            finally:
+                _kill_group(process, only_leftovers=True)
+        duration = time.perf_counter() - started
+        tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
+        evaluation = Evaluation(
+            status=status, returncode=returncode, duration=duration, output_tail=tail
+        )
+        if status == "completed":
+            _read_results(evaluation, results_path, key)
+        return evaluation
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) -> None:
+    """Kill the child's whole process group (grandchildren too); reap the child."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if not only_leftovers:
+        process.wait()
+
+
+def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
+    data, forged = seal.read_signed(path, key)
+    if forged:
+        evaluation.tampered.append(forged)
+        return
+    if data is None:
+        evaluation.status = "crashed"
+        return
+    evaluation.tampered.extend(disagreements(data, returncode=evaluation.returncode,
+                                             output=evaluation.output_tail))
+    evaluation.reports = data.get("reports", [])
+    evaluation.collection_errors = data.get("collection_errors", [])
+    evaluation.tampered.extend(data.get("tampered", []))
+    evaluation.speed = [float(s) for s in data.get("speed", [])]
+    for nodeid, entry in data.get("tests", {}).items():
+        evaluation.tests[nodeid] = TestResult(
+            nodeid=nodeid,
+            outcome=phase_checked_outcome(nodeid, entry.get("outcome"), evaluation.reports),
+            duration=float(entry.get("duration") or 0.0),
+            longrepr=entry.get("longrepr") or "",
+            measurement=Measurement.from_dict(entry.get("measurement") or {}),
+        )

@@ -1,0 +1,178 @@
+"""An OS sandbox per evaluation, with bubblewrap (``bwrap``): defences below Python.
+
+In-process guards share an address space with the candidate, so a clever candidate gets
+around them. Under bwrap the child pytest runs in its own PID, IPC, UTS and (unless the
+user allows the network) network namespaces, and sees:
+
+* the whole filesystem read-only (the project, the Python environment, the home directory);
+* a private, empty, writable ``/tmp`` and ``$HOME`` (``HOME`` points into that ``/tmp``), and
+  a private ``/dev/shm``;
+* its own evaluation directory as the only writable place on disk;
+* none of the optimizer's runs (the log directory is an empty ``tmpfs``);
+* the candidate bind-mounted at the target's own path, so ``inspect.getsource``, Triton's JIT
+  and tracebacks see the real path, and nothing tells the candidate it is a candidate. The
+  target's ``__pycache__`` is hidden, so a stale ``.pyc`` of the original is never used.
+
+Nothing outlives the evaluation: when the sandbox's first process ends, the kernel ends
+every process in its PID namespace, and ``--die-with-parent`` ends the sandbox if the
+optimizer dies. ``/proc`` is the sandbox's own, so the optimizer's processes (and the keys in
+their environment) are not there to read.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+#: How to get bubblewrap, for the messages that say it is missing.
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; Fedora/RHEL: "
+    "dnf install bubblewrap; Arch: pacman -S bubblewrap; Alpine: apk add bubblewrap)"
+)
+
+#: What an unsandboxed run leaves open, said once in the header and in the summary.
+UNSANDBOXED = (
+    "evaluations are not sandboxed: candidate code can read this machine's files and "
+    "processes, use the network and leave files or processes behind; only in-process guards "
+    "apply"
+)
+
+#: The private home inside the sandbox's own /tmp.
+SANDBOX_HOME = "/tmp/home"
+
+#: Device nodes a GPU job needs, passed through when they exist.
+GPU_DEVICES = ("/dev/nvidia*", "/dev/dri", "/dev/kfd")
+
+
+class SandboxUnavailable(Exception):
+    """``--aide-sandbox bwrap`` was asked for and bwrap cannot run here."""
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """How to wrap one evaluation's command in bwrap."""
+
+    bwrap: str
+    network: bool = False
+
+    def command(
+        self,
+        command: list[str],
+        *,
+        workdir: Path,
+        cwd: Path,
+        visible: Iterable[Path] = (),
+        hidden: Iterable[Path] = (),
+        mounts: Iterable[tuple[Path, Path]] = (),
+    ) -> list[str]:
+        """``command`` inside the sandbox.
+
+        ``visible``: read-only paths that must be seen even where they lie under ``/tmp`` (the
+        project, the Python environment). ``hidden``: directories replaced by an empty tmpfs
+        (the log directory). ``mounts``: ``(source, destination)`` files bound read-only over
+        the destination (the candidate over the target). ``workdir``: the one writable place;
+        ``cwd``: where the command starts.
+        """
+        args = [
+            self.bwrap,
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
+        if not self.network:
+            args.append("--unshare-net")
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                 "--tmpfs", "/dev/shm"]
+        for pattern in GPU_DEVICES:
+            for device in sorted(glob.glob(pattern)):
+                args += ["--dev-bind", device, device]
+        for path in _under_tmp(visible):
+            args += ["--ro-bind", str(path), str(path)]
+        for path in hidden:
+            if path.is_dir():
+                args += ["--tmpfs", str(path)]
+        args += ["--bind", str(workdir), str(workdir)]
+        for source, destination in mounts:
+            args += ["--ro-bind", str(source), str(destination)]
+            pycache = destination.parent / "__pycache__"
+            if pycache.is_dir():
+                args += ["--tmpfs", str(pycache)]
+        args += ["--dir", SANDBOX_HOME, "--setenv", "HOME", SANDBOX_HOME,
+                 "--setenv", "TMPDIR", "/tmp", "--chdir", str(cwd), "--"]
+        return args + command
+
+
+def python_paths() -> list[Path]:
+    """Where this interpreter and its libraries live: they must be visible in the sandbox."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+             Path(sys.executable).parent}
+    paths.update(Path(entry) for entry in sys.path if entry)
+    return sorted(p for p in paths if p.exists())
+
+
+def _under_tmp(paths: Iterable[Path]) -> list[Path]:
+    """The paths that the sandbox's empty /tmp would hide, outermost first, no repeats."""
+    inside = sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))})
+    kept: list[Path] = []
+    for path in inside:
+        if path.exists() and not any(path.is_relative_to(k) for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _is_under_tmp(path: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return real == Path("/tmp") or real.is_relative_to("/tmp")
+
+
+@functools.cache
+def probe(bwrap: str | None = None) -> str:
+    """'' when bwrap works here; else why not (missing, or refused by the kernel)."""
+    found = bwrap or shutil.which("bwrap")
+    if not found:
+        return "bwrap is not installed"
+    scratch = Path(tempfile.mkdtemp(prefix="aide-probe-"))
+    check = Sandbox(found).command(["true"], workdir=scratch, cwd=scratch)
+    try:
+        done = subprocess.run(check, capture_output=True, timeout=30, text=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap did not run: {exc}"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return f"bwrap cannot create a sandbox here ({reason})"
+    return ""
+
+
+@dataclass
+class SandboxChoice:
+    """The sandbox a run uses (None: none), and what to tell the user about it."""
+
+    sandbox: Sandbox | None
+    notice: str = ""
+
+
+def choose(mode: str, network: bool = False) -> SandboxChoice:
+    """``auto``: bwrap when it works, else a notice; ``bwrap``: bwrap or an error; ``off``."""
+    if mode == "off":
+        return SandboxChoice(None, f"--aide-sandbox off: {UNSANDBOXED}")
+    problem = probe()
+    if not problem:
+        return SandboxChoice(Sandbox(shutil.which("bwrap") or "bwrap", network=network))
+    if mode == "bwrap":
+        raise SandboxUnavailable(
+            f"--aide-sandbox bwrap: {problem}; {INSTALL_HINT}, or pass --aide-sandbox auto"
+        )
+    return SandboxChoice(None, f"{problem}, so {UNSANDBOXED}; {INSTALL_HINT}")

@@ -1,0 +1,178 @@
+"""The child side of an evaluation: a small pytest plugin
+(``-p pytest_aide.evaluation.worker``).
+
+It maps the target module's import name to the candidate's file (so the tests, and
+``inspect.getsource`` or Triton's JIT, see the candidate), records every test's outcome and
+measurement, and writes them as JSON for the parent, signed (seal.py). It never edits the
+user's files.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_aide.evaluation import WORKER_ENV, seal
+from pytest_aide.evaluation.integrity import MeasuringIntegrity
+from pytest_aide.evaluation.speed import probe
+from pytest_aide.metrics import measure_item
+
+#: Identities of clocks and measuring code, recorded before the candidate first runs.
+_INTEGRITY = MeasuringIntegrity()
+
+
+class CandidateFinder(importlib.abc.MetaPathFinder):
+    """Serves one module name from the candidate's file instead of the project's (with no
+    path, the candidate is mounted at the target's own: it only notes the first import)."""
+
+    def __init__(self, module: str, path: str | None, search_locations: list[str] | None) -> None:
+        self.module = module
+        self.path = path
+        self.search_locations = search_locations
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.module:
+            return None
+        _INTEGRITY.arm()  # the candidate's code runs next: record the baseline first
+        if self.path is None:
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname, self.path, submodule_search_locations=self.search_locations
+        )
+
+
+def _load_config() -> dict[str, Any]:
+    """The parent's settings (the file is deleted once read) and the key, from its pipe."""
+    location = os.environ.get(WORKER_ENV)
+    if not location:
+        return {}
+    path = Path(location)
+    config = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink(missing_ok=True)
+    config["key"] = seal.take_key()
+    return config
+
+
+def _write_results(payload: str) -> None:
+    """The one function the audit hook accepts a request to write the results from."""
+    sys.audit(seal.WRITE_EVENT, payload)
+
+
+def install_candidate(config: dict[str, Any]) -> None:
+    module = config.get("module")
+    candidate = config.get("candidate")
+    if not module or not candidate:
+        return
+    sys.modules.pop(module, None)
+    # a mounted candidate sits at the target's own path: plain imports find it
+    path = None if config.get("mounted") else candidate
+    sys.meta_path.insert(0, CandidateFinder(module, path, config.get("search_locations")))
+
+
+_CONFIG = _load_config()
+if _CONFIG.get("results"):
+    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
+                 _write_results.__code__, _CONFIG.get("allowed"))
+install_candidate(_CONFIG)
+
+
+def _outcome(previous: str | None, report: pytest.TestReport) -> str:
+    """Fold one phase's report into the test's overall outcome."""
+    if previous in {"error", "failed"}:
+        return previous
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else ("xpassed" if report.passed else "failed")
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    if report.skipped:
+        return "skipped"
+    if previous in {"skipped", "xfailed", "xpassed"}:
+        return previous
+    return "passed"
+
+
+class WorkerRecorder:
+    """Collects outcomes, measurements and serialised reports; writes them at the end."""
+
+    def __init__(self, config: pytest.Config, settings: dict[str, Any]) -> None:
+        self.config = config
+        self.writes_results = bool(settings.get("results"))
+        self.tests: dict[str, dict[str, Any]] = {}
+        self.reports: list[dict[str, Any]] = []
+        self.collected: list[str] = []
+        self.collection_errors: list[str] = []
+        self.speed: list[float] = []  # machine speed probes, before and after the tests
+
+    def _test(self, nodeid: str) -> dict[str, Any]:
+        return self.tests.setdefault(
+            nodeid,
+            {"outcome": None, "duration": 0.0, "longrepr": "", "measurement": None},
+        )
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            entry = self._test(item.nodeid)
+            _INTEGRITY.check_measurement(item)
+            entry["measurement"] = measure_item(item, report.capstdout).to_dict()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        self.speed.append(probe())
+        yield
+        self.speed.append(probe())
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors.append(f"{report.nodeid}: {str(report.longrepr)[-4000:]}")
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = [item.nodeid for item in session.items]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown":
+            _INTEGRITY.check(f"after {report.nodeid}")
+        entry = self._test(report.nodeid)
+        entry["outcome"] = _outcome(entry["outcome"], report)
+        entry["duration"] += report.duration
+        if report.failed and report.longrepr is not None:
+            entry["longrepr"] = (entry["longrepr"] + "\n" + str(report.longrepr))[-8000:]
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            entry["longrepr"] = str(report.longrepr[2])
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        if data is not None:
+            self.reports.append(data)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.writes_results:
+            return
+        _INTEGRITY.check("at the end of the session")
+        payload = {
+            "exitstatus": int(exitstatus),
+            "collected": self.collected,
+            "collection_errors": self.collection_errors,
+            "tests": self.tests,
+            "reports": self.reports,
+            "tampered": _INTEGRITY.tampered + seal.findings(),
+            "speed": self.speed,
+        }
+        _write_results(json.dumps(payload, default=str))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark has loaded its timer
+def pytest_configure(config: pytest.Config) -> None:
+    if _CONFIG:
+        _INTEGRITY.arm()
+        _INTEGRITY.note_benchmark_timer(config)
+        config.pluginmanager.register(WorkerRecorder(config, _CONFIG), "aide-worker-recorder")

@@ -1,0 +1,204 @@
+"""Small formatters and what the journal says, shared by the terminal, ``report.md`` and
+``tree.html`` so that all three tell the same story.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node
+
+#: Several objectives are listed one by one up to this many; beyond, the score is shown.
+MAX_LISTED_OBJECTIVES = 3
+REASON_WIDTH = 60
+
+
+
+
+# ---------------------------------------------------------------------------------------------
+# Small formatters
+
+
+def fmt_value(value: float | None) -> str:
+    """A metric value, short but with enough digits to tell candidates apart."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
+        return f"{value:.3e}"
+    return f"{value:.4g}"
+
+
+def fmt_change(fraction: float | None) -> str:
+    """A relative change (``-0.123``) as a signed percentage (``-12.3%``)."""
+    return "n/a" if fraction is None else f"{fraction * 100:+.1f}%"
+
+
+def fmt_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def fmt_tokens(count: int) -> str:
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def fmt_cost(usd: float) -> str:
+    return f"${usd:.2f}" if usd >= 0.1 else f"${usd:.4f}"
+
+
+def relative_change(before: float | None, after: float | None) -> float | None:
+    """``(after - before) / |before|``, or None when it has no meaning."""
+    if before is None or after is None or before == 0:
+        return None
+    if not (math.isfinite(before) and math.isfinite(after)):
+        return None
+    return (after - before) / abs(before)
+
+
+def short_reason(error: str, width: int = REASON_WIDTH) -> str:
+    """The line of an error output that says what went wrong, cut to ``width``.
+
+    Tracebacks and pytest summaries put the cause near the end, so the last line that
+    names an error wins; otherwise the first non-empty line.
+    """
+    lines = [line.strip(" =_-\t") for line in error.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    named = [line for line in lines if re.search(r"Error|Exception|FAILED|Timeout|timed out", line)]
+    reason = named[-1] if named else lines[0]
+    failed = re.match(r"FAILED (\S+) - (.*)", reason)
+    if failed:  # pytest's short summary: keep the test's name and the message
+        reason = f"{failed[1].split('::')[-1]}: {failed[2]}"
+    return reason if len(reason) <= width else reason[: width - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the journal
+
+
+def objective_labels(journal: Journal) -> dict[str, str]:
+    """A short name per objective nodeid: the metric, or ``test.metric`` when metrics repeat."""
+    metrics = [o["metric"] for o in journal.objectives]
+    labels = {}
+    for objective in journal.objectives:
+        label = objective["metric"]
+        if metrics.count(label) > 1:
+            label = f"{objective['nodeid'].split('::')[-1]}.{label}"
+        labels[objective["nodeid"]] = label
+    return labels
+
+
+def best_so_far(journal: Journal, upto: int) -> Node | None:
+    """The good node with the highest objective among nodes ``0..upto`` (first one on ties)."""
+    best = None
+    for node in journal.nodes[: upto + 1]:
+        if not node.is_good or node.objective is None:
+            continue
+        if best is None or node.objective > best.objective:  # type: ignore[operator]
+            best = node
+    return best
+
+
+def metric_change(journal: Journal, node: Node, nodeid: str) -> float | None:
+    return relative_change(journal.root.metrics.get(nodeid), node.metrics.get(nodeid))
+
+
+def lists_each(journal: Journal) -> bool:
+    return len(journal.objectives) <= MAX_LISTED_OBJECTIVES
+
+
+def values_text(journal: Journal, node: Node) -> str:
+    labels = objective_labels(journal)
+    if len(journal.objectives) == 1 or lists_each(journal):
+        return " ".join(f"{labels[n]}={fmt_value(node.metrics.get(n))}" for n in labels)
+    return f"score={fmt_value(node.objective)}"
+
+
+def best_text(journal: Journal, best: Node) -> str:
+    labels = objective_labels(journal)
+    if len(labels) == 1:
+        (nodeid,) = labels
+        change = metric_change(journal, best, nodeid)
+        suffix = f" ({fmt_change(change)})" if change is not None else ""
+        if best.id == journal.root.id:
+            suffix = " (baseline)"
+        return f"best={fmt_value(best.metrics.get(nodeid))}{suffix}"
+    if lists_each(journal):
+        changes = " ".join(
+            f"{label} {fmt_change(metric_change(journal, best, n))}" for n, label in labels.items()
+        )
+        return f"best: {changes}"
+    return f"best score={fmt_value(best.objective)}"
+
+
+def token_totals(node_or_journal: Node | Journal) -> tuple[int, float | None]:
+    if isinstance(node_or_journal, Journal):
+        usage = node_or_journal.total_usage()
+    else:
+        usage = node_or_journal.usage
+    return usage.input_tokens + usage.output_tokens, usage.cost_usd
+
+
+def status_counts(journal: Journal, *, skip_baseline: bool = False) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in journal.nodes:
+        if skip_baseline and node.operator == "baseline":
+            continue
+        counts[node.status] = counts.get(node.status, 0) + 1
+    return counts
+
+
+def wall_seconds(journal: Journal) -> float:
+    """From the first node's start to the last node's end; the sum of step times if unknown."""
+    timed = [n for n in journal.nodes if n.started > 0]
+    if timed:
+        start = min(n.started - n.propose_seconds for n in timed)
+        return max(n.started + n.duration for n in timed) - start
+    return sum(n.duration + n.propose_seconds for n in journal.nodes)
+
+
+def totals_text(journal: Journal) -> str:
+    counts = status_counts(journal, skip_baseline=True)
+    steps = sum(counts.values())
+    text = (
+        f"{steps} steps: {counts.get('good', 0)} good, {counts.get(BUGGY, 0)} buggy, "
+        f"{counts.get(TAMPERED, 0)} tampered; {fmt_seconds(wall_seconds(journal))}"
+    )
+    tokens, cost = token_totals(journal)
+    if tokens:
+        text += f"; {fmt_tokens(tokens)} tokens"
+    if cost is not None:
+        text += f", {fmt_cost(cost)}"
+    return text
+
+
+def confirmed_text(confirmed: dict) -> str:
+    """The re-measurement of the best, in one sentence."""
+    verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
+    if confirmed.get("method") == "rerun":
+        return f"{verdict}: the best was run again and still beat the baseline" if confirmed.get(
+            "confirmed") else f"{verdict}: the best did not beat the baseline when run again"
+    metric = confirmed.get("metric", "metric")
+    change = fmt_change(confirmed.get("change"))
+    interval = ""
+    if confirmed.get("low") is not None and confirmed.get("high") is not None:
+        interval = f" (interval {fmt_change(confirmed['low'])} .. {fmt_change(confirmed['high'])})"
+    rounds = confirmed.get("rounds")
+    discarded = confirmed.get("discarded")
+    unsteady = (f" ({discarded} more rounds discarded: the machine's speed changed during them)"
+                if discarded else "")
+    if isinstance(rounds, int):
+        return (f"{verdict}: {metric} {change}{interval}, re-measured over {rounds} rounds "
+                f"interleaved with the baseline{unsteady}")
+    return f"{verdict}: {metric} {change}{interval}, re-measured interleaved with the baseline"

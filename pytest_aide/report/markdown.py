@@ -1,0 +1,137 @@
+"""``report.md``: the run as a page to read or paste into a pull request (and the CI job's
+summary when ``$GITHUB_STEP_SUMMARY`` is set).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pytest_aide.journal import Journal, Node, write_atomic
+from pytest_aide.report.artifacts import unified_patch
+from pytest_aide.report.formatting import (
+    confirmed_text,
+    fmt_change,
+    fmt_seconds,
+    fmt_tokens,
+    fmt_value,
+    metric_change,
+    objective_labels,
+    short_reason,
+    token_totals,
+    totals_text,
+    values_text,
+)
+
+# ---------------------------------------------------------------------------------------------
+# report.md
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks inside ``text``."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _node_metrics(journal: Journal, node: Node) -> str:
+    if not node.is_good:
+        return node.status
+    return values_text(journal, node)
+
+
+def render_report_md(journal: Journal, original_code: str, best_code: str | None) -> str:
+    root, best = journal.root, journal.best
+    labels = objective_labels(journal)
+    settings = journal.settings
+    out = [f"# pytest-aide run `{journal.run_id}`", ""]
+    facts = [f"target `{journal.target}` (module `{journal.module}`)"]
+    facts += [f"{key} `{settings[key]}`" for key in ("model", "steps", "seed") if key in settings]
+    out += ["- " + fact for fact in facts]
+    if journal.outcome:
+        out.append(f"- {journal.outcome}")
+    out += ["- " + totals_text(journal), ""]
+
+    out += ["## Objectives", "", "| test | metric | direction | baseline | best | change |"]
+    out.append("| --- | --- | --- | --- | --- | --- |")
+    for objective in journal.objectives:
+        nodeid = objective["nodeid"]
+        direction = "higher is better" if objective["maximize"] else "lower is better"
+        best_value = fmt_value(best.metrics.get(nodeid)) if best else "n/a"
+        change = fmt_change(metric_change(journal, best, nodeid)) if best else "n/a"
+        out.append(
+            f"| `{_cell(nodeid)}` | {labels[nodeid]} | {direction} "
+            f"| {fmt_value(root.metrics.get(nodeid))} | {best_value} | {change} |"
+        )
+    out.append("")
+    if best is not None and best.confirmed:
+        out += [f"Best {confirmed_text(best.confirmed)}.", ""]
+
+    out += ["## Path to the best", ""]
+    if best is None or best.id == root.id:
+        out += ["No candidate beat the baseline.", ""]
+    else:
+        for node in journal.path_to(best.id):
+            out.append(
+                f"### #{node.id} {node.operator} (step {node.step}): {_node_metrics(journal, node)}"
+            )
+            out.append("")
+            out += [
+                f"> {line}" if line else ">" for line in (node.plan or "(no plan)").splitlines()
+            ]
+            out.append("")
+            if not node.is_good:
+                out += [f"{node.status}: `{short_reason(node.error, 200)}`", ""]
+
+    out += ["## Best diff", ""]
+    diff = unified_patch(original_code, best_code, journal.target) if best_code else ""
+    if diff:
+        fence = _fence(diff)
+        out += [f"{fence}diff", diff.rstrip("\n"), fence, ""]
+    else:
+        out += ["No change: the original code stays.", ""]
+
+    out += ["## All nodes", ""]
+    out.append(
+        "| # | step | parent | operator | status | metrics | change | time | tokens | note |"
+    )
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for node in journal.nodes:
+        out.append(_node_row(journal, node))
+    out.append("")
+    return "\n".join(out)
+
+
+def _node_row(journal: Journal, node: Node) -> str:
+    parent = "" if node.parent is None else str(node.parent)
+    changes = []
+    if node.is_good and node.id != journal.root.id:
+        labels = objective_labels(journal)
+        changes = [fmt_change(metric_change(journal, node, n)) for n in labels]
+    tokens, _ = token_totals(node)
+    note = short_reason(node.error) if not node.is_good else _cell(node.plan.split("\n")[0][:80])
+    mark = " ★" if node.id == journal.best_id else ""
+    return (
+        f"| {node.id}{mark} | {node.step} | {parent} | {node.operator} | {node.status} "
+        f"| {_cell(_node_metrics(journal, node))} | {' '.join(changes)} "
+        f"| {fmt_seconds(node.duration)} | {fmt_tokens(tokens) if tokens else ''} "
+        f"| {_cell(note)} |"
+    )
+
+
+def write_report_md(
+    journal: Journal, run_dir: Path, original_code: str, best_code: str | None
+) -> Path:
+    """Write ``report.md`` in the run dir; append it to ``$GITHUB_STEP_SUMMARY`` when set."""
+    text = render_report_md(journal, original_code, best_code)
+    path = run_dir / "report.md"
+    write_atomic(path, text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    return path

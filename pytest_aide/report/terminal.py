@@ -1,0 +1,111 @@
+"""The terminal's view of a run: one line per step, and the summary at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_aide.journal import Journal, Node
+from pytest_aide.report.formatting import (
+    best_so_far,
+    best_text,
+    confirmed_text,
+    fmt_change,
+    fmt_seconds,
+    fmt_tokens,
+    fmt_value,
+    metric_change,
+    objective_labels,
+    short_reason,
+    token_totals,
+    totals_text,
+    values_text,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Terminal
+
+
+def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
+    """One terminal line for a finished step, e.g.
+
+    ``step 3/20 improve <- 2  mean=0.00123  best=0.0011 (-12.3%)  4.1s  1.2k tok``
+    """
+    head = f"step {node.step}/{steps} {node.operator}"
+    if node.parent is not None:
+        head += f" <- {node.parent}"
+    parts = [head]
+    if node.is_good:
+        parts.append(values_text(journal, node))
+        if node.remeasured and not node.error:
+            parts.append("(measured again next to the best: the machine's speed had changed)")
+        if node.error:  # good but not taken as best, e.g. "improvement within noise"
+            parts.append(f"({node.error})")
+    else:
+        reason = short_reason(node.error)
+        parts.append(f"{node.status.upper()}: {reason}" if reason else node.status.upper())
+    # While the run is live the journal's best is the credible one (noise-checked).
+    live = journal.nodes and journal.nodes[-1].id == node.id and journal.best is not None
+    best = journal.best if live else best_so_far(journal, node.id)
+    if best is not None and node.operator != "baseline":
+        parts.append(best_text(journal, best))
+    parts.append(fmt_seconds(elapsed))
+    tokens, _ = token_totals(node)
+    if tokens:
+        parts.append(f"{fmt_tokens(tokens)} tok")
+    return "  ".join(parts)
+
+
+def display_path(path: Path, rootdir: Path) -> str:
+    try:
+        return path.resolve().relative_to(rootdir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def summary_lines(
+    journal: Journal,
+    run_dir: Path,
+    rootdir: Path,
+    *,
+    applied: bool,
+    patch: Path | None,
+    resume_hint: str,
+) -> list[str]:
+    """The lines for pytest's terminal summary, one block per target (one journal)."""
+    root, best = journal.root, journal.best
+    improved = best is not None and best.id != root.id
+    lines = [f"{journal.target} ({journal.module}), run {journal.run_id}"]
+    labels = objective_labels(journal)
+    for objective in journal.objectives:
+        nodeid = objective["nodeid"]
+        direction = "higher is better" if objective["maximize"] else "lower is better"
+        text = f"  {labels[nodeid]} ({direction}): baseline {fmt_value(root.metrics.get(nodeid))}"
+        if improved:
+            change = fmt_change(metric_change(journal, best, nodeid))  # type: ignore[arg-type]
+            text += f" -> best {fmt_value(best.metrics.get(nodeid))} ({change})"  # type: ignore[union-attr]
+        lines.append(text)
+    if improved:
+        lines.append(f"  best: node #{best.id} ({best.operator}, step {best.step})")  # type: ignore[union-attr]
+        if best.confirmed:  # type: ignore[union-attr]
+            lines.append(f"  {confirmed_text(best.confirmed)}")  # type: ignore[union-attr]
+    else:
+        lines.append("  no candidate beat the baseline")
+    if journal.outcome:
+        lines.append(f"  {journal.outcome}")
+    lines.append("  " + totals_text(journal))
+    lines.append(f"  target: {journal.target} {'written' if applied else 'left unchanged'}")
+    lines.append(f"  run dir: {display_path(run_dir, rootdir)}")
+    if patch is not None:
+        patch_text = display_path(patch, rootdir)
+        lines.append(f"  patch: {patch_text}")
+        if not applied and improved:
+            lines.append(f"  apply it: git apply {patch_text}")
+    report, tree = (
+        display_path(run_dir / "report.md", rootdir),
+        display_path(run_dir / "tree.html", rootdir),
+    )
+    lines.append(f"  report: {report}, {tree}")
+    if resume_hint:
+        lines.append(f"  resume: {resume_hint}")
+    return lines

@@ -1,0 +1,281 @@
+"""One target's optimization run, from run directory to the written file.
+
+Order matters for the user's safety: the baseline is measured first (nothing is written if
+it fails), the journal is saved after every node, the best is confirmed against the
+baseline, the artifacts are written, and only then is the target file replaced, once,
+atomically, and only if it is still the original.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.sandbox import Sandbox
+from pytest_aide.journal import Journal, Node, write_atomic
+from pytest_aide.proposers.base import Proposer
+from pytest_aide.report.artifacts import (
+    apply_best,
+    make_run_dir,
+    read_source,
+    sha256,
+    unified_patch,
+)
+from pytest_aide.report.markdown import write_report_md
+from pytest_aide.report.terminal import step_line
+from pytest_aide.report.tree_html import write_tree_html
+from pytest_aide.search.confirm import confirm_best
+from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
+from pytest_aide.search.objective import describe
+from pytest_aide.settings import AideSettings
+from pytest_aide.study import Study
+
+
+def resume_command(args: list[str], run_id: str) -> str:
+    """The user's own command line, with ``--aide-resume RUN_ID`` in place of any earlier one."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--aide-resume":
+            skip = True
+            continue
+        if arg.startswith("--aide-resume="):
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, "--aide-resume", run_id])
+
+
+class RunError(Exception):
+    """The run cannot go on (the baseline fails); nothing was written."""
+
+
+class ResumeError(RunError):
+    """``--aide-resume`` names no usable run: a usage error."""
+
+
+@dataclass
+class RunResult:
+    study: Study
+    journal: Journal
+    run_dir: Path
+    applied: bool = False
+    apply_message: str = ""
+    patch: Path | None = None
+    report_path: Path | None = None
+    tree_path: Path | None = None
+    confirmation: str = ""
+    stop_reason: str = ""
+    elapsed: float = 0.0
+
+
+@dataclass
+class TargetRun:
+    """Runs the search for one study and finishes it."""
+
+    study: Study
+    settings: AideSettings
+    rootdir: Path
+    proposer_factory: Callable[[str], Proposer]
+    write_line: Callable[[str], None]
+    pytest_args: list[str] = field(default_factory=list)
+    invocation_args: list[str] = field(default_factory=list)
+    verbose: bool = True
+    sandbox: Sandbox | None = None
+
+    @property
+    def relpath(self) -> str:
+        return self.study.target.relpath(self.rootdir)
+
+    def resume_hint(self, journal: Journal) -> str:
+        return resume_command(self.invocation_args, journal.run_id)
+
+    # -- setting up -----------------------------------------------------------------------
+
+    def _find_run(self, wanted: str) -> Path:
+        log_dir = self.settings.log_dir
+        runs = sorted(log_dir.glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
+        mine = []
+        for path in runs:
+            try:
+                target = json.loads(path.read_text(encoding="utf-8")).get("target")
+            except (OSError, ValueError):
+                continue
+            if target == self.relpath:
+                mine.append(path.parent)
+        if wanted == "latest":
+            if not mine:
+                raise ResumeError(f"--aide-resume latest: no earlier run for {self.relpath} in "
+                               f"{log_dir}")
+            return mine[-1]
+        path = log_dir / wanted
+        if not (path / "journal.json").is_file():
+            raise ResumeError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
+        if path not in mine:
+            raise ResumeError(f"--aide-resume {wanted}: that run optimized another target, "
+                           f"not {self.relpath}")
+        return path
+
+    def _open(self, original: str) -> tuple[Journal, Path, bool]:
+        if self.settings.resume:
+            run_dir = self._find_run(self.settings.resume)
+            journal = Journal.load(run_dir / "journal.json")
+            if journal.original_sha256 != sha256(original):
+                raise ResumeError(
+                    f"cannot resume {journal.run_id}: {self.relpath} changed since that run "
+                    "started (its journal's candidates were written for the old file). "
+                    "Start a new run, or restore the file from "
+                    f"{run_dir / ('original_' + self.study.target.path.name)}."
+                )
+            if not journal.nodes:
+                raise ResumeError(f"cannot resume {journal.run_id}: its journal has no baseline")
+            return journal, run_dir, True
+        run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
+        journal = Journal(
+            run_id=run_id,
+            target=self.relpath,
+            module=self.study.target.module,
+            objectives=[
+                {"nodeid": o.nodeid, "metric": o.metric, "maximize": o.maximize}
+                for o in self.study.objectives
+            ],
+            original_sha256=sha256(original),
+            settings={
+                "steps": self.settings.steps,
+                "model": self.settings.model,
+                "drafts": self.settings.drafts,
+                "debug_prob": self.settings.debug_prob,
+                "max_debug_depth": self.settings.max_debug_depth,
+                "seed": self.settings.seed,
+                "sandbox": "bwrap" if self.sandbox else "off",
+                "objective": describe(self.study.objectives),
+            },
+        )
+        write_atomic(run_dir / f"original_{self.study.target.path.name}", original)
+        return journal, run_dir, False
+
+    # -- running --------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.perf_counter()
+        target = self.study.target.path
+        original = read_source(target)
+        journal, run_dir, resumed = self._open(original)
+        evaluator = Evaluator(
+            study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
+            pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
+            sandbox=self.sandbox,
+        )
+        proposer = self.proposer_factory(original)
+        context = SearchContext(
+            study=self.study,
+            evaluator=evaluator,
+            proposer=proposer,
+            run_dir=run_dir,
+            original_code=original,
+            test_sources={
+                p.relative_to(self.rootdir).as_posix() if p.is_relative_to(self.rootdir)
+                else str(p): read_source(p)
+                for p in self.study.test_files
+            },
+            instructions=self.settings.instructions,
+            budget_usd=self.settings.budget,
+            on_step=lambda node: self._progress(journal, node, started),
+        )
+        rng = random.Random(self.settings.seed + len(journal.nodes))
+        policy = Policy(self.settings.drafts, self.settings.debug_prob,
+                        self.settings.max_debug_depth, rng)
+        search = Search(context, journal, policy)
+        result = RunResult(study=self.study, journal=journal, run_dir=run_dir)
+        self.write_line(
+            f"aide: optimizing {self.relpath} for {describe(self.study.objectives)}; "
+            f"{self.settings.steps} steps with {getattr(proposer, 'name', 'a proposer')}; "
+            f"run {journal.run_id}" + (" (resumed)" if resumed else "")
+        )
+        try:
+            if resumed:
+                search.resume_state()
+            else:
+                try:
+                    search.baseline()
+                except BaselineError as exc:
+                    journal.outcome = f"baseline failed: {exc}"
+                    journal.save(run_dir / "journal.json")
+                    raise RunError(f"{self.relpath}: {exc}") from None
+                if search.skipped_guards:
+                    self.write_line(
+                        f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
+                        "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
+                    )
+            search.run(self.settings.steps)
+            result.stop_reason = search.stop_reason
+            self._finish(result, evaluator, search, original)
+        except KeyboardInterrupt:
+            journal.outcome = "interrupted"
+            journal.save(run_dir / "journal.json")
+            state = "was already written" if result.applied else "is unchanged"
+            again = (f"Resume with: {self.resume_hint(journal)}" if journal.nodes
+                     else "Nothing to resume: the baseline had not finished.")
+            self.write_line(
+                f"aide: interrupted; {self.relpath} {state}. Journal: "
+                f"{run_dir / 'journal.json'}. {again}"
+            )
+            raise
+        result.elapsed = time.perf_counter() - started
+        return result
+
+    def _progress(self, journal: Journal, node: Node, started: float) -> None:
+        if self.verbose:
+            self.write_line(
+                step_line(journal, node, self.settings.steps,
+                                 time.perf_counter() - started)
+            )
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def _finish(self, result: RunResult, evaluator: Evaluator, search: Search,
+                original: str) -> None:
+        journal, run_dir = result.journal, result.run_dir
+        best = journal.best
+        name = self.study.target.path.name
+        improved = best is not None and best.id != 0
+        if improved:
+            confirmation = confirm_best(
+                evaluator, self.study.objectives, search.guards, journal.root, best,
+                run_dir / "confirm", self.settings.confirm_rounds,
+                lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
+            )
+            best.confirmed = confirmation.details
+            result.confirmation = confirmation.summary
+            write_atomic(run_dir / f"best_{name}", best.code)
+            patch = unified_patch(original, best.code, self.relpath)
+            result.patch = run_dir / "best.patch"
+            write_atomic(result.patch, patch)
+            if not confirmation.confirmed:
+                result.apply_message = (f"not written: the improvement was not confirmed "
+                                        f"({confirmation.summary})")
+            elif self.settings.preserve_source:
+                result.apply_message = ("not written (--aide-preserve-source): apply "
+                                        f"{result.patch} with git apply")
+            else:
+                applied = apply_best(self.study.target.path, original, best.code)
+                result.applied, result.apply_message = applied.written, applied.message
+                if applied.written:
+                    write_atomic(run_dir / f"backup_{name}", original)
+        else:
+            result.apply_message = "not written: no candidate beat the baseline"
+        journal.finished = True
+        journal.outcome = result.stop_reason or "completed"
+        journal.save(run_dir / "journal.json")
+        result.report_path = write_report_md(
+            journal, run_dir, original, best.code if improved else None
+        )
+        result.tree_path = write_tree_html(journal, run_dir / "tree.html")

@@ -1,0 +1,99 @@
+"""Turning an evaluation into a verdict on a candidate, and the rule for "better".
+
+A candidate is good only if it completed, nothing was tampered with, every guard test
+passed, and every metric is present and finite. "Better" for a benchmark statistic also
+needs the improvement to be credible given the rounds recorded (see noise.py): a higher
+objective alone may be noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pytest_aide.evaluation.evaluator import Evaluation
+from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Node
+from pytest_aide.metrics import is_finite
+from pytest_aide.search.noise import block_medians
+from pytest_aide.study import Objective
+
+#: Benchmark statistics that describe where the times lie, so rank tests on rounds apply.
+LOCATION_STATS = {"min", "max", "mean", "median", "q1", "q3", "ld15iqr", "hd15iqr", "ops"}
+
+
+@dataclass
+class Judgement:
+    status: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def judge(
+    evaluation: Evaluation, objectives: Sequence[Objective], guards: Sequence[str]
+) -> Judgement:
+    """Good, buggy or tampered, with the metrics and a reason a person can act on."""
+    nodeids = list(dict.fromkeys([*guards, *(o.nodeid for o in objectives)]))
+    judgement = Judgement(status=GOOD)
+    judgement.outcomes = {n: evaluation.outcome(n) for n in nodeids}
+    for objective in objectives:
+        judgement.metrics[objective.nodeid] = evaluation.metric(objective)
+        result = evaluation.tests.get(objective.nodeid)
+        if result and result.measurement.samples:
+            # Block medians: the same verdicts as all rounds, and a small journal.
+            judgement.samples[objective.nodeid] = block_medians(result.measurement.samples)
+    if evaluation.tampered:
+        judgement.status = TAMPERED
+        judgement.error = evaluation.error_summary(nodeids)
+        return judgement
+    if not evaluation.completed or evaluation.not_passed(nodeids):
+        judgement.status = BUGGY
+        judgement.error = evaluation.error_summary(nodeids)
+        return judgement
+    missing = []
+    for objective in objectives:
+        value = judgement.metrics[objective.nodeid]
+        if not is_finite(value):
+            result = evaluation.tests.get(objective.nodeid)
+            recorded = result.measurement.recorded() if result else "nothing"
+            state = "missing" if value is None else f"not finite ({value})"
+            missing.append(
+                f"{objective.nodeid}: metric {objective.metric!r} is {state}; "
+                f"the test recorded {recorded}"
+            )
+    if missing:
+        judgement.status = BUGGY
+        judgement.error = "\n".join(missing)
+    return judgement
+
+
+def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> tuple[bool, str]:
+    """Whether ``candidate`` beats ``best``, and why not when it does not."""
+    if not candidate.is_good or candidate.objective is None:
+        return False, "not good"
+    if best.objective is not None and candidate.objective <= best.objective:
+        return False, "not better"
+    timed = [
+        o for o in objectives
+        if o.metric in LOCATION_STATS and candidate.samples.get(o.nodeid)
+        and best.samples.get(o.nodeid)
+    ]
+    if not timed:
+        return True, ""
+    from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
+
+    credible = False
+    for objective in timed:
+        reference, samples = best.samples[objective.nodeid], candidate.samples[objective.nodeid]
+        if compare_samples(samples, reference, maximize=False,
+                           min_effect=SCREEN_MIN_EFFECT).better:
+            name = objective.nodeid.split("::")[-1]
+            return False, (f"{name}'s rounds are credibly slower than the best's, "
+                           f"whatever the {objective.metric} says")
+        if compare_samples(reference, samples, maximize=False,
+                           min_effect=SCREEN_MIN_EFFECT).better:
+            credible = True
+    if not credible:
+        return False, "improvement within noise"
+    return True, ""

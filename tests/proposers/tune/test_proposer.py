@@ -1,0 +1,211 @@
+"""The built-in tuner: distinct, valid candidates that learn from what was observed."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_aide.journal import BUGGY, GOOD, Node
+from pytest_aide.proposers.base import (
+    Proposal,
+    ProposalRequest,
+    ProposerConfigError,
+    SearchExhausted,
+)
+from pytest_aide.proposers.tune.proposer import TuneProposer
+from pytest_aide.proposers.tune.tunables import find_tunables
+
+ROOT = Path(__file__).resolve().parents[3]
+
+MODULE = '''\
+"""A kernel with knobs — größe."""
+import math
+
+BLOCK_SIZE = 1024  # aide: 64..4096 pow2
+EPS = 1e-3
+
+
+def run(x):
+    return launch(x, num_warps=4, seed=7)  # seed is never tuned
+'''
+
+
+def knobs(code: str) -> dict[str, object]:
+    return {t.name: t.value for t in find_tunables(code)}
+
+
+def score(code: str) -> float:
+    """A made-up objective (higher is better), best at BLOCK_SIZE=256, 8 warps, EPS=1e-2."""
+    values = knobs(code)
+    return -(
+        (math.log2(values["BLOCK_SIZE"]) - 8) ** 2  # type: ignore[arg-type]
+        + (math.log2(values["launch.num_warps@9"]) - 3) ** 2  # type: ignore[arg-type]
+        + (math.log10(values["EPS"]) + 2) ** 2  # type: ignore[arg-type]
+    )
+
+
+def outside_literals(code: str) -> list[str]:
+    pieces, position = [], 0
+    for tunable in find_tunables(code):
+        pieces.append(code[position : tunable.start])
+        position = tunable.end
+    return [*pieces, code[position:]]
+
+
+def node(step: int, code: str, objective: float | None, operator: str = "improve") -> Node:
+    status = GOOD if objective is not None else BUGGY
+    parent = None if operator == "baseline" else 0
+    return Node(step, parent, step, operator, "", code, objective=objective, status=status)
+
+
+def request(code: str, operator: str = "improve", step: int = 1) -> ProposalRequest:
+    return ProposalRequest(
+        operator=operator,
+        parent=node(0, code, 0.0, "baseline"),
+        target_path="kernel.py",
+        module="kernel",
+        original_code=code,
+        test_sources={},
+        objectives=[],
+        step=step,
+        steps=20,
+    )
+
+
+def run_search(proposer: TuneProposer, steps: int) -> list[Proposal]:
+    proposer.observe(node(0, MODULE, score(MODULE), "baseline"), None)
+    proposals = []
+    for step in range(1, steps + 1):
+        operator = ("draft", "improve", "debug")[step % 3]
+        proposal = proposer.propose(request(MODULE, operator, step))
+        proposer.observe(node(step, proposal.code, score(proposal.code)), proposal)
+        proposals.append(proposal)
+    return proposals
+
+
+def test_candidates_are_distinct_valid_and_differ_only_in_literals():
+    proposer = TuneProposer(MODULE, seed=3)
+    assert proposer.name == "tune"
+    proposals = run_search(proposer, 15)
+    codes = [p.code for p in proposals]
+    assert len(set(codes)) == len(codes)
+    assert MODULE not in codes
+    tunables = find_tunables(MODULE)
+    for code in codes:
+        compile(code, "kernel.py", "exec")
+        values = knobs(code)
+        assert set(values) == {t.name for t in tunables}
+        assert all(t.contains(values[t.name]) for t in tunables)
+        # outside the literals, the candidate is the original byte for byte
+        assert outside_literals(code) == outside_literals(MODULE)
+        assert "seed=7" in code
+
+
+def test_plan_names_what_changed():
+    proposer = TuneProposer(MODULE, seed=0)
+    proposal = proposer.propose(request(MODULE))
+    changed = {n: v for n, v in knobs(proposal.code).items() if v != knobs(MODULE)[n]}
+    assert changed
+    for name in changed:
+        assert f"{name} {knobs(MODULE)[name]} -> " in proposal.plan
+    assert proposal.plan.count("->") == len(changed)
+
+
+def test_baseline_is_a_completed_trial_at_the_original_values():
+    import optuna
+
+    proposer = TuneProposer(MODULE, seed=0)
+    proposer.observe(node(0, MODULE, -3.5, "baseline"), None)
+    (trial,) = proposer.study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.value == -3.5
+    assert trial.params == {"BLOCK_SIZE": 10, "EPS": 1e-3, "launch.num_warps@9": 2}  # 2**10, 2**2
+
+
+def test_failed_nodes_are_told_as_bad_and_never_proposed_again():
+    import optuna
+
+    proposer = TuneProposer(MODULE, seed=1)
+    proposer.observe(node(0, MODULE, -1.0, "baseline"), None)
+    first = proposer.propose(request(MODULE))
+    proposer.observe(node(1, first.code, None), first)
+    assert proposer.study.trials[-1].state == optuna.trial.TrialState.PRUNED
+    later = [proposer.propose(request(MODULE, step=s)).code for s in range(2, 12)]
+    assert first.code not in later
+
+
+def test_the_search_improves_on_the_baseline():
+    proposals = run_search(TuneProposer(MODULE, seed=0), 30)
+    assert max(score(p.code) for p in proposals) > score(MODULE) + 1.0
+
+
+def test_same_seed_same_sequence_other_seed_other_sequence():
+    def codes(seed: int) -> list[str]:
+        return [p.code for p in run_search(TuneProposer(MODULE, seed=seed), 12)]
+
+    assert codes(5) == codes(5)
+    assert codes(5) != codes(6)
+
+
+def test_a_small_space_is_exhausted_without_repeats_then_the_tuner_says_so():
+    source = "USE_CACHE = True\n"
+    proposer = TuneProposer(source, seed=0)
+    proposer.observe(node(0, source, 1.0, "baseline"), None)
+    flipped = proposer.propose(request(source))
+    assert flipped.code == "USE_CACHE = False\n"
+    assert flipped.plan == "USE_CACHE True -> False"
+    proposer.observe(node(1, flipped.code, 2.0), flipped)
+    with pytest.raises(SearchExhausted, match="tried every configuration of its 1 tunable"):
+        proposer.propose(request(source, step=2))
+
+
+def test_replayed_nodes_without_a_proposal_are_read_from_their_code():
+    proposer = TuneProposer(MODULE, seed=0)
+    code = MODULE.replace("BLOCK_SIZE = 1024", "BLOCK_SIZE = 256")
+    proposer.observe(node(4, code, 2.0), None)
+    (trial,) = proposer.study.trials
+    assert (trial.params["BLOCK_SIZE"], trial.value) == (8, 2.0)
+    proposals = [proposer.propose(request(MODULE, step=s)).code for s in range(1, 15)]
+    assert code not in proposals
+
+
+def test_no_tunables_is_a_configuration_error_that_says_how_to_fix_it():
+    with pytest.raises(ProposerConfigError) as info:
+        TuneProposer("def f(x):\n    return x + 1\n", target="calc.py")
+    message = str(info.value)
+    assert "found nothing to tune in calc.py" in message
+    assert "# aide:" in message
+    assert "UPPER_CASE" in message
+    assert "--aide-model openai:MODEL" in message
+
+
+def test_a_malformed_hint_is_a_configuration_error():
+    with pytest.raises(ProposerConfigError, match="line 1: malformed hint"):
+        TuneProposer("N = 4  # aide: lots\n")
+
+
+def test_importing_the_tuner_does_not_import_optuna():
+    check = "import sys, pytest_aide.proposers.tune.proposer; assert 'optuna' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT)
+
+
+def test_benchmark_smoke(monkeypatch):
+    spec = importlib.util.spec_from_file_location("bench_tuner", ROOT / "benchmarks/bench_tuner.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_tuner", bench)  # dataclasses look it up
+    spec.loader.exec_module(bench)
+    started = time.perf_counter()
+    problem = bench.QUADRATIC_LOG
+    tuner = bench.run(bench.tuner_scores, problem, 12, 1)
+    rand = bench.run(bench.random_scores, problem, 12, 1)
+    assert len(tuner.hits) == len(rand.hits) == 1
+    assert problem.score(problem.source) < problem.optimum
+    assert bench.evaluations_to_reach(problem, [0.0, problem.optimum]) == 2
+    assert time.perf_counter() - started < 5

@@ -1,0 +1,87 @@
+"""The package's layout: imports run one way, from the pytest layer down to the shared data.
+
+A newcomer reads the data path from the tree (see ``pytest_aide/__init__.py``); this test keeps
+the tree honest, so that a shortcut import (the report reaching into the search, a proposer
+into the evaluator) is caught where it is written.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "pytest_aide"
+
+#: Each module or subpackage's layer; a module may import its own layer and the layers below.
+#: Within the third layer, proposers, evaluation and report do not import one another.
+LAYERS = {
+    "plugin": ("pytest", 0),
+    "session": ("pytest", 0),
+    "run": ("run", 1),
+    "search": ("search", 2),
+    "proposers": ("proposers", 3),
+    "evaluation": ("evaluation", 3),
+    "report": ("report", 3),
+    "settings": ("data", 4),
+    "study": ("data", 4),
+    "metrics": ("data", 4),
+    "journal": ("data", 4),
+}
+
+
+def group_of(module: str) -> str:
+    """``pytest_aide.search.loop`` -> ``search``."""
+    return module.split(".")[1]
+
+
+def layer_of(module: str) -> tuple[str, int]:
+    return LAYERS[group_of(module)]
+
+
+def package_imports(path: Path) -> set[str]:
+    """Every ``pytest_aide.*`` module the file imports, at any depth (lazy imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "pytest_aide":
+                found.update(f"pytest_aide.{alias.name}" for alias in node.names)
+            elif node.module.startswith("pytest_aide."):
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("pytest_aide."))
+    return found
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if len(parts) > 1:
+            out.append((".".join(parts), path))
+    return out
+
+
+def test_every_module_belongs_to_a_known_group() -> None:
+    unknown = sorted({group_of(name) for name, _ in modules()} - set(LAYERS))
+    assert not unknown, f"add these to the layout (LAYERS and pytest_aide/__init__.py): {unknown}"
+
+
+@pytest.mark.parametrize("name,path", modules(), ids=[name for name, _ in modules()])
+def test_imports_run_one_way(name: str, path: Path) -> None:
+    own, rank = layer_of(name)
+    upward = sorted(
+        target
+        for target in package_imports(path)
+        if layer_of(target)[0] != own and layer_of(target)[1] <= rank
+    )
+    assert not upward, f"{name} imports {upward}: against the data path's direction"
+
+
+def test_each_subpackage_says_what_it_is_for_and_may_import() -> None:
+    for init in PACKAGE.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+        assert "import" in doc.lower(), f"{init.parent.name}/__init__.py: say what it may import"
