@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, seal
+from pytest_aide.evaluation import WORKER_ENV, fingerprint, seal
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
@@ -78,6 +78,8 @@ class Evaluation:
     tampered: list[str] = field(default_factory=list)
     #: Machine speed probes just before and after the tests (see speed.py).
     speed: list[float] = field(default_factory=list)
+    #: Fingerprints of the state the tests rely on (see fingerprint.py).
+    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -136,6 +138,8 @@ class Evaluator:
     #: The OS sandbox each child runs in (None: none, only the in-process guards).
     sandbox: Sandbox | None = None
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
+    #: The original code's fingerprints, from the first evaluation of it.
+    _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # One guard for all of this evaluator's evaluations, made before any can run, so that
@@ -160,7 +164,8 @@ class Evaluator:
     def _worker_settings(
         self, source: str | None, workdir: Path, original: str | None
     ) -> dict[str, Any]:
-        settings: dict[str, Any] = {"results": str(workdir / "results.json")}
+        settings: dict[str, Any] = {"results": str(workdir / "results.json"),
+                                    "module": self.study.target.module}
         if source is None:
             return settings
         settings["allowed"] = seal.allowed_introspection(original)
@@ -216,10 +221,35 @@ class Evaluator:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
         evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
+        self._compare_state(trusted, evaluation)
         if source is not None:
             found = new_findings(source, original)
             evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
         return evaluation
+
+    def _compare_state(self, original_code: bool, evaluation: Evaluation) -> None:
+        """The candidate's fingerprints against the original code's (fingerprint.py)."""
+        if not evaluation.state:
+            return
+        if original_code:
+            if self._baseline_state is None and evaluation.completed:
+                self._baseline_state = evaluation.state
+            return
+        baseline = self._baseline_state
+        if baseline is None:
+            return  # nothing to compare with yet (see the notes on resumed runs)
+        at_import = fingerprint.changed_since_baseline(
+            baseline.get("at_collection", {}), evaluation.state.get("at_collection", {})
+        )
+        if at_import:
+            evaluation.tampered.append(
+                f"changed while the candidate was imported: {_names(at_import)}"
+            )
+        expected = baseline.get("during", {})
+        for nodeid, names in evaluation.state.get("during", {}).items():
+            new = fingerprint.new_changes(names, expected.get(nodeid, []))
+            if new:
+                evaluation.tampered.append(f"changed during {nodeid}: {_names(new)}")
 
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
@@ -276,6 +306,11 @@ class Evaluator:
         return evaluation
 
 
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _read_text(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
@@ -305,6 +340,7 @@ def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
     evaluation.collection_errors = data.get("collection_errors", [])
     evaluation.tampered.extend(data.get("tampered", []))
     evaluation.speed = [float(s) for s in data.get("speed", [])]
+    evaluation.state = data.get("state") or {}
     for nodeid, entry in data.get("tests", {}).items():
         evaluation.tests[nodeid] = TestResult(
             nodeid=nodeid,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aide.evaluation import WORKER_ENV, seal
+from pytest_aide.evaluation import WORKER_ENV, fingerprint, seal
 from pytest_aide.evaluation.integrity import MeasuringIntegrity
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.metrics import measure_item
@@ -99,6 +99,41 @@ def _outcome(previous: str | None, report: pytest.TestReport) -> str:
     return "passed"
 
 
+class StateWatch:
+    """Fingerprints of what the tests rely on: once all is loaded, and around each test."""
+
+    def __init__(self, target: str, rootdir: Path) -> None:
+        self.target = target
+        self.rootdir = rootdir
+        self.modules: list[str] = []
+        self.test_modules: list[Any] = []
+        self.at_collection: dict[str, str] = {}
+        self.during: dict[str, list[str]] = {}
+        self._before: dict[str, object] = {}
+
+    def loaded(self, session: pytest.Session) -> None:
+        seen = {}
+        for item in session.items:
+            module = getattr(item, "module", None)
+            if module is not None:
+                seen[id(module)] = module
+        self.test_modules = list(seen.values())
+        self.modules = fingerprint.watched_modules(self.test_modules, self.rootdir, self.target)
+        self.at_collection = fingerprint.digests(self.modules, self.test_modules, self.target)
+
+    def before(self) -> None:
+        self._before = fingerprint.identities(self.modules, self.test_modules)
+
+    def after(self, nodeid: str) -> None:
+        now = fingerprint.identities(self.modules, self.test_modules)
+        found = fingerprint.changed(self._before, now)
+        if found:
+            self.during[nodeid] = found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at_collection": self.at_collection, "during": self.during}
+
+
 class WorkerRecorder:
     """Collects outcomes, measurements and serialised reports; writes them at the end."""
 
@@ -110,6 +145,7 @@ class WorkerRecorder:
         self.collected: list[str] = []
         self.collection_errors: list[str] = []
         self.speed: list[float] = []  # machine speed probes, before and after the tests
+        self.state = StateWatch(settings.get("module") or "", Path(str(config.rootpath)))
 
     def _test(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(
@@ -138,6 +174,13 @@ class WorkerRecorder:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = [item.nodeid for item in session.items]
+        self.state.loaded(session)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item):
+        self.state.before()
+        yield
+        self.state.after(item.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
@@ -166,6 +209,7 @@ class WorkerRecorder:
             "reports": self.reports,
             "tampered": _INTEGRITY.tampered + seal.findings(),
             "speed": self.speed,
+            "state": self.state.to_dict(),
         }
         _write_results(json.dumps(payload, default=str))
 

@@ -1,0 +1,235 @@
+"""Fingerprints of the state the tests rely on: a candidate must not change what the tests
+compare with (``numpy.allclose``, ``pytest.approx``, ``statistics``, the project's reference
+module, a name in a test module) or how the interpreter behaves (the garbage collector,
+``sys.path``, import hooks, signal handlers, the working directory, the environment).
+
+Two kinds, for two comparisons:
+
+* :func:`digests`, taken in the child once the test modules and their imports are loaded,
+  are the same in every process for the same code. The parent compares a candidate's with
+  the baseline's: a patch made while the candidate was imported shows there.
+* :func:`identities`, taken before and after each test body, are cheap object identities
+  for a comparison within one process: a patch made during a test shows there, named with
+  the test.
+
+Only what the original code does not also change is the candidate's doing: the parent
+subtracts the baseline's own changes (:func:`new_changes`).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import types
+import warnings
+import zlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+#: Modules the tests compare or measure with, watched whenever they are loaded.
+COMPARATORS = (
+    "builtins", "math", "cmath", "operator", "statistics", "functools", "copy", "time",
+    "timeit", "gc", "random", "decimal", "fractions", "unittest", "unittest.case", "pytest",
+    "_pytest.python_api", "_pytest.outcomes", "_pytest.runner", "_pytest.reports",
+    "pytest_benchmark.fixture", "pytest_benchmark.stats", "pytest_benchmark.timers",
+    "numpy", "numpy.testing", "numpy.testing._private.utils", "numpy._core.numeric",
+    "numpy.core.numeric", "torch", "torch.testing", "torch.testing._comparison",
+)
+
+_CALLABLE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
+             types.MethodDescriptorType, types.WrapperDescriptorType, staticmethod,
+             classmethod, property)
+
+#: Modules of the optimizer's own worker, which differ between baseline and candidate runs.
+_OWN = ("pytest_aide",)
+
+
+def watched_modules(test_modules: Iterable[types.ModuleType], rootdir: Path,
+                    target: str) -> list[str]:
+    """The comparators, every project module but the target, and each module a test module
+    names in its globals (or takes a function or class from)."""
+    names = {name for name in COMPARATORS if name in sys.modules}
+    for module in test_modules:
+        for value in list(vars(module).values()):
+            if isinstance(value, types.ModuleType):
+                names.add(value.__name__)
+            elif isinstance(value, _CALLABLE):
+                owner = getattr(value, "__module__", None)
+                if isinstance(owner, str) and owner in sys.modules:
+                    names.add(owner)
+    root = str(rootdir)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path.startswith(root) and "site-packages" not in path:
+            names.add(name)
+    return sorted(n for n in names if not _excluded(n, target))
+
+
+def _excluded(name: str, target: str) -> bool:
+    return (name == target or name.startswith(target + ".") or name == "__main__"
+            or name.split(".")[0] in _OWN)
+
+
+def interpreter_state() -> dict[str, str]:
+    """Interpreter-wide settings a candidate could change to bend a measurement or a check."""
+    handlers = {}
+    for number in sorted(signal.valid_signals()):
+        try:
+            handlers[int(number)] = _describe(signal.getsignal(number))
+        except (ValueError, OSError):
+            continue
+    environ = sorted(
+        (k, v) for k, v in os.environ.items()
+        if k != "PYTEST_CURRENT_TEST" and not k.startswith("PYTEST_AIDE_")
+    )
+    finders = [_describe(f) for f in sys.meta_path if type(f).__module__.split(".")[0] not in _OWN]
+    state = {
+        "gc enabled": str(gc.isenabled()),
+        "gc thresholds": str(gc.get_threshold()),
+        "switch interval": repr(sys.getswitchinterval()),
+        "recursion limit": str(sys.getrecursionlimit()),
+        "sys.path": _crc(repr(sys.path)),
+        "sys.meta_path": _crc(repr(finders)),
+        "sys.path_hooks": _crc(repr([_describe(h) for h in sys.path_hooks])),
+        "signal handlers": _crc(repr(handlers)),
+        "working directory": _crc(os.getcwd()),
+        "environment": _crc(repr(environ)),
+    }
+    return {f"interpreter: {k}": v for k, v in state.items()}
+
+
+def _members(modules: Iterable[str]) -> Iterable[tuple[str, Any]]:
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        try:
+            members = list(vars(module).items())
+        except TypeError:
+            continue
+        for attribute, value in members:
+            if _is_code(value):
+                yield f"{name}.{attribute}", value
+
+
+def _test_globals(test_modules: Iterable[types.ModuleType]) -> Iterable[tuple[str, Any]]:
+    for module in test_modules:
+        for attribute, value in list(vars(module).items()):
+            if isinstance(value, types.ModuleType) or _is_code(value):
+                yield f"{module.__name__}.{attribute} (a test module's global)", value
+
+
+def _is_code(value: Any) -> bool:
+    """Functions, classes, descriptors and callable objects (numpy's dispatchers and ufuncs)."""
+    if isinstance(value, _CALLABLE):
+        return True
+    try:
+        return callable(value) and not isinstance(value, types.ModuleType)
+    except Exception:  # an object whose type lookup raises
+        return False
+
+
+def _owned_by(value: Any, target: str) -> bool:
+    owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(
+        value, "__module__", None)
+    return isinstance(owner, str) and (owner == target or owner.startswith(target + "."))
+
+
+def digests(modules: Iterable[str], test_modules: Iterable[types.ModuleType],
+            target: str) -> dict[str, str]:
+    """Name -> digest, the same in two processes for the same code (see the module doc)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found = dict(interpreter_state())
+        for key, value in (*_members(modules), *_test_globals(test_modules)):
+            # the target's own functions differ from the original's, as they should: a name
+            # that holds one is compared by the name of what it holds, not by its code
+            found[key] = (f"target:{getattr(value, '__qualname__', '')}"
+                          if _owned_by(value, target) else _describe(value))
+    return found
+
+
+def identities(modules: Iterable[str], test_modules: Iterable[types.ModuleType]
+               ) -> dict[str, object]:
+    """Name -> identity (object and code), for before and after a test in one process."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        found: dict[str, object] = dict(interpreter_state())
+        for key, value in (*_members(modules), *_test_globals(test_modules)):
+            found[key] = (id(value), id(getattr(value, "__code__", None)))
+    return found
+
+
+def changed(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
+    """Names added, removed, or given another value."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, str]) -> list[str]:
+    """Names both fingerprints have, with other digests; test module globals added or
+    removed (a name planted in a test module, such as ``abs``, is not in the baseline); and
+    the candidate's own code planted under another module's name."""
+    return sorted(
+        k for k in baseline.keys() | candidate.keys()
+        if baseline.get(k) != candidate.get(k)
+        and ((k in baseline and k in candidate) or k.endswith("(a test module's global)")
+             or str(candidate.get(k, "")).startswith("target:"))
+    )
+
+
+def new_changes(candidate: Iterable[str], baseline: Iterable[str]) -> list[str]:
+    """What the candidate changed that the original code also changes is not its doing."""
+    return sorted(set(candidate) - set(baseline))
+
+
+def _describe(value: Any) -> str:
+    """A digest that is the same in two processes for the same code, and differs when an
+    object is replaced by another or given other code."""
+    try:
+        return _describe_unsafe(value)
+    except Exception as exc:  # an object whose attributes raise: describe it by its type
+        return f"unreadable {type(value).__qualname__}: {type(exc).__name__}"
+
+
+def _describe_unsafe(value: Any) -> str:
+    if isinstance(value, (int, str, float, type(None))):
+        return repr(value)
+    if isinstance(value, (staticmethod, classmethod)):
+        return "wrapped:" + _describe(value.__func__)
+    if isinstance(value, property):
+        return "property:" + ",".join(_describe(f) for f in (value.fget, value.fset) if f)
+    if isinstance(value, types.MethodType):
+        return "method:" + _describe(value.__func__)
+    if isinstance(value, types.FunctionType):
+        return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
+    if isinstance(value, types.ModuleType):
+        return f"module:{value.__name__}"
+    if isinstance(value, type):
+        own = sorted(
+            (k, _describe(v)) for k, v in list(vars(value).items())
+            if isinstance(v, (types.FunctionType, staticmethod, classmethod, property))
+        )
+        return f"class:{value.__module__}.{value.__qualname__}:{_crc(repr(own))}"
+    module = getattr(value, "__module__", None) or type(value).__module__
+    qualname = getattr(value, "__qualname__", None) or type(value).__qualname__
+    return f"{type(value).__name__}:{module}.{qualname}"
+
+
+def _code_digest(code: types.CodeType) -> str:
+    parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            parts.append(_code_digest(const).encode())
+        elif isinstance(const, frozenset):  # its repr's order changes with the hash seed
+            parts.append(repr(sorted(map(repr, const))).encode())
+        else:
+            parts.append(repr(const).encode())
+    return _crc(b"\0".join(parts))
+
+
+def _crc(data: str | bytes) -> str:
+    raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+    return format(zlib.crc32(raw), "08x")

@@ -1,0 +1,169 @@
+"""State the tests rely on stays as it was: what the tests compare with, and the interpreter.
+
+Each hostile candidate here is correct on the tests' own terms only because it changed the
+thing the tests compare with; each is caught by comparing the child's fingerprints with the
+baseline's (at import) or a test's before and after (during the test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.fingerprint import changed_since_baseline, digests, new_changes
+from pytest_aide.study import Study, Target
+
+ORIGINAL = """\
+def mean(values):
+    return sum(values) / len(values)
+"""
+
+REFERENCE = """\
+def expected_mean(values):
+    return sum(values) / len(values)
+"""
+
+TESTS = """\
+import math
+import statistics
+
+import numpy as np
+import pytest
+
+import reference
+from stats import mean
+
+
+def test_against_numpy():
+    assert np.allclose(mean([1.0, 2.0, 4.0]), 7 / 3)
+
+
+def test_against_approx():
+    assert mean([1.0, 2.0]) == pytest.approx(1.5)
+
+
+def test_against_statistics():
+    assert math.isclose(mean([2.0, 4.0]), statistics.mean([2.0, 4.0]))
+
+
+def test_against_reference():
+    assert mean([1.0, 5.0]) == reference.expected_mean([1.0, 5.0])
+
+
+def test_with_abs():
+    assert abs(mean([1.0, 3.0]) - 2.0) < 1e-9
+"""
+
+WRONG = "\ndef mean(values):\n    return 0.0\n"
+
+#: Each attack makes the wrong mean above pass the test it names.
+ATTACKS = {
+    "numpy's allclose": "import numpy\nnumpy.allclose = lambda *a, **k: True\n",
+    "pytest.approx's comparison": (
+        "import _pytest.python_api as api\napi.ApproxScalar.__eq__ = lambda self, other: True\n"
+    ),
+    "statistics": "import statistics\nstatistics.mean = lambda data: 0.0\n",
+    "the reference module": (
+        "import reference\nreference.expected_mean = lambda values: 0.0\n"
+    ),
+    "a name in the test module": (
+        "import sys\nsys.modules['test_stats'].abs = lambda x: 0.0\n"
+    ),
+    "the reference module's code": (
+        "import reference\nreference.expected_mean.__code__ = (lambda values: 0.0).__code__\n"
+    ),
+}
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(stats=ORIGINAL, reference=REFERENCE, test_stats=TESTS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    return pytester
+
+
+def evaluator_of(pytester: pytest.Pytester) -> Evaluator:
+    names = ["test_against_numpy", "test_against_approx", "test_against_statistics",
+             "test_against_reference", "test_with_abs"]
+    study = Study(target=Target("stats", pytester.path / "stats.py"), objectives=[],
+                  guard_nodeids=[f"test_stats.py::{n}" for n in names])
+    return Evaluator(study, pytester.path, protected_exclude=[pytester.path / ".aide"])
+
+
+def test_each_attack_at_import_is_tampering(project: pytest.Pytester) -> None:
+    evaluator = evaluator_of(project)
+    baseline = evaluator.evaluate(None, project.path / ".aide" / "base")
+    assert baseline.completed and not baseline.tampered, baseline.error_summary([])
+    honest = evaluator.evaluate(ORIGINAL.replace("sum(values)", "float(sum(values))"),
+                                project.path / ".aide" / "honest")
+    assert honest.tampered == [] and honest.not_passed(evaluator.study.nodeids) == []
+    for number, (what, attack) in enumerate(ATTACKS.items()):
+        evaluation = evaluator.evaluate(attack + WRONG, project.path / ".aide" / f"a{number}")
+        changes = [t for t in evaluation.tampered if "changed" in t]
+        assert changes, f"{what}: not caught; tampered={evaluation.tampered}"
+
+
+def test_interpreter_settings_changed_at_import_are_tampering(project: pytest.Pytester) -> None:
+    evaluator = evaluator_of(project)
+    evaluator.evaluate(None, project.path / ".aide" / "base")
+    quiet_gc = "import gc\ngc.disable()\n" + ORIGINAL
+    evaluation = evaluator.evaluate(quiet_gc, project.path / ".aide" / "gc")
+    assert any("interpreter: gc enabled" in t for t in evaluation.tampered), evaluation.tampered
+    path = "import sys\nsys.path.insert(0, '/nowhere')\n" + ORIGINAL
+    evaluation = evaluator.evaluate(path, project.path / ".aide" / "path")
+    assert any("interpreter: sys.path" in t for t in evaluation.tampered), evaluation.tampered
+
+
+def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pytester) -> None:
+    evaluator = evaluator_of(project)
+    evaluator.evaluate(None, project.path / ".aide" / "base")
+    sneaky = textwrap.dedent("""
+        import gc
+
+        def mean(values):
+            gc.disable()  # the collector stays off for whatever is measured next
+            return sum(values) / len(values)
+    """)
+    evaluation = evaluator.evaluate(sneaky, project.path / ".aide" / "during")
+    found = [t for t in evaluation.tampered if "interpreter: gc enabled" in t]
+    assert found and "test_stats.py::test_against_numpy" in found[0], evaluation.tampered
+
+
+def test_what_the_original_code_changes_itself_is_not_held_against_a_candidate(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        stats="import gc\n\ndef mean(values):\n    gc.disable()\n"
+              "    return sum(values) / len(values)\n",
+        test_stats="from stats import mean\n\ndef test_mean():\n    assert mean([2.0]) == 2.0\n",
+    )
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    study = Study(target=Target("stats", pytester.path / "stats.py"), objectives=[],
+                  guard_nodeids=["test_stats.py::test_mean"])
+    evaluator = Evaluator(study, pytester.path)
+    evaluator.evaluate(None, pytester.path / ".aide" / "base")
+    candidate = (pytester.path / "stats.py").read_text().replace("sum(values)", "sum(values) + 0")
+    evaluation = evaluator.evaluate(candidate, pytester.path / ".aide" / "same")
+    assert evaluation.tampered == [], evaluation.tampered
+
+
+def test_digests_agree_between_processes_and_changes_subtract_the_baselines() -> None:
+    script = ("import json, numpy, pytest; from pytest_aide.evaluation.fingerprint import "
+              "digests; print(json.dumps(digests(['numpy', 'pytest', 'builtins'], [], 'x')))")
+    first, second = (
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       check=True, env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        for seed in ("1", "2")
+    )
+    runs = [json.loads(run) for run in (first, second)]
+    for run in runs:  # the seed itself is in the environment
+        del run["interpreter: environment"]
+    assert runs[0] == runs[1] and "numpy.allclose" in runs[0]
+    here = digests(["builtins"], [], "x")
+    assert changed_since_baseline(here, dict(here)) == []
+    assert new_changes(["a", "b"], ["b"]) == ["a"]
