@@ -6,11 +6,9 @@ so an inert plugin costs nothing.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from pytest_aide.evaluation import WORKER_ENV
+from pytest_aide.evaluation import WORKER_PLUGIN
 from pytest_aide.settings import add_options
 
 MARKER_HELP = (
@@ -26,7 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
-    if os.environ.get(WORKER_ENV):
+    if config.pluginmanager.hasplugin(WORKER_PLUGIN):
         return  # inside an evaluation child: the worker plugin does the work
     from pytest_aide.session import AideSession
 

@@ -236,7 +236,7 @@ ADVERSARIES = [
             passed = {"outcome": "passed", "measurement": {"benchmark": {"mean": 1e-9}}}
             forged = {"tests": {"test_fastmath.py::test_dot_is_correct": passed,
                                 "test_fastmath.py::test_dot_speed": passed}}
-            path = pathlib.Path(os.environ["PYTEST_AIDE_WORKDIR"], "results.json")
+            path = pathlib.Path(__file__).parents[1] / "results.json"
             try:
                 path.write_text(json.dumps(forged))
             finally:
@@ -250,7 +250,7 @@ ADVERSARIES = [
         import os, pathlib
 
         def dot(a, b):
-            pathlib.Path(os.environ["PYTEST_AIDE_WORKDIR"], "results.json").write_text("{}")
+            (pathlib.Path(__file__).parents[1] / "results.json").write_text("{}")
             return sum(x * y for x, y in zip(a, b))
         """,
         "touched the results file (open)",
@@ -264,7 +264,7 @@ ADVERSARIES = [
             return sum(x * y for x, y in zip(a, b))
 
         def forge():
-            path = os.path.join(os.environ["PYTEST_AIDE_WORKDIR"], "results.json")
+            path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "results.json")
             envelope = json.dumps({"payload": json.dumps({"tests": {}}), "mac": "0" * 64})
             subprocess.run(["sh", "-c", f"printf '%s' '{envelope}' > {path}"], check=True)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, fingerprint, seal
+from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, seal
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
@@ -30,25 +30,24 @@ from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
 
 PASSED = "passed"
-#: Variables a candidate must never see: provider keys and anything that looks secret.
-#: A word of the name (between underscores or at its ends) names a secret: ``API_KEY``,
-#: ``SECRET_KEY``, ``HF_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, but not ``TOKENIZERS_PARALLELISM``.
-_SECRET = re.compile(
-    r"(?:^|_)(?:API_?KEY|KEY|TOKEN|SECRET|ACCESS_KEY|PRIVATE_KEY|CREDENTIALS?|AUTH)(?:$|_)"
-    r"|PASSWORD|PASSWD",
-    re.IGNORECASE,
-)
-_PROVIDER_VARS = {"OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY"}
-_KEEP = {"PATH", "HOME", "PYTHONPATH", "LANG", "TERM", "TMPDIR", "USER"}
+#: Variables a candidate must never see: any whose name contains one of these words
+#: (``OPENAI_API_KEY``, ``SECRET_KEY``, ``HF_TOKEN``, ``PGPASSWORD``, ``AWS_CREDENTIALS``...).
+#: A test that needs one (``TOKENIZERS_PARALLELISM``, say) names it with --aide-env-keep.
+_SECRET = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+_KEEP = {"PATH", "HOME", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "USER",
+         "LOGNAME", "SHELL", "TZ"}
 
 
-def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for candidate code: the user's, less keys and secrets."""
+def child_environment(
+    base: dict[str, str] | None = None, drop: Iterable[str] = (), keep: Iterable[str] = ()
+) -> dict[str, str]:
+    """The environment for candidate code: the user's, less keys and secrets, less the names
+    in ``drop``; the names in ``keep`` pass even when they look secret."""
     env = dict(os.environ if base is None else base)
+    kept = _KEEP | set(keep)
+    dropped = set(drop)
     for name in list(env):
-        if name in _KEEP:
-            continue
-        if name in _PROVIDER_VARS or _SECRET.search(name):
+        if name in dropped or (name not in kept and _SECRET.search(name)):
             del env[name]
     env.pop("PYTEST_CURRENT_TEST", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -137,6 +136,10 @@ class Evaluator:
     protected_exclude: list[Path] = field(default_factory=list)
     #: The OS sandbox each child runs in (None: none, only the in-process guards).
     sandbox: Sandbox | None = None
+    #: Variables dropped from the child's environment although they look harmless, and
+    #: variables passed although they look secret (--aide-env-drop, --aide-env-keep).
+    env_drop: list[str] = field(default_factory=list)
+    env_keep: list[str] = field(default_factory=list)
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
     #: The original code's fingerprints, from the first evaluation of it.
     _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
@@ -153,7 +156,7 @@ class Evaluator:
             "-m",
             "pytest",
             "-p",
-            "pytest_aide.evaluation.worker",
+            WORKER_PLUGIN,
             "-p",
             "no:cacheprovider",
             "-q",
@@ -246,10 +249,22 @@ class Evaluator:
                 f"changed while the candidate was imported: {_names(at_import)}"
             )
         expected = baseline.get("during", {})
+        named: set[str] = set()
         for nodeid, names in evaluation.state.get("during", {}).items():
             new = fingerprint.new_changes(names, expected.get(nodeid, []))
+            named.update(new)
             if new:
                 evaluation.tampered.append(f"changed during {nodeid}: {_names(new)}")
+        in_session = [
+            fingerprint.changed_since_baseline(state.get("at_collection", {}),
+                                               state.get("at_end", {}))
+            if state.get("at_end") else []
+            for state in (baseline, evaluation.state)
+        ]
+        new = [n for n in fingerprint.new_changes(in_session[1], in_session[0])
+               if n not in named]
+        if new:
+            evaluation.tampered.append(f"changed during the tests: {_names(new)}")
 
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
@@ -260,9 +275,8 @@ class Evaluator:
         settings_path.write_text(json.dumps(settings), encoding="utf-8")
         results_path = Path(settings["results"])
         results_path.unlink(missing_ok=True)
-        env = child_environment()
+        env = child_environment(drop=self.env_drop, keep=self.env_keep)
         env[WORKER_ENV] = str(settings_path)
-        env["PYTEST_AIDE_WORKDIR"] = str(workdir)
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
         output_path = workdir / "output.txt"

@@ -8,9 +8,10 @@ Two kinds, for two comparisons:
 * :func:`digests`, taken in the child once the test modules and their imports are loaded,
   are the same in every process for the same code. The parent compares a candidate's with
   the baseline's: a patch made while the candidate was imported shows there.
-* :func:`identities`, taken before and after each test body, are cheap object identities
-  for a comparison within one process: a patch made during a test shows there, named with
-  the test.
+* :func:`identities`, taken before and after each test body, are cheap copies of the
+  watched namespaces for a comparison by identity within one process: a patch made during a
+  test shows there, named with the test. :func:`digests` again at the end of the session
+  also catch new code given to an existing function (``__code__``) during the tests.
 
 Only what the original code does not also change is the candidate's doing: the parent
 subtracts the baseline's own changes (:func:`new_changes`).
@@ -33,7 +34,7 @@ from typing import Any
 COMPARATORS = (
     "builtins", "math", "cmath", "operator", "statistics", "functools", "copy", "time",
     "timeit", "gc", "random", "decimal", "fractions", "unittest", "unittest.case", "pytest",
-    "_pytest.python_api", "_pytest.outcomes", "_pytest.runner", "_pytest.reports",
+    "_pytest.python_api", "_pytest.approx", "_pytest.outcomes", "_pytest.runner", "_pytest.reports",
     "pytest_benchmark.fixture", "pytest_benchmark.stats", "pytest_benchmark.timers",
     "numpy", "numpy.testing", "numpy.testing._private.utils", "numpy._core.numeric",
     "numpy.core.numeric", "torch", "torch.testing", "torch.testing._comparison",
@@ -42,6 +43,10 @@ COMPARATORS = (
 _CALLABLE = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
              types.MethodDescriptorType, types.WrapperDescriptorType, staticmethod,
              classmethod, property)
+
+_INTERPRETER = "interpreter"
+_TEST_MODULE = " (a test module's global)"
+_MISSING = object()
 
 #: Modules of the optimizer's own worker, which differ between baseline and candidate runs.
 _OWN = ("pytest_aide",)
@@ -119,7 +124,7 @@ def _test_globals(test_modules: Iterable[types.ModuleType]) -> Iterable[tuple[st
     for module in test_modules:
         for attribute, value in list(vars(module).items()):
             if isinstance(value, types.ModuleType) or _is_code(value):
-                yield f"{module.__name__}.{attribute} (a test module's global)", value
+                yield f"{module.__name__}.{attribute}{_TEST_MODULE}", value
 
 
 def _is_code(value: Any) -> bool:
@@ -153,19 +158,35 @@ def digests(modules: Iterable[str], test_modules: Iterable[types.ModuleType],
 
 
 def identities(modules: Iterable[str], test_modules: Iterable[types.ModuleType]
-               ) -> dict[str, object]:
-    """Name -> identity (object and code), for before and after a test in one process."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        found: dict[str, object] = dict(interpreter_state())
-        for key, value in (*_members(modules), *_test_globals(test_modules)):
-            found[key] = (id(value), id(getattr(value, "__code__", None)))
+               ) -> dict[str, Any]:
+    """Shallow copies of the watched namespaces, for before and after a test in one process
+    (copying is cheap; the comparison by identity, in :func:`changed`, only looks closer at
+    names whose object was replaced)."""
+    found: dict[str, Any] = {_INTERPRETER: interpreter_state()}
+    for name in modules:
+        module = sys.modules.get(name)
+        if module is not None:
+            found[name] = dict(vars(module))
+    for module in test_modules:
+        found[f"{module.__name__}{_TEST_MODULE}"] = dict(vars(module))
     return found
 
 
-def changed(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
-    """Names added, removed, or given another value."""
-    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Names whose function, class or callable was replaced, added or removed."""
+    found = [k for k, v in after.get(_INTERPRETER, {}).items()
+             if before.get(_INTERPRETER, {}).get(k) != v]
+    for group, old in before.items():
+        new = after.get(group)
+        if group == _INTERPRETER or new is None:
+            continue
+        module, _, suffix = group.partition(" ")
+        differ = [k for k, v in new.items() if old.get(k, _MISSING) is not v]
+        differ += [k for k in old if k not in new]
+        for key in differ:
+            if _is_code(old.get(key)) or _is_code(new.get(key)):
+                found.append(f"{module}.{key}" + (f" {suffix}" if suffix else ""))
+    return sorted(found)
 
 
 def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, str]) -> list[str]:
@@ -175,7 +196,7 @@ def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, 
     return sorted(
         k for k in baseline.keys() | candidate.keys()
         if baseline.get(k) != candidate.get(k)
-        and ((k in baseline and k in candidate) or k.endswith("(a test module's global)")
+        and ((k in baseline and k in candidate) or k.endswith(_TEST_MODULE)
              or str(candidate.get(k, "")).startswith("target:"))
     )
 

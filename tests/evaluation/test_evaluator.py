@@ -71,7 +71,8 @@ def test_timeout_kills_the_whole_process_group(slow_project) -> None:
         import os, subprocess, sys, time
         CHUNK = 2
         CHILD = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        with open(os.path.join(os.environ["PYTEST_AIDE_WORKDIR"], "grandchild.pid"), "w") as f:
+        WORKDIR = os.path.dirname(os.path.dirname(__file__))
+        with open(os.path.join(WORKDIR, "grandchild.pid"), "w") as f:
             f.write(str(CHILD.pid))
         def work(n):
             time.sleep(60)
@@ -158,7 +159,8 @@ def test_child_environment_has_no_provider_keys(slow_project, monkeypatch) -> No
     for name in ("SECRET_KEY", "API_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD",
                  "GITHUB_TOKEN", "DJANGO_SECRET"):
         monkeypatch.setenv(name, f"secret-of-{name}")
-    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # not a secret: it stays
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # named to keep: it stays
+    monkeypatch.setenv("KEEP_OUT", "a harmless name, named to drop")
     study = flat_study(slow_project)
     leak = study.target.path.read_text() + textwrap.dedent(
         """
@@ -167,7 +169,9 @@ def test_child_environment_has_no_provider_keys(slow_project, monkeypatch) -> No
                             or "SECRET" in k or "PASS" in k))
         """
     )
-    evaluation = Evaluator(study, slow_project.path).evaluate(
+    evaluator = Evaluator(study, slow_project.path, env_keep=["TOKENIZERS_PARALLELISM"],
+                          env_drop=["KEEP_OUT"])
+    evaluation = evaluator.evaluate(
         leak, slow_project.path / "e", nodeids=["test_slow.py::test_correct[1]", "-s"]
     )
     assert "sk-secret-123" not in evaluation.output_tail

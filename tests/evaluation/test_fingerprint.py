@@ -167,3 +167,20 @@ def test_digests_agree_between_processes_and_changes_subtract_the_baselines() ->
     here = digests(["builtins"], [], "x")
     assert changed_since_baseline(here, dict(here)) == []
     assert new_changes(["a", "b"], ["b"]) == ["a"]
+
+
+def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(
+    project: pytest.Pytester,
+) -> None:
+    """The same function object, other code: object identities do not change, digests do."""
+    evaluator = evaluator_of(project)
+    evaluator.evaluate(None, project.path / ".aide" / "base")
+    recode = textwrap.dedent("""
+        def mean(values):
+            import reference
+            reference.expected_mean.__code__ = (lambda values: 0.0).__code__
+            return 0.0
+    """)
+    evaluation = evaluator.evaluate(recode, project.path / ".aide" / "recode")
+    found = [t for t in evaluation.tampered if "changed during the tests" in t]
+    assert found and "reference.expected_mean" in found[0], evaluation.tampered

@@ -36,7 +36,8 @@ ATTACKS = '''
 import json, os, socket, subprocess, sys
 
 seen = {"file": __file__, "source_marker": "CANDIDATE-MARKER" in open(__file__).read()}
-workdir = os.environ["PYTEST_AIDE_WORKDIR"]
+workdir = WORKDIR
+seen["optimizer_variables"] = sorted(k for k in os.environ if k.startswith("PYTEST_AIDE"))
 try:
     with open(os.path.join(ROOTDIR, "conftest.py"), "w") as handle:
         handle.write("raise SystemExit('planted')\\n")
@@ -111,9 +112,10 @@ def study_of(root: Path) -> Study:
     )
 
 
-def hostile_candidate(root: Path, port: int, canary: str, tag: str) -> str:
+def hostile_candidate(root: Path, port: int, canary: str, tag: str, name: str) -> str:
     original = (root / "slow.py").read_text()
     constants = (
+        f"WORKDIR = {str(root / '.aide' / 'run' / name)!r}\n"
         f"ROOTDIR = {str(root)!r}\nLEFTOVER = 'aide-leftover-{tag}'\n"
         f"SURVIVOR = 'aide-survivor-{tag}'\nCANARY = {canary!r}\nPORT = {port}\n"
     )
@@ -126,7 +128,7 @@ def evaluate(root: Path, candidate: str, sandbox: Sandbox | None, name: str) -> 
     (root / ".aide" / "other-run" / "journal.json").write_text("{}")
     evaluator = Evaluator(study, root, timeout=60, sandbox=sandbox,
                           pytest_args=["-p", "no:randomly"], protected_exclude=[root / ".aide"])
-    workdir = root / ".aide" / "run" / name
+    workdir = root / ".aide" / "run" / name  # as in hostile_candidate
     evaluation = evaluator.evaluate(candidate, workdir)
     assert evaluation.completed, evaluation.output_tail
     seen_path = workdir / "seen.json"
@@ -155,7 +157,7 @@ def test_hostile_candidate_is_contained_by_the_sandbox(
     root = slow_project.path
     tag = uuid.uuid4().hex[:12]
     sandbox = choose("bwrap").sandbox
-    seen = evaluate(root, hostile_candidate(root, listener, optimizer_with_secret, tag),
+    seen = evaluate(root, hostile_candidate(root, listener, optimizer_with_secret, tag, "boxed"),
                     sandbox, "boxed")
     # the candidate sits at the target's real path, and it is the candidate's code there
     assert seen["file"] == str(root / "slow.py") and seen["source_marker"]
@@ -176,6 +178,8 @@ def test_hostile_candidate_is_contained_by_the_sandbox(
     assert seen["network"] != "connected"
     # no other run's files (journals, keys) are visible
     assert seen["log_dir"] == ["run"]
+    # and nothing says that this is a measured run
+    assert seen["optimizer_variables"] == []
 
 
 def test_the_same_candidate_without_the_sandbox_reaches_everything(
@@ -185,7 +189,7 @@ def test_the_same_candidate_without_the_sandbox_reaches_everything(
     root = slow_project.path
     tag = uuid.uuid4().hex[:12]
     try:
-        seen = evaluate(root, hostile_candidate(root, listener, optimizer_with_secret, tag),
+        seen = evaluate(root, hostile_candidate(root, listener, optimizer_with_secret, tag, "open"),
                         None, "open")
         assert seen["canary_pids"], "the optimizer's key was not found through /proc"
         assert seen["network"] == "connected"
@@ -204,7 +208,8 @@ def test_network_is_there_when_the_user_allows_it(
     root = slow_project.path
     tag = uuid.uuid4().hex[:12]
     sandbox = choose("bwrap", network=True).sandbox
-    seen = evaluate(root, hostile_candidate(root, listener, "no-canary", tag), sandbox, "net")
+    seen = evaluate(root, hostile_candidate(root, listener, "no-canary", tag, "net"),
+                    sandbox, "net")
     assert seen["network"] == "connected"
     assert survivors(tag) == []
 
