@@ -27,6 +27,7 @@ from pytest_aide.report.artifacts import (
     sha256,
     unified_patch,
 )
+from pytest_aide.report.formatting import proposer_text
 from pytest_aide.report.markdown import write_report_md
 from pytest_aide.report.terminal import step_line
 from pytest_aide.report.tree_html import write_tree_html
@@ -37,21 +38,74 @@ from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
 
 
-def resume_command(args: list[str], run_id: str) -> str:
-    """The user's own command line, with ``--aide-resume RUN_ID`` in place of any earlier one."""
+def resume_command(args: list[str], run_id: str, steps: int | None = None) -> str:
+    """The user's own command line, with ``--aide-resume RUN_ID`` in place of any earlier one
+    (and ``--aide-steps STEPS`` in place of theirs when ``steps`` is given)."""
+    replaced = {"--aide-resume"} | ({"--aide-steps"} if steps is not None else set())
     kept: list[str] = []
     skip = False
     for arg in args:
         if skip:
             skip = False
             continue
-        if arg == "--aide-resume":
+        if arg in replaced:
             skip = True
             continue
-        if arg.startswith("--aide-resume="):
+        if arg.partition("=")[0] in replaced and "=" in arg:
             continue
         kept.append(arg)
-    return shlex.join(["pytest", *kept, "--aide-resume", run_id])
+    tail = [] if steps is None else ["--aide-steps", str(steps)]
+    return shlex.join(["pytest", *kept, *tail, "--aide-resume", run_id])
+
+
+def steps_done(journal: Journal) -> int:
+    """Proposals in the journal (the baseline is not a step)."""
+    return max(0, len(journal.nodes) - 1)
+
+
+def next_command(args: list[str], journal: Journal, steps: int) -> str:
+    """The command that goes on with this run: the same one for an unfinished run (it
+    continues to its total), one that adds ``steps`` more for a finished one."""
+    if not journal.finished:
+        return resume_command(args, journal.run_id)
+    return resume_command(args, journal.run_id, steps_done(journal) + max(1, steps))
+
+
+def resume_plan(journal: Journal, steps: int) -> str:
+    """What ``--aide-steps STEPS --aide-resume`` does to ``journal``, as the header says it.
+
+    ``--aide-steps`` is the run's total, so the command printed after an interrupted run
+    continues it unchanged. A total above the steps done continues the search; a total equal
+    to them finishes an interrupted run (confirm, report, write). Anything else would do
+    nothing: a ResumeError (a usage error) names the ``--aide-steps`` that adds the steps.
+    """
+    done = steps_done(journal)
+    if steps > done:
+        return (f"resuming run {journal.run_id}: {done} of {steps} steps done, "
+                f"{steps - done} to go")
+    if steps == done and not journal.finished:
+        return (f"resuming run {journal.run_id}: {done} of {steps} steps done, 0 to go; "
+                "finishing it")
+    planned = max(done, int(journal.settings.get("steps") or 0))
+    state = "finished" if journal.finished else "not finished"
+    finish = "" if journal.finished else f", or --aide-steps {done} to finish it with those"
+    raise ResumeError(
+        f"run {journal.run_id} has {done} of {planned} steps done ({state}); with "
+        f"--aide-resume, --aide-steps is the run's total, so --aide-steps {steps} asks for "
+        f"nothing more. Pass --aide-steps {done + steps} to add {_steps(steps)}{finish}."
+    )
+
+
+def _steps(count: int) -> str:
+    return f"{count} step" if count == 1 else f"{count} steps"
+
+
+def _wrote_its_best(journal: Journal, current: str) -> bool:
+    """The file holds the best that this finished run wrote, and the journal still has the
+    original it started from: such a run may be continued."""
+    best = journal.best
+    return (journal.finished and best is not None and best.id != 0 and best.code == current
+            and sha256(journal.root.code) == journal.original_sha256)
 
 
 class RunError(Exception):
@@ -68,6 +122,7 @@ class RunResult:
     journal: Journal
     run_dir: Path
     applied: bool = False
+    already_best: bool = False  # the target holds the best, written when the run first finished
     apply_message: str = ""
     patch: Path | None = None
     report_path: Path | None = None
@@ -124,20 +179,24 @@ class TargetRun:
                            f"not {self.relpath}")
         return path
 
-    def _open(self, original: str) -> tuple[Journal, Path, bool]:
+    def _open(self, current: str) -> tuple[Journal, Path, str]:
+        """The journal, its run dir, and the header's words on what this run does."""
         if self.settings.resume:
             run_dir = self._find_run(self.settings.resume)
             journal = Journal.load(run_dir / "journal.json")
-            if journal.original_sha256 != sha256(original):
+            if not journal.nodes:
+                raise ResumeError(f"cannot resume {journal.run_id}: its journal has no baseline")
+            if journal.original_sha256 != sha256(current) and not _wrote_its_best(journal, current):
                 raise ResumeError(
                     f"cannot resume {journal.run_id}: {self.relpath} changed since that run "
                     "started (its journal's candidates were written for the old file). "
                     "Start a new run, or restore the file from "
                     f"{run_dir / ('original_' + self.study.target.path.name)}."
                 )
-            if not journal.nodes:
-                raise ResumeError(f"cannot resume {journal.run_id}: its journal has no baseline")
-            return journal, run_dir, True
+            plan = resume_plan(journal, self.settings.steps)
+            journal.settings["steps"] = max(self.settings.steps, steps_done(journal))
+            journal.finished = False
+            return journal, run_dir, plan
         run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
         journal = Journal(
             run_id=run_id,
@@ -147,7 +206,7 @@ class TargetRun:
                 {"nodeid": o.nodeid, "metric": o.metric, "maximize": o.maximize}
                 for o in self.study.objectives
             ],
-            original_sha256=sha256(original),
+            original_sha256=sha256(current),
             settings={
                 "steps": self.settings.steps,
                 "model": self.settings.model,
@@ -159,20 +218,24 @@ class TargetRun:
                 "objective": describe(self.study.objectives),
             },
         )
-        write_atomic(run_dir / f"original_{self.study.target.path.name}", original)
-        return journal, run_dir, False
+        write_atomic(run_dir / f"original_{self.study.target.path.name}", current)
+        return journal, run_dir, f"{self.settings.steps} steps; run {run_id}"
 
     # -- running --------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         started = time.perf_counter()
         target = self.study.target.path
-        original = read_source(target)
-        journal, run_dir, resumed = self._open(original)
+        current = read_source(target)
+        journal, run_dir, plan = self._open(current)
+        resumed = bool(self.settings.resume)
+        # A finished run may have written its best: the search still starts from the original.
+        original = journal.root.code if resumed else current
         evaluator = Evaluator(
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
             pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
-            sandbox=self.sandbox,
+            sandbox=self.sandbox, env_drop=self.settings.env_drop,
+            env_keep=self.settings.env_keep,
         )
         proposer = self.proposer_factory(original)
         context = SearchContext(
@@ -195,10 +258,11 @@ class TargetRun:
                         self.settings.max_debug_depth, rng)
         search = Search(context, journal, policy)
         result = RunResult(study=self.study, journal=journal, run_dir=run_dir)
+        name = getattr(proposer, "name", None)
+        journal.settings["proposer"] = name
         self.write_line(
-            f"aide: optimizing {self.relpath} for {describe(self.study.objectives)}; "
-            f"{self.settings.steps} steps with {getattr(proposer, 'name', 'a proposer')}; "
-            f"run {journal.run_id}" + (" (resumed)" if resumed else "")
+            f"aide: optimizing {self.relpath} for {describe(self.study.objectives)} "
+            f"with {proposer_text(name)}; {plan}"
         )
         try:
             if resumed:
@@ -217,7 +281,7 @@ class TargetRun:
                     )
             search.run(self.settings.steps)
             result.stop_reason = search.stop_reason
-            self._finish(result, evaluator, search, original)
+            self._finish(result, evaluator, search, original, current)
         except KeyboardInterrupt:
             journal.outcome = "interrupted"
             journal.save(run_dir / "journal.json")
@@ -242,7 +306,9 @@ class TargetRun:
     # -- finishing ------------------------------------------------------------------------
 
     def _finish(self, result: RunResult, evaluator: Evaluator, search: Search,
-                original: str) -> None:
+                original: str, current: str) -> None:
+        """Confirm, keep and report the best; write it over ``current`` (the file as this
+        run found it: the original, or the best this run wrote when it first finished)."""
         journal, run_dir = result.journal, result.run_dir
         best = journal.best
         name = self.study.target.path.name
@@ -265,11 +331,14 @@ class TargetRun:
             elif self.settings.preserve_source:
                 result.apply_message = ("not written (--aide-preserve-source): apply "
                                         f"{result.patch} with git apply")
+            elif best.code == current:
+                result.already_best = True
             else:
-                applied = apply_best(self.study.target.path, original, best.code)
+                applied = apply_best(self.study.target.path, current, best.code)
                 result.applied, result.apply_message = applied.written, applied.message
-                if applied.written:
-                    write_atomic(run_dir / f"backup_{name}", original)
+                backup = run_dir / f"backup_{name}"
+                if applied.written and not backup.exists():
+                    write_atomic(backup, current)
         else:
             result.apply_message = "not written: no candidate beat the baseline"
         journal.finished = True

@@ -115,9 +115,12 @@ class AideSession:
                 self._write_line(f"aide: {notice}", yellow=True)
             proposers = iter([first])
 
-            def factory(code: str, proposers=proposers) -> Any:
+            def factory(code: str, proposers=proposers, checked=original) -> Any:
+                # a resumed run that wrote its best searches from the original, not the file
                 existing = next(proposers, None)
-                return existing if existing is not None else make_proposer(self.settings, code)[0]
+                if existing is not None and code == checked:
+                    return existing
+                return make_proposer(self.settings, code)[0]
 
             run = TargetRun(
                 study=study,
@@ -166,7 +169,8 @@ class AideSession:
                               timeout=self.settings.timeout,
                               pytest_args=child_options(self._invocation_args()),
                               protected_exclude=[self.settings.log_dir],
-                              sandbox=self.sandbox)
+                              sandbox=self.sandbox, env_drop=self.settings.env_drop,
+                              env_keep=self.settings.env_keep)
         nodeids = [item.nodeid for item in session.items]
         evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)
         hook = self.config.hook
@@ -213,14 +217,16 @@ class AideSession:
 
     def _optimization_summary(self, terminalreporter: Any) -> None:
         from pytest_aide.report.terminal import summary_lines
-        from pytest_aide.run import resume_command
+        from pytest_aide.run import next_command
 
         terminalreporter.section("aide optimization")
         for result in self.results:
             lines = summary_lines(
                 result.journal, result.run_dir, self.rootdir,
                 applied=result.applied, patch=result.patch,
-                resume_hint=resume_command(self._invocation_args(), result.journal.run_id),
+                resume_hint=next_command(self._invocation_args(), result.journal,
+                                         self.settings.steps),
+                already_best=result.already_best,
             )
             for line in lines:
                 terminalreporter.write_line(line)

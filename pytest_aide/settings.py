@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,8 @@ MIN_CONFIRM_ROUNDS = 7
 
 #: (name, type, default, help). Each is ``--aide-<name>`` and ini ``aide_<name>``.
 OPTIONS: list[tuple[str, str, str | None, str]] = [
-    ("steps", "int", None, "proposals per target; 0 or absent: a normal test run"),
+    ("steps", "int", None, "proposals per target; 0 or absent: a normal test run. With "
+     "--aide-resume: the run's total, steps already done included"),
     (
         "model",
         "str",
@@ -33,13 +34,20 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("drafts", "int", None, "initial drafts (default max(1, ceil(0.15 x steps)))"),
     ("debug-prob", "float", "0.5", "probability of debugging a buggy leaf (default 0.5)"),
     ("max-debug-depth", "int", None, "debug chain limit (default max(1, ceil(0.1 x steps)))"),
-    ("resume", "str", None, "continue a run from its journal: RUN_ID or 'latest'"),
+    ("resume", "str", None, "continue a run from its journal: RUN_ID or 'latest'. "
+     "--aide-steps N is then the run's total: after 4 steps, --aide-steps 7 adds 3; a total "
+     "equal to the steps done only finishes an interrupted run; a smaller one is an error"),
     ("reflect", "bool", None, "self-reflection: critique, then a minimal edit, before running"),
     ("budget", "float", None, "stop when the estimated LLM cost reaches this many USD"),
     ("seed", "int", "0", "random seed of the search policy and the tuner (default 0)"),
     ("sandbox", "str", "auto", "run each evaluation in an OS sandbox: 'auto' (bubblewrap when it "
      "works here, else say so and go on without), 'bwrap' (required), 'off' (default auto)"),
     ("network", "bool", None, "let candidate code use the network inside the sandbox"),
+    ("env-drop", "str", None, "comma-separated variables to remove from the evaluations' "
+     "environment, besides those whose names contain KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL "
+     "or AUTH"),
+    ("env-keep", "str", None, "comma-separated variables to pass to the evaluations although "
+     "their names look secret (a test needs them)"),
     ("confirm-rounds", "int", "20", "most interleaved confirmation rounds of the best; a clear "
      "win stops after 8 (default 20)"),
 ]
@@ -63,6 +71,8 @@ class AideSettings:
     seed: int = 0
     sandbox: str = "auto"
     network: bool = False
+    env_drop: list[str] = field(default_factory=list)
+    env_keep: list[str] = field(default_factory=list)
     confirm_rounds: int = 20
 
     @property
@@ -120,6 +130,11 @@ def _read_instructions(text: str | None, rootdir: Path) -> str:
     return text
 
 
+def _names(raw: object) -> list[str]:
+    """``A, B`` or ``A B`` (or one per line in an ini file) -> ``["A", "B"]``."""
+    return [n for n in str(raw or "").replace(",", " ").split() if n]
+
+
 def read_settings(config: pytest.Config) -> AideSettings:
     """Options and ini values as checked settings; a bad value is a usage error."""
     values = {
@@ -129,6 +144,11 @@ def read_settings(config: pytest.Config) -> AideSettings:
     steps = int(values["steps"] or 0)
     if steps < 0:
         raise pytest.UsageError(f"--aide-steps must be 0 or more, not {steps}")
+    if values["resume"] and steps == 0:  # else a plain test run would ignore it, silently
+        raise pytest.UsageError(
+            f"--aide-resume {values['resume']} needs --aide-steps N, the run's total with the "
+            "steps already done included (e.g. --aide-steps 20 continues a run to 20 steps)"
+        )
     drafts = values["drafts"]
     if drafts is None:
         drafts = max(1, math.ceil(0.15 * steps))
@@ -179,6 +199,8 @@ def read_settings(config: pytest.Config) -> AideSettings:
         confirm_rounds=confirm_rounds,
         sandbox=sandbox,
         network=bool(values["network"]),
+        env_drop=_names(values["env-drop"]),
+        env_keep=_names(values["env-keep"]),
     )
 
 

@@ -7,8 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_journals import single_objective_journal
 
-from pytest_aide.journal import Journal
+from pytest_aide.journal import GOOD, Journal, Node
+from pytest_aide.report.artifacts import sha256
+from pytest_aide.run import ResumeError, next_command, resume_plan
+
+SPEED = "test_slow.py::test_speed"
 
 
 def journals(root: Path) -> list[Journal]:
@@ -83,27 +88,134 @@ def test_a_file_edited_during_the_run_is_not_overwritten(
     assert (slow_project.path / ".aide" / journal.run_id / "best_slow.py").is_file()
 
 
-def test_resume_continues_the_journal(slow_project) -> None:
-    first = slow_project.runpytest_subprocess(
-        "--aide-steps", "2", "--aide-model", "tune", "--aide-preserve-source"
-    )
+def test_resume_with_more_steps_than_done_continues_a_finished_run(slow_project) -> None:
+    first = slow_project.runpytest_subprocess("--aide-steps", "2", "--aide-model", "tune")
     assert first.ret == 0
     (journal,) = journals(slow_project.path)
+    target = slow_project.path / "slow.py"
+    after_first = target.read_text()  # the first run's best when it was confirmed
+    first.stdout.fnmatch_lines([
+        f"*more steps: pytest *--aide-model tune --aide-steps 4 --aide-resume {journal.run_id}",
+    ])
     second = slow_project.runpytest_subprocess(
-        "--aide-steps", "4", "--aide-model", "tune", "--aide-preserve-source",
-        "--aide-resume", "latest",
+        "--aide-steps", "4", "--aide-model", "tune", "--aide-resume", "latest",
     )
     assert second.ret == 0, second.stdout.str()
-    second.stdout.fnmatch_lines([f"*run {journal.run_id} (resumed)*", "step 3/4*", "step 4/4*"])
+    second.stdout.fnmatch_lines([
+        f"*with tune (built-in offline tuner); resuming run {journal.run_id}: 2 of 4 steps "
+        "done, 2 to go",
+        "step 3/4*",
+        "step 4/4*",
+        f"*more steps: pytest *--aide-model tune --aide-steps 8 --aide-resume {journal.run_id}",
+    ])
     (resumed,) = journals(slow_project.path)
     assert resumed.run_id == journal.run_id
-    assert len(resumed.nodes) == 5
+    assert len(resumed.nodes) == 5 and resumed.finished
+    assert resumed.settings["steps"] == 4
     def essentials(node):
         return (node.id, node.parent, node.operator, node.code, node.metrics, node.status)
 
     assert [essentials(n) for n in resumed.nodes[:3]] == [essentials(n) for n in journal.nodes]
     codes = [n.code for n in resumed.nodes if n.code]
     assert len(codes) == len(set(codes))  # the tuner did not repeat itself after resuming
+    # the first run may have written its best, and the search went on from the original
+    run_dir = slow_project.path / ".aide" / journal.run_id
+    assert (run_dir / "original_slow.py").read_text() == resumed.root.code
+    assert after_first in (resumed.root.code, journal.best.code)
+    output = second.stdout.str()
+    if "target: slow.py written" in output:
+        assert target.read_text() == resumed.best.code != after_first
+    else:
+        assert target.read_text() == after_first
+    if after_first == resumed.best.code != resumed.root.code:
+        assert "target: slow.py already holds the best (written when this run first finished)" \
+            in output
+        assert "apply it" not in output
+    assert "steps `4`" in (run_dir / "report.md").read_text()
+
+
+def finished_run(project: pytest.Pytester, steps: int, wrote_best: bool = False) -> Path:
+    """A finished run of ``steps`` steps in the project's journal, built by hand: resuming it
+    needs no evaluation. With ``wrote_best`` its step 1 was the best and is in the file."""
+    original = (project.path / "slow.py").read_text()
+    nodes = [Node(id=0, parent=None, step=0, operator="baseline", plan="original code",
+                  code=original, status=GOOD, metrics={SPEED: 0.01}, objective=-0.01,
+                  outcomes={SPEED: "passed"})]
+    for step in range(1, steps + 1):
+        nodes.append(Node(id=step, parent=0, step=step, operator="draft", plan=f"try {step}",
+                          code=original.replace("CHUNK = 2 ", f"CHUNK = {step + 2} "),
+                          status=GOOD, metrics={SPEED: 0.02}, objective=-0.02))
+    journal = Journal(
+        run_id="20240101-000000-slow", target="slow.py", module="slow",
+        objectives=[{"nodeid": SPEED, "metric": "mean", "maximize": False}],
+        original_sha256=sha256(original), settings={"steps": steps, "model": "tune"},
+        nodes=nodes, best_id=0, finished=True, outcome="completed",
+    )
+    if wrote_best:
+        journal.best_id = 1
+        (project.path / "slow.py").write_text(nodes[1].code)
+    path = project.path / ".aide" / journal.run_id / "journal.json"
+    journal.save(path)
+    return path
+
+
+@pytest.mark.parametrize(("steps", "add", "wrote_best"), [
+    ("1", "--aide-steps 3 to add 1 step", False),
+    ("2", "--aide-steps 4 to add 2 steps", False),
+    ("2", "--aide-steps 4 to add 2 steps", True),  # the file holds the run's best: still its run
+], ids=["fewer", "equal", "equal-after-writing-its-best"])
+def test_resume_with_no_more_steps_than_done_is_a_usage_error_naming_the_fix(
+    slow_project, steps: str, add: str, wrote_best: bool
+) -> None:
+    path = finished_run(slow_project, steps=2, wrote_best=wrote_best)
+    before = path.read_bytes()
+    result = slow_project.runpytest_subprocess(
+        "--aide-steps", steps, "--aide-model", "tune", "--aide-resume", "latest"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*run 20240101-000000-slow has 2 of 2 steps done (finished); with --aide-resume, "
+        f"--aide-steps is the run's total, so --aide-steps {steps} asks for nothing more. "
+        f"Pass {add}.",
+    ])
+    assert path.read_bytes() == before
+    assert not (path.parent / "nodes").exists()  # nothing was evaluated
+
+
+def test_resume_without_steps_is_a_usage_error(slow_project) -> None:
+    result = slow_project.runpytest("--aide-resume", "latest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--aide-resume latest needs --aide-steps N, the run's total*"])
+
+
+def test_resume_plan_counts_steps_toward_the_total() -> None:
+    journal = single_objective_journal()  # 7 steps, finished
+    assert resume_plan(journal, 10) == (
+        "resuming run 20240101-120000-k: 7 of 10 steps done, 3 to go"
+    )
+    with pytest.raises(ResumeError, match=r"Pass --aide-steps 14 to add 7 steps[.]$"):
+        resume_plan(journal, 7)
+    # an interrupted run: the same total finishes it, a smaller one names both ways on
+    journal.finished = False
+    journal.settings["steps"] = 20
+    assert resume_plan(journal, 7).endswith("7 of 7 steps done, 0 to go; finishing it")
+    with pytest.raises(ResumeError, match=(
+        r"has 7 of 20 steps done \(not finished\).*Pass --aide-steps 12 to add 5 steps, or "
+        r"--aide-steps 7 to finish it with those[.]$"
+    )):
+        resume_plan(journal, 5)
+
+
+def test_next_command_resumes_an_unfinished_run_and_extends_a_finished_one() -> None:
+    journal = single_objective_journal()
+    args = ["tests", "--aide-steps=7", "--aide-resume", "latest"]
+    assert next_command(args, journal, 7) == (
+        "pytest tests --aide-steps 14 --aide-resume 20240101-120000-k"
+    )
+    journal.finished = False
+    assert next_command(args, journal, 7) == (
+        "pytest tests --aide-steps=7 --aide-resume 20240101-120000-k"
+    )
 
 
 def test_resume_refuses_when_the_target_changed(slow_project) -> None:

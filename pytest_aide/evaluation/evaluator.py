@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, seal
+from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, reaper, seal
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
@@ -300,6 +300,9 @@ class Evaluator:
                 return Evaluation(status="error", output_tail=str(exc))
             finally:
                 os.close(key_fd)  # the child holds the only other end
+            reaps = self.sandbox is None and reaper.become_subreaper()
+            if reaps:
+                reaper.started(process.pid)
             try:
                 returncode = process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
@@ -310,6 +313,8 @@ class Evaluator:
                 raise
             finally:
                 _kill_group(process, only_leftovers=True)
+                if reaps:
+                    reaper.finished(process.pid)
         duration = time.perf_counter() - started
         tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
         evaluation = Evaluation(

@@ -12,8 +12,10 @@ from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
 MAX_LISTED_OBJECTIVES = 3
 REASON_WIDTH = 60
-
-
+#: What the built-in tuner is called where a person reads the proposer's name.
+TUNER_TEXT = "tune (built-in offline tuner)"
+#: The note of a good node that was measured again next to the best and then compared.
+REMEASURED_NOTE = "measured again next to the best: the machine's speed had changed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,6 +99,31 @@ def objective_labels(journal: Journal) -> dict[str, str]:
             label = f"{objective['nodeid'].split('::')[-1]}.{label}"
         labels[objective["nodeid"]] = label
     return labels
+
+
+def proposer_text(name: str | None) -> str:
+    """The proposer as a person reads it: the tuner by what it is, an LLM as provider:model."""
+    if not name:
+        return "not recorded"
+    return TUNER_TEXT if name == "tune" else name
+
+
+def journal_proposer(journal: Journal) -> str | None:
+    """The proposer's name the run recorded; older journals only kept ``--aide-model``."""
+    return journal.settings.get("proposer") or journal.settings.get("model")
+
+
+def node_note(node: Node) -> str:
+    """Why a good node is not the best, or that it was measured again; empty when neither.
+
+    A good node's ``error`` is the search's verdict (e.g. "improvement within noise"); the
+    terminal and report.md both show this text, so a node faster than the best is explained.
+    """
+    if not node.is_good:
+        return ""
+    if node.error:
+        return node.error
+    return REMEASURED_NOTE if node.remeasured else ""
 
 
 def best_so_far(journal: Journal, upto: int) -> Node | None:

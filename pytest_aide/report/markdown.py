@@ -16,8 +16,11 @@ from pytest_aide.report.formatting import (
     fmt_seconds,
     fmt_tokens,
     fmt_value,
+    journal_proposer,
     metric_change,
+    node_note,
     objective_labels,
+    proposer_text,
     short_reason,
     token_totals,
     totals_text,
@@ -50,7 +53,10 @@ def render_report_md(journal: Journal, original_code: str, best_code: str | None
     settings = journal.settings
     out = [f"# pytest-aide run `{journal.run_id}`", ""]
     facts = [f"target `{journal.target}` (module `{journal.module}`)"]
-    facts += [f"{key} `{settings[key]}`" for key in ("model", "steps", "seed") if key in settings]
+    proposer = journal_proposer(journal)
+    if proposer:
+        facts.append(f"proposer {proposer_text(proposer)}")
+    facts += [f"{key} `{settings[key]}`" for key in ("steps", "seed") if key in settings]
     out += ["- " + fact for fact in facts]
     if journal.outcome:
         out.append(f"- {journal.outcome}")
@@ -97,9 +103,10 @@ def render_report_md(journal: Journal, original_code: str, best_code: str | None
 
     out += ["## All nodes", ""]
     out.append(
-        "| # | step | parent | operator | status | metrics | change | time | tokens | note |"
+        "| # | step | parent | operator | status | metrics | change | time | tokens | note "
+        "| plan |"
     )
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for node in journal.nodes:
         out.append(_node_row(journal, node))
     out.append("")
@@ -113,13 +120,15 @@ def _node_row(journal: Journal, node: Node) -> str:
         labels = objective_labels(journal)
         changes = [fmt_change(metric_change(journal, node, n)) for n in labels]
     tokens, _ = token_totals(node)
-    note = short_reason(node.error) if not node.is_good else _cell(node.plan.split("\n")[0][:80])
+    # the same note as the terminal's step line: a good node faster than the best says why
+    note = node_note(node) if node.is_good else short_reason(node.error)
+    plan = node.plan.split("\n")[0][:80]
     mark = " ★" if node.id == journal.best_id else ""
     return (
         f"| {node.id}{mark} | {node.step} | {parent} | {node.operator} | {node.status} "
         f"| {_cell(_node_metrics(journal, node))} | {' '.join(changes)} "
         f"| {fmt_seconds(node.duration)} | {fmt_tokens(tokens) if tokens else ''} "
-        f"| {_cell(note)} |"
+        f"| {_cell(note)} | {_cell(plan)} |"
     )
 
 

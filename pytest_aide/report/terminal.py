@@ -15,6 +15,7 @@ from pytest_aide.report.formatting import (
     fmt_tokens,
     fmt_value,
     metric_change,
+    node_note,
     objective_labels,
     short_reason,
     token_totals,
@@ -37,10 +38,9 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     parts = [head]
     if node.is_good:
         parts.append(values_text(journal, node))
-        if node.remeasured and not node.error:
-            parts.append("(measured again next to the best: the machine's speed had changed)")
-        if node.error:  # good but not taken as best, e.g. "improvement within noise"
-            parts.append(f"({node.error})")
+        note = node_note(node)  # e.g. "improvement within noise": why it is not the best
+        if note:
+            parts.append(f"({note})")
     else:
         reason = short_reason(node.error)
         parts.append(f"{node.status.upper()}: {reason}" if reason else node.status.upper())
@@ -71,8 +71,12 @@ def summary_lines(
     applied: bool,
     patch: Path | None,
     resume_hint: str,
+    already_best: bool = False,
 ) -> list[str]:
-    """The lines for pytest's terminal summary, one block per target (one journal)."""
+    """The lines for pytest's terminal summary, one block per target (one journal).
+
+    ``already_best``: the target holds the best, written when a resumed run first finished.
+    """
     root, best = journal.root, journal.best
     improved = best is not None and best.id != root.id
     lines = [f"{journal.target} ({journal.module}), run {journal.run_id}"]
@@ -94,18 +98,22 @@ def summary_lines(
     if journal.outcome:
         lines.append(f"  {journal.outcome}")
     lines.append("  " + totals_text(journal))
-    lines.append(f"  target: {journal.target} {'written' if applied else 'left unchanged'}")
+    if already_best:
+        lines.append(f"  target: {journal.target} already holds the best (written when this "
+                     "run first finished)")
+    else:
+        lines.append(f"  target: {journal.target} {'written' if applied else 'left unchanged'}")
     lines.append(f"  run dir: {display_path(run_dir, rootdir)}")
     if patch is not None:
         patch_text = display_path(patch, rootdir)
         lines.append(f"  patch: {patch_text}")
-        if not applied and improved:
+        if not applied and improved and not already_best:
             lines.append(f"  apply it: git apply {patch_text}")
     report, tree = (
         display_path(run_dir / "report.md", rootdir),
         display_path(run_dir / "tree.html", rootdir),
     )
     lines.append(f"  report: {report}, {tree}")
-    if resume_hint:
-        lines.append(f"  resume: {resume_hint}")
+    if resume_hint:  # a finished run is continued by asking for more steps
+        lines.append(f"  {'more steps' if journal.finished else 'resume'}: {resume_hint}")
     return lines

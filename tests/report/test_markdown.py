@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from report_journals import (
+    BENCH,
     BEST,
     ORIGINAL,
     multi_objective_journal,
     single_objective_journal,
 )
 
-from pytest_aide.report.markdown import write_report_md
+from pytest_aide.report.markdown import render_report_md, write_report_md
+from pytest_aide.report.terminal import step_line
 
 # ---------------------------------------------------------------------------------------------
 # report.md
@@ -84,3 +86,60 @@ def test_report_md_is_appended_to_the_github_step_summary(
     assert text.count("# pytest-aide run") == 2
 
 
+
+
+def _row(text: str, node_id: int) -> list[str]:
+    """The cells of node ``node_id``'s row in the table of all nodes."""
+    match = re.search(rf"^\| {node_id}(?: ★)? \|.*\|$", text, flags=re.M)
+    assert match, f"no row for node {node_id}"
+    return [cell.strip() for cell in match[0].strip("|").split(" | ")]
+
+
+def test_report_md_names_the_tuner_as_the_terminal_does() -> None:
+    journal = single_objective_journal()
+    # a tuner run with no --aide-model: the journal records which proposer ran
+    journal.settings = {"steps": 7, "model": None, "proposer": "tune", "seed": 0}
+    text = render_report_md(journal, ORIGINAL, BEST)
+    assert "- proposer tune (built-in offline tuner)\n" in text
+    assert "None" not in text
+    journal.settings["proposer"] = "openai:gpt-test"
+    assert "- proposer openai:gpt-test\n" in render_report_md(journal, ORIGINAL, BEST)
+
+
+def test_report_md_of_an_older_journal_never_says_none() -> None:
+    journal = single_objective_journal()
+    journal.settings = {"steps": 7, "model": None, "seed": 0}  # before "proposer" was kept
+    text = render_report_md(journal, ORIGINAL, BEST)
+    assert "None" not in text and "proposer" not in text
+    assert "- steps `7`" in text
+
+
+@pytest.mark.parametrize(("error", "remeasured"), [
+    ("improvement within noise", 0),
+    ("not better than the best when measured again next to it", 1),
+])
+def test_report_md_explains_a_node_faster_than_the_best_as_the_terminal_does(
+    error: str, remeasured: int
+) -> None:
+    journal = single_objective_journal()
+    faster = journal[7]  # faster than the best (#6, 0.0011), but not taken
+    faster.metrics, faster.objective = {BENCH: 0.00105}, -0.00105
+    faster.error, faster.remeasured = error, remeasured
+    text = render_report_md(journal, ORIGINAL, BEST)
+    header = re.search(r"^\| # \|.*\|$", text, flags=re.M)[0]
+    assert [c.strip() for c in header.strip("|").split(" | ")][-2:] == ["note", "plan"]
+    cells = _row(text, 7)
+    assert cells[5] == "mean=0.00105" and cells[-2] == error
+    assert cells[-1] == "plan of #7: improve"
+    assert f"({error})" in step_line(journal, faster, steps=7, elapsed=1.0)
+
+
+def test_report_md_notes_a_node_measured_again_like_the_terminal() -> None:
+    journal = single_objective_journal()
+    journal[1].remeasured = 2  # compared after being measured again next to the best
+    text = render_report_md(journal, ORIGINAL, BEST)
+    note = "measured again next to the best: the machine's speed had changed"
+    assert _row(text, 1)[-2] == note
+    assert f"({note})" in step_line(journal, journal[1], steps=7, elapsed=1.0)
+    assert _row(text, 6)[-2] == ""  # the best needs no note
+    assert _row(text, 2)[-2] == "ZeroDivisionError: division by zero"

@@ -95,7 +95,7 @@ def test_summary_lines_of_an_applied_run(tmp_path: Path) -> None:
         tmp_path,
         applied=True,
         patch=run_dir / "best.patch",
-        resume_hint="pytest --aide-resume 20240101-120000-k",
+        resume_hint="pytest --aide-steps 14 --aide-resume 20240101-120000-k",
     )
     text = "\n".join(lines)
     assert all("\n" not in line for line in lines)
@@ -109,7 +109,28 @@ def test_summary_lines_of_an_applied_run(tmp_path: Path) -> None:
     assert f"patch: .aide/{journal.run_id}/best.patch" in text
     assert "git apply" not in text  # already applied
     assert f"report: .aide/{journal.run_id}/report.md, .aide/{journal.run_id}/tree.html" in text
-    assert text.endswith("resume: pytest --aide-resume 20240101-120000-k")
+    # a finished run goes on by asking for more steps (--aide-steps is the run's total)
+    assert text.endswith("more steps: pytest --aide-steps 14 --aide-resume 20240101-120000-k")
+
+
+def test_summary_lines_of_an_unfinished_run_say_resume(tmp_path: Path) -> None:
+    journal = single_objective_journal()
+    journal.finished = False
+    lines = summary_lines(journal, tmp_path, tmp_path, applied=False, patch=None,
+                          resume_hint="pytest --aide-steps 7 --aide-resume 20240101-120000-k")
+    assert lines[-1] == "  resume: pytest --aide-steps 7 --aide-resume 20240101-120000-k"
+
+
+def test_summary_lines_when_the_target_already_holds_the_best(tmp_path: Path) -> None:
+    journal = single_objective_journal()
+    run_dir = tmp_path / ".aide" / journal.run_id
+    text = "\n".join(summary_lines(
+        journal, run_dir, tmp_path, applied=False, patch=run_dir / "best.patch",
+        resume_hint="", already_best=True,
+    ))
+    assert "target: src/k.py already holds the best (written when this run first finished)" \
+        in text
+    assert "git apply" not in text  # the patch is against the original, no longer the file
 
 
 def test_summary_lines_when_nothing_beat_the_baseline(tmp_path: Path) -> None:

@@ -1,0 +1,68 @@
+"""No leftovers without a sandbox: the optimizer becomes its children's subreaper.
+
+A process that an unsandboxed candidate double-forks (``setsid``, a new process group) leaves
+the child's process group and would outlive the evaluation. As a child subreaper (Linux's
+``PR_SET_CHILD_SUBREAPER``) the optimizer inherits such orphans instead of ``init``, so after
+each evaluation it can kill every child of its own that is not an evaluation still running.
+(In the sandbox the PID namespace ends them all; this is for ``--aide-sandbox off``.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import signal
+import threading
+from pathlib import Path
+
+_PR_SET_CHILD_SUBREAPER = 36
+_LOCK = threading.Lock()
+#: Evaluations running now (their pids): never reaped.
+_RUNNING: set[int] = set()
+
+
+@functools.cache
+def become_subreaper() -> bool:
+    """Once per process; False where the kernel does not offer it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def started(pid: int) -> None:
+    with _LOCK:
+        _RUNNING.add(pid)
+
+
+def finished(pid: int) -> None:
+    """The evaluation ``pid`` ended: kill and reap every other child left behind."""
+    with _LOCK:
+        _RUNNING.discard(pid)
+        running = set(_RUNNING)
+    for child in _children(os.getpid()):
+        if child in running:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
