@@ -242,6 +242,14 @@ def _current(dotted: str) -> Any:
 PROTECTED_MODULES = (
     "time", "timeit", "pytest", "_pytest", "pytest_benchmark", "pytest_aide", "builtins", "gc",
 )
+#: Modules that reach native memory: a candidate that adds them could rewrite anything.
+NATIVE_MODULES = ("ctypes", "_ctypes", "cffi")
+#: Strings whose use tells a candidate that it is measured, or lets it read other processes.
+_WATCHED_STRINGS = {
+    "PYTEST_CURRENT_TEST": "reads which test is running (PYTEST_CURRENT_TEST)",
+    "PYTEST_AIDE": "reads the optimizer's variables (PYTEST_AIDE_*)",
+    "/proc/": "reads /proc entries (its own memory or other processes)",
+}
 #: Modules a target module has no business importing: the test framework itself.
 FRAMEWORK_MODULES = ("pytest", "_pytest", "pytest_benchmark", "pytest_aide", "pluggy")
 _FRAME_CALLS = {
@@ -312,6 +320,15 @@ class _Scanner(ast.NodeVisitor):
     def _framework_import(self, node: ast.AST, module: str) -> None:
         if _root(module) in FRAMEWORK_MODULES:
             self.flag(node, f"imports {module} (the test framework) into the target module")
+        if _root(module) in NATIVE_MODULES:
+            self.flag(node, f"reaches native memory (imports {_root(module)})")
+
+    # strings that name what a measured run must not look at
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str):
+            for marker, message in _WATCHED_STRINGS.items():
+                if marker in node.value:
+                    self.flag(node, message)
 
     # assignments
     def _target(self, target: ast.AST, verb: str) -> None:

@@ -84,3 +84,25 @@ def test_a_replaced_clock_is_found_and_a_restored_one_is_not(
     assert integrity.tampered == ["replaced time.perf_counter (found after test_x)"]
     integrity.check("later")
     assert len(integrity.tampered) == 1
+
+
+@pytest.mark.parametrize(
+    "added, finding",
+    [
+        ("import ctypes\n", "reaches native memory (imports ctypes)"),
+        ("from cffi import FFI\n", "reaches native memory (imports cffi)"),
+        ("import os\nWHO = os.environ.get('PYTEST_CURRENT_TEST')\n",
+         "reads which test is running (PYTEST_CURRENT_TEST)"),
+        ("import os\nSEEN = [k for k in os.environ if k.startswith('PYTEST_AIDE')]\n",
+         "reads the optimizer's variables (PYTEST_AIDE_*)"),
+        ("MEMORY = open('/proc/self/mem', 'rb')\n",
+         "reads /proc entries (its own memory or other processes)"),
+    ],
+)
+def test_a_candidate_that_adds_native_reach_or_looks_for_the_optimizer_is_flagged(
+    added: str, finding: str
+) -> None:
+    original = "def f(x):\n    return x\n"
+    assert any(finding in f for f in new_findings(added + original, original))
+    # what the original module already does is not held against a candidate
+    assert new_findings(added + original, added + original) == []

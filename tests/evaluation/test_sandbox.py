@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 import uuid
@@ -44,6 +45,15 @@ try:
     seen["conftest"] = "written"
 except OSError as exc:
     seen["conftest"] = type(exc).__name__
+import site, sysconfig
+startup = os.path.join(sysconfig.get_paths()["purelib"], LEFTOVER + ".pth")
+try:
+    with open(startup, "w") as handle:  # run by every later interpreter of this environment
+        handle.write("import os\\n")
+    seen["pth"] = "written"
+except OSError as exc:
+    seen["pth"] = type(exc).__name__
+seen["pth_path"] = startup
 for place in (os.path.expanduser("~"), "/tmp"):
     with open(os.path.join(place, LEFTOVER), "w") as handle:
         handle.write("left behind")
@@ -165,6 +175,8 @@ def test_hostile_candidate_is_contained_by_the_sandbox(
     # the project is read-only, and stays as it was
     assert seen["conftest"] == "OSError"
     assert not (root / "conftest.py").exists()
+    # so is the Python environment: no start-up hook for later evaluations
+    assert seen["pth"] == "OSError" and not Path(seen["pth_path"]).exists()
     # nothing it wrote to its home or /tmp is left on the machine
     assert seen["home"] != str(Path.home())
     assert not (Path.home() / f"aide-leftover-{tag}").exists()
@@ -196,6 +208,7 @@ def test_the_same_candidate_without_the_sandbox_reaches_everything(
         assert seen["network"] == "connected"
         assert "other-run" in seen["log_dir"]
         assert (Path("/tmp") / f"aide-leftover-{tag}").exists()
+        assert seen["pth"] == "written"
         # one thing holds without the sandbox: the optimizer, as subreaper, kills the orphan
         assert survivors(tag) == []
     finally:
@@ -203,6 +216,7 @@ def test_the_same_candidate_without_the_sandbox_reaches_everything(
             os.kill(pid, 9)
         (Path("/tmp") / f"aide-leftover-{tag}").unlink(missing_ok=True)
         (Path.home() / f"aide-leftover-{tag}").unlink(missing_ok=True)
+        Path(sysconfig.get_paths()["purelib"], f"aide-leftover-{tag}.pth").unlink(missing_ok=True)
 
 
 def test_network_is_there_when_the_user_allows_it(

@@ -128,7 +128,9 @@ def test_the_key_reaches_the_worker_by_a_pipe_and_never_by_a_file(
     candidate = (root / "slow.py").read_text() + spy
     workdir = root / ".aide" / "k"
     evaluation = Evaluator(study, root).evaluate(candidate, workdir)
-    assert evaluation.completed and not evaluation.tampered, evaluation.error_summary([])
+    assert evaluation.completed, evaluation.error_summary([])
+    # the spy is flagged for what its source reads (/proc), and for nothing else
+    assert all(t.startswith("suspicious code") for t in evaluation.tampered), evaluation.tampered
     seen = json.loads((workdir / "spy.json").read_text())
     assert seen["env"] == []
     assert "worker.json" not in seen["files"]  # read and deleted before the project loads
