@@ -114,10 +114,21 @@ class Sandbox:
 
 
 def python_paths() -> list[Path]:
-    """Where this interpreter and its libraries live: they must be visible in the sandbox."""
+    """Where this interpreter, its libraries and the loaded packages live: they must be
+    visible in the sandbox. Packages installed in editable mode are found by an import hook,
+    not through ``sys.path``, so each loaded top-level package's own location counts too
+    (pytest-aide itself, checked out under ``/tmp``, is one)."""
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
              Path(sys.executable).parent}
     paths.update(Path(entry) for entry in sys.path if entry)
+    for name, module in list(sys.modules.items()):
+        if "." in name:
+            continue
+        locations = list(getattr(module, "__path__", None) or [])
+        file = getattr(module, "__file__", None)
+        if not locations and isinstance(file, str):
+            locations = [file]
+        paths.update(Path(p) for p in locations if isinstance(p, str))
     return sorted(p for p in paths if p.exists())
 
 

@@ -114,7 +114,7 @@ def test_the_key_reaches_the_worker_by_a_pipe_and_never_by_a_file(
     spy = textwrap.dedent("""
         import json, os
         _workdir = os.path.dirname(os.path.dirname(__file__))
-        _seen = {"env": sorted(k for k in os.environ if "KEY" in k or "AIDE" in k),
+        _seen = {"env": sorted(k for k in os.environ if "KEY" in k or "PYTEST_AIDE" in k),
                  "fds": [],
                  "files": sorted(os.listdir(_workdir))}
         for _fd in os.listdir("/proc/self/fd"):
