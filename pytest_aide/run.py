@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.executor import Executor, ExecutorError, make_executor
 from pytest_aide.evaluation.sandbox import Sandbox
 from pytest_aide.journal import Journal, Node, write_atomic
 from pytest_aide.proposers.base import Proposer
@@ -34,6 +35,7 @@ from pytest_aide.report.tree_html import write_tree_html
 from pytest_aide.search.confirm import confirm_best
 from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import describe
+from pytest_aide.search.parallel import ParallelSearch
 from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
 
@@ -96,6 +98,14 @@ def resume_plan(journal: Journal, steps: int) -> str:
     )
 
 
+def _workers_text(executor: Executor, measure: str) -> str:
+    how = ("timed metrics measured alone, the other slots drained (--aide-measure isolated)"
+           if measure == "isolated" else
+           "timed metrics measured next to the other evaluations (--aide-measure shared)")
+    count = executor.workers
+    return f"{count} worker{'s' if count != 1 else ''} ({executor.describe()}); {how}"
+
+
 def _steps(count: int) -> str:
     return f"{count} step" if count == 1 else f"{count} steps"
 
@@ -114,6 +124,11 @@ class RunError(Exception):
 
 class ResumeError(RunError):
     """``--aide-resume`` names no usable run: a usage error."""
+
+
+class SetupError(ResumeError):
+    """The executor cannot be had as configured (slots that do not fit, Ray missing or
+    unreachable): a usage error."""
 
 
 @dataclass
@@ -237,6 +252,7 @@ class TargetRun:
             sandbox=self.sandbox, env_drop=self.settings.env_drop,
             env_keep=self.settings.env_keep,
         )
+        executor = self._executor(evaluator)
         proposer = self.proposer_factory(original)
         context = SearchContext(
             study=self.study,
@@ -253,6 +269,11 @@ class TargetRun:
             budget_usd=self.settings.budget,
             on_step=lambda node: self._progress(journal, node, started),
         )
+        if executor is not None:
+            # the baseline, re-measurements and the confirmation measure alone (executor.py)
+            context.evaluator = executor
+            journal.settings.update(workers=executor.workers, measure=self.settings.measure,
+                                    executor=self.settings.executor)
         rng = random.Random(self.settings.seed + len(journal.nodes))
         policy = Policy(self.settings.drafts, self.settings.debug_prob,
                         self.settings.max_debug_depth, rng)
@@ -264,6 +285,8 @@ class TargetRun:
             f"aide: optimizing {self.relpath} for {describe(self.study.objectives)} "
             f"with {proposer_text(name)}; {plan}"
         )
+        if executor is not None:
+            self.write_line(f"aide: {_workers_text(executor, self.settings.measure)}")
         try:
             if resumed:
                 search.resume_state()
@@ -279,9 +302,12 @@ class TargetRun:
                         f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
                         "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
                     )
-            search.run(self.settings.steps)
+            if executor is None:
+                search.run(self.settings.steps)
+            else:
+                ParallelSearch(search, executor, self.settings.measure).run(self.settings.steps)
             result.stop_reason = search.stop_reason
-            self._finish(result, evaluator, search, original, current)
+            self._finish(result, context.evaluator, search, original, current)
         except KeyboardInterrupt:
             journal.outcome = "interrupted"
             journal.save(run_dir / "journal.json")
@@ -293,8 +319,20 @@ class TargetRun:
                 f"{run_dir / 'journal.json'}. {again}"
             )
             raise
+        finally:
+            if executor is not None:
+                executor.close()
         result.elapsed = time.perf_counter() - started
         return result
+
+    def _executor(self, evaluator: Evaluator) -> Executor | None:
+        """None for the serial path (one worker, no GPUs per worker, the local executor)."""
+        if not self.settings.parallel:
+            return None
+        try:
+            return make_executor(self.settings, evaluator)
+        except ExecutorError as exc:
+            raise SetupError(str(exc)) from None
 
     def _progress(self, journal: Journal, node: Node, started: float) -> None:
         if self.verbose:
@@ -305,7 +343,7 @@ class TargetRun:
 
     # -- finishing ------------------------------------------------------------------------
 
-    def _finish(self, result: RunResult, evaluator: Evaluator, search: Search,
+    def _finish(self, result: RunResult, evaluator: Evaluator | Executor, search: Search,
                 original: str, current: str) -> None:
         """Confirm, keep and report the best; write it over ``current`` (the file as this
         run found it: the original, or the best this run wrote when it first finished)."""

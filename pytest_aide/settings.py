@@ -11,6 +11,12 @@ import pytest
 #: --aide-sandbox's values (evaluation/sandbox.py, not imported here: plugin load stays cheap).
 SANDBOX_MODES = ("auto", "bwrap", "off")
 
+#: --aide-measure's values: timed metrics measured with nothing else running, or alongside.
+MEASURE_MODES = ("isolated", "shared")
+
+#: --aide-executor's values: slots on this machine, or tasks on a Ray cluster.
+EXECUTORS = ("local", "ray")
+
 #: The fewest interleaved rounds with which the sign test can reach alpha = 0.01.
 MIN_CONFIRM_ROUNDS = 7
 
@@ -50,6 +56,20 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
      "their names look secret (a test needs them)"),
     ("confirm-rounds", "int", "20", "most interleaved confirmation rounds of the best; a clear "
      "win stops after 8 (default 20)"),
+    ("workers", "str", "1", "evaluations run at once, each in its own slot of CPU cores (and "
+     "GPUs): N, or 'auto' (as many slots as the machine offers); proposals are requested "
+     "while they run (default 1)"),
+    ("gpus-per-worker", "int", "0", "GPUs each slot gets (CUDA_VISIBLE_DEVICES); slots never "
+     "share a GPU (default 0)"),
+    ("measure", "str", "isolated", "timed metrics measured with nothing else running "
+     "('isolated': the guard tests of other candidates wait) or alongside the other "
+     "evaluations ('shared', faster and noisier) (default isolated)"),
+    ("executor", "str", "local", "where evaluations run: 'local' (slots on this machine) or "
+     "'ray' (tasks on a Ray cluster; pip install 'pytest-aide[ray]') (default local)"),
+    ("ray-address", "str", None, "the Ray cluster to use with --aide-executor ray (default: "
+     "$RAY_ADDRESS, else a local cluster started for the run)"),
+    ("ray-shared-fs", "bool", None, "with --aide-executor ray: the project lies at the same "
+     "path on every node (a shared filesystem), so it is not uploaded"),
 ]
 
 
@@ -74,6 +94,18 @@ class AideSettings:
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
     confirm_rounds: int = 20
+    workers: int | None = 1  # None: "auto", resolved against the machine's slots
+    gpus_per_worker: int = 0
+    measure: str = "isolated"
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_shared_fs: bool = False
+
+    @property
+    def parallel(self) -> bool:
+        """More than one evaluation at once, or slots or executors that the serial path
+        does not know: the scheduler of search/parallel.py runs the search."""
+        return self.workers != 1 or self.gpus_per_worker > 0 or self.executor != "local"
 
     @property
     def optimizing(self) -> bool:
@@ -178,6 +210,19 @@ def read_settings(config: pytest.Config) -> AideSettings:
         raise pytest.UsageError(
             f"--aide-sandbox must be one of {', '.join(SANDBOX_MODES)}, not {values['sandbox']!r}"
         )
+    workers = _workers(values["workers"])
+    gpus_per_worker = int(values["gpus-per-worker"])  # type: ignore[call-overload]
+    if gpus_per_worker < 0:
+        raise pytest.UsageError(
+            f"--aide-gpus-per-worker must be 0 or more GPUs, not {gpus_per_worker}"
+        )
+    measure = _choice("measure", values["measure"], MEASURE_MODES)
+    executor = _choice("executor", values["executor"], EXECUTORS)
+    if executor != "ray" and (values["ray-address"] or values["ray-shared-fs"]):
+        raise pytest.UsageError(
+            "--aide-ray-address and --aide-ray-shared-fs only apply to the Ray executor: "
+            "add --aide-executor ray"
+        )
     log_dir = Path(str(values["log-dir"] or ".aide")).expanduser()
     if not log_dir.is_absolute():
         log_dir = rootdir / log_dir
@@ -201,7 +246,37 @@ def read_settings(config: pytest.Config) -> AideSettings:
         network=bool(values["network"]),
         env_drop=_names(values["env-drop"]),
         env_keep=_names(values["env-keep"]),
+        workers=workers,
+        gpus_per_worker=gpus_per_worker,
+        measure=measure,
+        executor=executor,
+        ray_address=values["ray-address"],  # type: ignore[arg-type]
+        ray_shared_fs=bool(values["ray-shared-fs"]),
     )
+
+
+def _workers(raw: object) -> int | None:
+    """``--aide-workers``: a positive count, or ``auto`` (None)."""
+    text = str(raw).strip().lower()
+    if text == "auto":
+        return None
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise pytest.UsageError(
+            f"--aide-workers must be a number of evaluations at once (1 or more) or 'auto', "
+            f"not {raw!r}"
+        )
+    return workers
+
+
+def _choice(name: str, raw: object, allowed: tuple[str, ...]) -> str:
+    value = str(raw).strip().lower()
+    if value not in allowed:
+        raise pytest.UsageError(f"--aide-{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return value
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, reaper, seal
+from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, reaper, seal, slots
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
@@ -143,6 +143,8 @@ class Evaluator:
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
     #: The original code's fingerprints, from the first evaluation of it.
     _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    #: Children running now, so that an interrupted parallel run can end them all (abort).
+    _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # One guard for all of this evaluator's evaluations, made before any can run, so that
@@ -205,9 +207,11 @@ class Evaluator:
         )
 
     def evaluate(
-        self, source: str | None, workdir: Path, nodeids: list[str] | None = None
+        self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
+        slot: slots.Slot | None = None,
     ) -> Evaluation:
-        """Run the tests with ``source`` as the target module (None: the file on disk).
+        """Run the tests with ``source`` as the target module (None: the file on disk), on
+        ``slot``'s cores and GPUs when one is given (slots.py), else wherever the OS puts it.
 
         Whatever the run changed in the project is undone and, like code that reaches into
         the measuring machinery, listed in ``Evaluation.tampered``.
@@ -219,7 +223,7 @@ class Evaluator:
         token = self._guard.begin(exclude=[workdir])
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            evaluation = self._run(source, workdir, nodeids, original)
+            evaluation = self._run(source, workdir, nodeids, original, slot)
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -266,8 +270,15 @@ class Evaluator:
         if new:
             evaluation.tampered.append(f"changed during the tests: {_names(new)}")
 
+    def abort(self) -> None:
+        """Kill every child running now (an interrupted parallel run); each evaluation then
+        ends as a timeout-like failure in its own thread, its guard restoring the project."""
+        for process in list(self._running):
+            _kill_group(process, only_leftovers=True)
+
     def _run(
-        self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
+        self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None,
+        slot: slots.Slot | None = None,
     ) -> Evaluation:
         settings = self._worker_settings(source, workdir, original)
         key = seal.new_key()
@@ -279,22 +290,25 @@ class Evaluator:
         env[WORKER_ENV] = str(settings_path)
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
+        if slot is not None:
+            env.update(slot.environment())
         output_path = workdir / "output.txt"
         started = time.perf_counter()
         status = "completed"
         returncode: int | None = None
         with output_path.open("wb") as output:
             try:
-                process = subprocess.Popen(
-                    self._command(nodeids or self.study.nodeids, settings, workdir),
-                    cwd=self.rootdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    pass_fds=(key_fd,),
-                )
+                with slots.placed(slot):
+                    process = subprocess.Popen(
+                        self._command(nodeids or self.study.nodeids, settings, workdir),
+                        cwd=self.rootdir,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        pass_fds=(key_fd,),
+                    )
             except OSError as exc:
                 output.write(str(exc).encode())
                 return Evaluation(status="error", output_tail=str(exc))
@@ -303,6 +317,7 @@ class Evaluator:
             reaps = self.sandbox is None and reaper.become_subreaper()
             if reaps:
                 reaper.started(process.pid)
+            self._running.add(process)
             try:
                 returncode = process.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
@@ -312,6 +327,7 @@ class Evaluator:
                 _kill_group(process)
                 raise
             finally:
+                self._running.discard(process)
                 _kill_group(process, only_leftovers=True)
                 if reaps:
                     reaper.finished(process.pid)

@@ -78,6 +78,10 @@ class ChatBackend(Protocol):
 class LLMProposer:
     """Proposals from a chat model, through one of the provider backends."""
 
+    #: Safe to call from several threads at once (the SDKs' clients are): a parallel search
+    #: keeps several requests in flight.
+    concurrent = True
+
     def __init__(self, backend: ChatBackend, *, reflect: bool = False) -> None:
         self.backend = backend
         self.reflect = reflect

@@ -13,11 +13,12 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
+from pytest_aide.evaluation.executor import Executor
 from pytest_aide.evaluation.speed import comparable, difference
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
 from pytest_aide.metrics import resolve
@@ -55,15 +56,19 @@ class Policy:
     max_debug_depth: int
     rng: random.Random = field(default_factory=random.Random)
 
-    def next(self, journal: Journal) -> tuple[str, Node]:
+    def next(self, journal: Journal, pending: Sequence[Node] = ()) -> tuple[str, Node]:
+        """The next operator and parent. ``pending``: nodes already requested but not yet in
+        the journal (a parallel run): their drafts count, and their parents are not leaves."""
         nodes = journal.nodes[1:]
-        if sum(1 for n in nodes if n.operator == "draft") < self.drafts:
+        drafts = sum(1 for n in [*nodes, *pending] if n.operator == "draft")
+        if drafts < self.drafts:
             return "draft", journal.root
         if self.rng.random() < self.debug_prob:
+            taken = {n.parent for n in pending}
             debuggable = [
                 n for n in nodes
                 if n.status == BUGGY and n.code and not n.error.startswith(DUPLICATE)
-                and not journal.children(n.id)
+                and not journal.children(n.id) and n.id not in taken
                 and n.debug_depth < self.max_debug_depth
             ]
             if debuggable:
@@ -77,7 +82,9 @@ class SearchContext:
     """What the search needs besides the journal: how to propose, run and report."""
 
     study: Study
-    evaluator: Evaluator
+    #: Runs the baseline and re-measurements: an Evaluator, or with several workers an
+    #: Executor, whose ``evaluate`` measures alone (evaluation/executor.py).
+    evaluator: Evaluator | Executor
     proposer: Proposer
     run_dir: Path
     original_code: str
@@ -180,7 +187,8 @@ class Search:
 
     # -- the loop -------------------------------------------------------------------------
 
-    def _request(self, operator: str, parent: Node, step: int, steps: int) -> ProposalRequest:
+    def request(self, operator: str, parent: Node, step: int, steps: int) -> ProposalRequest:
+        """What the proposer is asked, from the journal as it stands now."""
         best = self.journal.best
         infos = [
             ObjectiveInfo(
@@ -207,21 +215,47 @@ class Search:
 
     def step(self, step: int, steps: int) -> Node | None:
         """One proposal, judged and journaled; None when the proposer has nothing new."""
-        operator, parent = self.policy.next(self.journal)
-        node = Node(id=len(self.journal.nodes), parent=parent.id, step=step, operator=operator,
-                    plan="", code="", started=time.time(),
-                    debug_depth=parent.debug_depth + 1 if operator == "debug" else 0)
-        proposal: Proposal | None = None
-        self.last_request_failed = False
-        began = time.perf_counter()
+        node, parent = self.new_node(step)
         try:
-            proposal = self.context.proposer.propose(self._request(operator, parent, step, steps))
+            proposal = self.propose(node, parent, steps)
         except SearchExhausted as exc:
             self.stop_reason = f"stopped early: {exc}"
             return None
+        if proposal is not None:
+            self._check_and_evaluate(node)
+        self.commit(node, proposal)
+        return node
+
+    # The step's parts, which search/parallel.py also runs, some of them in other threads.
+
+    def new_node(self, step: int, pending: Sequence[Node] = ()) -> tuple[Node, Node]:
+        """The next node as the policy chooses it (no plan or code yet), and its parent."""
+        operator, parent = self.policy.next(self.journal, pending)
+        node = Node(id=step, parent=parent.id, step=step, operator=operator,
+                    plan="", code="", started=time.time(),
+                    debug_depth=parent.debug_depth + 1 if operator == "debug" else 0)
+        return node, parent
+
+    def propose(self, node: Node, parent: Node, steps: int,
+                request: ProposalRequest | None = None) -> Proposal | None:
+        """Ask the proposer for ``node``'s code. A failed proposal makes the node buggy (and
+        returns None); SearchExhausted passes through. Touches nothing but ``node``."""
+        proposal, self.last_request_failed = self.propose_into(
+            node, request or self.request(node.operator, parent, node.step, steps)
+        )
+        return proposal
+
+    def propose_into(self, node: Node, request: ProposalRequest) -> tuple[Proposal | None, bool]:
+        """``propose`` without touching the search (safe in another thread): the proposal,
+        and whether the request itself failed (ProposerRequestError)."""
+        proposal: Proposal | None = None
+        failed = False
+        began = time.perf_counter()
+        try:
+            proposal = self.context.proposer.propose(request)
         except ProposerError as exc:
             node.status, node.error = BUGGY, f"proposal failed: {exc}"
-            self.last_request_failed = isinstance(exc, ProposerRequestError)
+            failed = isinstance(exc, ProposerRequestError)
             node.plan = "(no proposal)"
             usage = getattr(exc, "usage", None)
             if isinstance(usage, Usage):
@@ -229,7 +263,10 @@ class Search:
         node.propose_seconds = time.perf_counter() - began
         if proposal is not None:
             node.plan, node.code, node.usage = proposal.plan, proposal.code, proposal.usage
-            self._check_and_evaluate(node)
+        return proposal, failed
+
+    def commit(self, node: Node, proposal: Proposal | None) -> None:
+        """Journal a judged node: compare it with the best, save, tell the proposer, report."""
         self.journal.nodes.append(node)
         if node.status == GOOD:
             best = self.journal.best or self.journal.root
@@ -241,26 +278,37 @@ class Search:
         self.journal.save(self.journal_path)
         self.context.proposer.observe(node, proposal)
         self.context.on_step(node)
-        return node
 
-    def _check_and_evaluate(self, node: Node) -> None:
-        duplicate = next((n for n in self.journal.nodes if n.code == node.code), None)
+    def precheck(self, node: Node, earlier: Sequence[Node] = ()) -> bool:
+        """True when ``node`` must be evaluated; else it is judged here without running: a
+        duplicate of a journaled node (or of one in ``earlier``), code that does not
+        compile, or code that forges a metric read from the output."""
+        duplicate = next((n for n in [*self.journal.nodes, *earlier] if n.code == node.code),
+                         None)
         if duplicate is not None:
             node.status = BUGGY
             node.error = f"{DUPLICATE} {duplicate.id}: nothing changed"
-            return
+            return False
         try:
             compile(node.code, self.journal.target, "exec")
         except SyntaxError as exc:
             node.status = BUGGY
             node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
-            return
+            return False
         forged = forges_output_metric(node.code, self.context.original_code, self.output_metrics)
         if forged:
             node.status = TAMPERED
             node.error = forged
-            return
-        self._evaluate(node)
+            return False
+        return True
+
+    def judge_evaluation(self, node: Node, evaluation: Evaluation) -> None:
+        """``node``'s verdict on an evaluation run elsewhere (search/parallel.py)."""
+        self._judge(node, evaluation, self.guards)
+
+    def _check_and_evaluate(self, node: Node) -> None:
+        if self.precheck(node):
+            self._evaluate(node)
 
     def _compare(self, node: Node, best: Node) -> tuple[bool, str]:
         """``is_better``, on measurements that may be compared (``_comparable``).
@@ -316,24 +364,28 @@ class Search:
         while len(self.journal.nodes) - 1 < steps:
             if self.step(len(self.journal.nodes), steps) is None:
                 break
-            if self.last_request_failed:
-                failed_requests += 1
-            else:
-                failed_requests = 0
-            if failed_requests >= MAX_FAILED_REQUESTS:
-                self.stop_reason = (
-                    f"stopped after {MAX_FAILED_REQUESTS} failed proposal requests in a row"
-                )
+            failed_requests = failed_requests + 1 if self.last_request_failed else 0
+            if self.should_stop(failed_requests):
                 break
-            cost = self.journal.total_usage().cost_usd
-            if self.context.budget_usd is not None and cost is not None and (
-                cost >= self.context.budget_usd
-            ):
-                self.stop_reason = (
-                    f"stopped: estimated cost ${cost:.4f} reached the budget "
-                    f"${self.context.budget_usd:.4f}"
-                )
-                break
+
+    def should_stop(self, failed_requests: int) -> bool:
+        """After a committed step: too many failed requests in a row, or the budget spent
+        (``stop_reason`` says which)."""
+        if failed_requests >= MAX_FAILED_REQUESTS:
+            self.stop_reason = (
+                f"stopped after {MAX_FAILED_REQUESTS} failed proposal requests in a row"
+            )
+            return True
+        cost = self.journal.total_usage().cost_usd
+        if self.context.budget_usd is not None and cost is not None and (
+            cost >= self.context.budget_usd
+        ):
+            self.stop_reason = (
+                f"stopped: estimated cost ${cost:.4f} reached the budget "
+                f"${self.context.budget_usd:.4f}"
+            )
+            return True
+        return False
 
 
 def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:

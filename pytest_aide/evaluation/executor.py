@@ -1,0 +1,147 @@
+"""Executors: where evaluations run when several run at once.
+
+An executor lends its slots to evaluations: ``check`` runs one in a free slot, next to the
+others (guard tests, or everything with ``--aide-measure shared``); ``evaluate`` runs one
+alone on the measuring place, every slot drained first (timed metrics, the baseline,
+re-measurements and the confirmation), so its timings are taken as with one worker. It has
+the Evaluator's ``evaluate`` signature, so the search and the confirmation use an executor
+where they would use an evaluator. The local executor runs children on this machine (slots.py);
+``ray_executor`` sends them to a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
+from pytest_aide.evaluation.slots import Slot, SlotError, measuring_slot, plan_slots
+from pytest_aide.settings import AideSettings
+
+
+class ExecutorError(Exception):
+    """The executor cannot work as configured (Ray missing, no cluster): a usage error."""
+
+
+class Executor(Protocol):
+    workers: int
+
+    def check(self, source: str | None, workdir: Path,
+              nodeids: list[str] | None = None) -> Evaluation: ...
+
+    def evaluate(self, source: str | None, workdir: Path,
+                 nodeids: list[str] | None = None) -> Evaluation: ...
+
+    def abort(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+
+class Gate:
+    """``count`` slots lent one at a time, or all at once for a measurement.
+
+    A measurement waiting for the slots to drain holds back every new loan (writer
+    preference), so it never starves behind a stream of guard runs; measurements take
+    turns with each other.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._free = list(range(count))
+        self._waiting = 0  # measurements waiting for the slots to drain
+        self._measuring = False
+        self._condition = threading.Condition()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[int]:
+        with self._condition:
+            self._condition.wait_for(
+                lambda: self._free and not self._waiting and not self._measuring
+            )
+            index = self._free.pop(0)
+        try:
+            yield index
+        finally:
+            with self._condition:
+                self._free.append(index)
+                self._free.sort()
+                self._condition.notify_all()
+
+    @contextlib.contextmanager
+    def all(self) -> Iterator[None]:
+        with self._condition:
+            self._waiting += 1
+            try:
+                self._condition.wait_for(
+                    lambda: len(self._free) == self.count and not self._measuring
+                )
+            finally:
+                self._waiting -= 1
+            self._measuring = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._measuring = False
+                self._condition.notify_all()
+
+    def busy(self) -> int:
+        """Slots lent now (a measurement counts as all of them)."""
+        with self._condition:
+            return self.count if self._measuring else self.count - len(self._free)
+
+
+@dataclass
+class LocalExecutor:
+    """Evaluations in slots of this machine: disjoint CPU cores and GPUs (slots.py)."""
+
+    evaluator: Evaluator
+    slots: list[Slot]
+    _gate: Gate = field(init=False, repr=False)
+    _measuring: Slot = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._gate = Gate(len(self.slots))
+        self._measuring = measuring_slot(self.slots)
+
+    @property
+    def workers(self) -> int:
+        return len(self.slots)
+
+    def check(self, source: str | None, workdir: Path,
+              nodeids: list[str] | None = None) -> Evaluation:
+        with self._gate.slot() as index:
+            return self.evaluator.evaluate(source, workdir, nodeids, slot=self.slots[index])
+
+    def evaluate(self, source: str | None, workdir: Path,
+                 nodeids: list[str] | None = None) -> Evaluation:
+        with self._gate.all():
+            return self.evaluator.evaluate(source, workdir, nodeids, slot=self._measuring)
+
+    def abort(self) -> None:
+        self.evaluator.abort()
+
+    def close(self) -> None:
+        """Nothing to release: the children end with their evaluations."""
+
+    def describe(self) -> str:
+        return "; ".join(slot.describe() for slot in self.slots)
+
+
+def make_executor(settings: AideSettings, evaluator: Evaluator) -> Executor:
+    """The executor the settings ask for; ExecutorError when it cannot be had."""
+    if settings.executor == "ray":
+        from pytest_aide.evaluation.ray_executor import RayExecutor
+
+        return RayExecutor.connect(settings, evaluator)
+    try:
+        slots = plan_slots(settings.workers, settings.gpus_per_worker)
+    except SlotError as exc:
+        raise ExecutorError(str(exc)) from None
+    return LocalExecutor(evaluator, slots)
