@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.executor import Executor, ExecutorError, make_executor
+from pytest_aide.evaluation.executor import (
+    Executor,
+    ExecutorError,
+    files_this_process_writes,
+    make_executor,
+)
 from pytest_aide.evaluation.sandbox import Sandbox
 from pytest_aide.journal import Journal, Node, write_atomic
 from pytest_aide.proposers.base import Proposer
@@ -246,9 +251,11 @@ class TargetRun:
         resumed = bool(self.settings.resume)
         # A finished run may have written its best: the search still starts from the original.
         original = journal.root.code if resumed else current
+        # with several workers, this process writes its output while evaluations run
+        own = files_this_process_writes(self.rootdir) if self.settings.parallel else []
         evaluator = Evaluator(
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
-            pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
+            pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir, *own],
             sandbox=self.sandbox, env_drop=self.settings.env_drop,
             env_keep=self.settings.env_keep,
         )

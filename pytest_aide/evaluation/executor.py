@@ -12,6 +12,7 @@ where they would use an evaluator. The local executor runs children on this mach
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -132,6 +133,32 @@ class LocalExecutor:
 
     def describe(self) -> str:
         return "; ".join(slot.describe() for slot in self.slots)
+
+
+def files_this_process_writes(rootdir: Path) -> list[Path]:
+    """Regular files under ``rootdir`` that this process holds open for writing: its own
+    output when it is redirected into the project (``pytest ... > log.txt``, or pytester's
+    ``stdout``). With several workers they grow while evaluations run, and the project guard
+    must not take that for a candidate's doing (and undo it)."""
+    found = []
+    root = Path(rootdir).resolve()
+    try:
+        descriptors = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    for fd in descriptors:
+        try:
+            target = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            with open(f"/proc/self/fdinfo/{fd}", encoding="ascii") as info:
+                flags = next(int(line.split()[1], 8) for line in info
+                             if line.startswith("flags:"))
+        except (OSError, StopIteration, ValueError):
+            continue
+        if flags & (os.O_WRONLY | os.O_RDWR) and target.is_relative_to(root) and (
+            target.is_file()
+        ):
+            found.append(target)
+    return sorted(set(found))
 
 
 def make_executor(settings: AideSettings, evaluator: Evaluator) -> Executor:

@@ -1,0 +1,109 @@
+"""Slots: disjoint cores and GPUs, children born pinned, measurements alone."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.executor import Gate
+from pytest_aide.evaluation.slots import Slot, SlotError, measuring_slot, placed, plan_slots
+from pytest_aide.study import Objective, Study, Target
+
+
+def test_slots_are_disjoint_and_cover_the_cores_and_gpus() -> None:
+    slots = plan_slots(2, 2, cpus=[0, 1, 2, 3, 4], gpus=["0", "1", "2", "3"])
+    assert [s.cpus for s in slots] == [(0, 1, 2), (3, 4)]
+    assert [s.gpus for s in slots] == [("0", "1"), ("2", "3")]
+    assert slots[1].environment() == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    assert Slot(0, (0,)).environment() == {}  # the user's CUDA_VISIBLE_DEVICES stays
+    assert len(plan_slots(None, 1, cpus=list(range(8)), gpus=["0", "1", "2"])) == 3
+    measuring = measuring_slot(slots)
+    assert set(measuring.cpus) == {c for s in slots for c in s.cpus}
+    assert measuring.gpus == ("0", "1")
+
+
+@pytest.mark.parametrize("workers,gpus,fix", [
+    (3, 0, "--aide-workers 2"), (2, 2, "--aide-workers 1"), (None, 4, "--aide-gpus-per-worker"),
+])
+def test_slots_that_do_not_fit_say_which_option_to_change(workers, gpus, fix) -> None:
+    with pytest.raises(SlotError, match=fix):
+        plan_slots(workers, gpus, cpus=[0, 1], gpus=["0", "1"])
+
+
+def test_a_child_started_in_a_slot_runs_on_its_cores_and_gpus(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(mod="VALUE = 1\n")
+    pytester.makepyfile(test_where='''
+        import os
+        import mod
+
+        def test_where(record_property):
+            record_property("cpus", "cpu " + str(sorted(os.sched_getaffinity(0))))
+            record_property("gpus", "gpu " + str(os.environ.get("CUDA_VISIBLE_DEVICES")))
+            assert mod.VALUE == 1
+    ''')
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    nodeid = "test_where.py::test_where"
+    study = Study(target=Target("mod", pytester.path / "mod.py"),
+                  objectives=[Objective(nodeid, "cpus", True)], guard_nodeids=[],
+                  test_files=[pytester.path / "test_where.py"])
+    evaluator = Evaluator(study, pytester.path)
+    mine = sorted(os.sched_getaffinity(0))
+    slot = Slot(0, (mine[-1],), ("7",))
+    evaluation = evaluator.evaluate("VALUE = 1\n", pytester.path / "run", slot=slot)
+    assert evaluation.outcome(nodeid) == "passed", evaluation.output_tail
+    properties = evaluation.tests[nodeid].measurement.properties
+    assert properties == {"cpus": f"cpu {[mine[-1]]}", "gpus": "gpu 7"}
+    assert sorted(os.sched_getaffinity(0)) == mine  # the parent's thread is as it was
+
+
+def test_placed_pins_only_the_calling_thread() -> None:
+    mine = os.sched_getaffinity(0)
+    seen: dict[str, set[int]] = {}
+    one = sorted(mine)[:1]
+    with placed(Slot(0, tuple(one))):
+        seen["inside"] = os.sched_getaffinity(0)
+        other = threading.Thread(target=lambda: seen.update(other=os.sched_getaffinity(0)))
+        other.start()
+        other.join()
+    assert seen["inside"] == set(one)
+    assert seen["other"] == set(one)  # a thread inherits its creator's affinity
+    assert os.sched_getaffinity(0) == mine
+
+
+def test_a_measurement_waits_for_the_slots_to_drain_and_holds_back_new_loans() -> None:
+    gate = Gate(2)
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def log(what: str) -> None:
+        with lock:
+            events.append(what)
+
+    def guard(name: str, seconds: float) -> None:
+        with gate.slot():
+            log(f"{name} start")
+            time.sleep(seconds)
+            log(f"{name} end")
+
+    def measure() -> None:
+        with gate.all():
+            log("measure start")
+            time.sleep(0.2)
+            log("measure end")
+
+    first = threading.Thread(target=guard, args=("a", 0.4))
+    first.start()
+    time.sleep(0.05)
+    measuring = threading.Thread(target=measure)
+    measuring.start()
+    time.sleep(0.05)
+    late = threading.Thread(target=guard, args=("b", 0.0))  # a slot is free, but it waits
+    late.start()
+    for thread in (first, measuring, late):
+        thread.join(5)
+    assert events == ["a start", "a end", "measure start", "measure end", "b start", "b end"]
+    assert gate.busy() == 0
