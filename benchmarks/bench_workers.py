@@ -1,0 +1,205 @@
+"""Several workers, measured side by side in one run on this machine.
+
+1. Throughput: evaluations per minute of a correctness-heavy study (40 guard tests that
+   compute, an untimed metric) with 1 and 2 local workers, and with 2 workers on a local
+   two-CPU Ray cluster. Goals: 2 workers >= 1.6x one; Ray >= 0.8x the local executor with
+   the same workers. The three are run in turn, twice, and the better of each pair is kept.
+2. Honest timing: a timed metric (pytest-benchmark's mean of a pure-Python function)
+   measured in slot 0 with the machine otherwise idle, against the same measured while an
+   evaluation of the correctness-heavy study runs in slot 1 (what ``--aide-measure shared``
+   does). Printed: the median and the spread (interquartile range over the median) of each,
+   and how far the median moved. This is the figure behind the ``isolated`` default.
+
+Run: ``python benchmarks/bench_workers.py [evaluations] [timed-repeats]`` (default 8, 12;
+about four minutes on a 2-core machine). Needs Ray (``pip install 'pytest-aide[ray]'``).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.executor import LocalExecutor
+from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.evaluation.slots import plan_slots
+from pytest_aide.study import Objective, Study, Target
+
+HEAVY_MODULE = """\
+def collatz(n):
+    steps = 0
+    while n != 1:
+        n = 3 * n + 1 if n % 2 else n // 2
+        steps += 1
+    return steps
+"""
+HEAVY_TESTS = """\
+import pytest
+from heavy import collatz
+
+
+@pytest.mark.parametrize("start", range(40))
+def test_collatz(start):
+    assert all(collatz(n) >= 0 for n in range(1 + start * 2000, 1 + (start + 1) * 2000))
+
+
+def test_score(record_property):
+    record_property("score", collatz(27))
+"""
+TIMED_MODULE = "def work(n):\n    return sum(i * i for i in range(n))\n"
+TIMED_TESTS = """\
+from work import work
+
+
+def test_speed(benchmark):
+    benchmark.pedantic(work, args=(20000,), rounds=20, iterations=3)
+"""
+
+
+def heavy_study(root: Path) -> Study:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "heavy.py").write_text(HEAVY_MODULE)
+    (root / "test_heavy.py").write_text(HEAVY_TESTS)
+    (root / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    guards = [f"test_heavy.py::test_collatz[{n}]" for n in range(40)]
+    return Study(Target("heavy", root / "heavy.py"),
+                 [Objective("test_heavy.py::test_score", "score", True)], guards,
+                 [root / "test_heavy.py"])
+
+
+def candidates(count: int) -> list[str]:
+    """Distinct candidates (every one evaluated in full, as the search would)."""
+    return [HEAVY_MODULE + f"\nVARIANT = {index}\n" for index in range(count)]
+
+
+def throughput(executor, root: Path, count: int, workers: int, label: str) -> float:
+    """Evaluations per minute of ``count`` candidates, ``workers`` at a time."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(
+            lambda item: executor.check(item[1], root / ".aide" / label / f"{item[0]:03d}"),
+            enumerate(candidates(count)),
+        ))
+    seconds = time.perf_counter() - started
+    for evaluation in results:
+        assert evaluation.completed and not evaluation.tampered, evaluation.output_tail[-2000:]
+        assert evaluation.outcome("test_heavy.py::test_collatz[39]") == "passed"
+    return 60 * count / seconds
+
+
+def measure_throughput(root: Path, count: int) -> dict[str, float]:
+    import ray
+
+    from pytest_aide.evaluation.ray_executor import RayExecutor
+
+    study = heavy_study(root / "heavy")
+    sandbox = choose("auto").sandbox
+    evaluator = Evaluator(study, root / "heavy", sandbox=sandbox,
+                          protected_exclude=[root / "heavy" / ".aide"])
+    one = LocalExecutor(evaluator, plan_slots(1))
+    two = LocalExecutor(evaluator, plan_slots(2))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = RayExecutor(evaluator=evaluator, ray=ray, workers=2)
+        on_ray.check(HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up")  # upload, workers
+        best: dict[str, float] = {}
+        for round_ in range(2):
+            for label, executor, workers in (("1 local worker", one, 1),
+                                             ("2 local workers", two, 2),
+                                             ("2 workers on Ray", on_ray, 2)):
+                rate = throughput(executor, root / "heavy", count, workers,
+                                  f"{label.replace(' ', '-')}-{round_}")
+                best[label] = max(best.get(label, 0.0), rate)
+    finally:
+        ray.shutdown()
+    return best
+
+
+def keep_busy(evaluator: Evaluator, workdirs: Path, slot, stop: threading.Event) -> None:
+    """Evaluations of the heavy study in ``slot``, one after another, until ``stop``."""
+    run = 0
+    while not stop.is_set():
+        evaluator.evaluate(HEAVY_MODULE, workdirs / str(run), slot=slot)
+        run += 1
+
+
+def measure_spread(root: Path, repeats: int) -> dict[str, list[float]]:
+    """Means of the timed test in slot 0, alone and with slot 1 running the heavy study."""
+    timed_root = root / "timed"
+    timed_root.mkdir(parents=True, exist_ok=True)
+    (timed_root / "work.py").write_text(TIMED_MODULE)
+    (timed_root / "test_work.py").write_text(TIMED_TESTS)
+    (timed_root / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    speed = "test_work.py::test_speed"
+    study = Study(Target("work", timed_root / "work.py"), [Objective(speed, "mean", False)],
+                  [], [timed_root / "test_work.py"])
+    sandbox = choose("auto").sandbox
+    timed = Evaluator(study, timed_root, sandbox=sandbox,
+                      protected_exclude=[timed_root / ".aide"])
+    heavy = Evaluator(heavy_study(root / "busy"), root / "busy", sandbox=sandbox,
+                      protected_exclude=[root / "busy" / ".aide"])
+    slots = plan_slots(2)
+    means: dict[str, list[float]] = {"alone": [], "other core busy": []}
+    for index in range(repeats):
+        for label in ("alone", "other core busy") if index % 2 else ("other core busy", "alone"):
+            stop = threading.Event()
+            busy = None
+            if label != "alone":
+                busy = threading.Thread(target=keep_busy,
+                                        args=(heavy, root / "busy" / ".aide" / str(index),
+                                              slots[1], stop))
+                busy.start()
+                time.sleep(1.0)  # the busy evaluation is past its start-up
+            try:
+                evaluation = timed.evaluate(TIMED_MODULE,
+                                            timed_root / ".aide" / f"{index}-{label[:5]}",
+                                            slot=slots[0])
+            finally:
+                stop.set()
+                if busy is not None:
+                    busy.join()
+            assert evaluation.completed, evaluation.output_tail[-2000:]
+            means[label].append(evaluation.tests[speed].measurement.benchmark["mean"])
+    return means
+
+
+def spread(values: list[float]) -> float:
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return (q3 - q1) / statistics.median(values)
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 12
+    with tempfile.TemporaryDirectory(prefix="aide-bench-workers-") as tmp:
+        root = Path(tmp)
+        rates = measure_throughput(root, count)
+        means = measure_spread(root, repeats)
+    one, two, ray_two = (rates["1 local worker"], rates["2 local workers"],
+                         rates["2 workers on Ray"])
+    print(f"throughput, correctness-heavy study (40 guard tests), {count} evaluations each, "
+          "best of 2 rounds:")
+    for label, rate in rates.items():
+        print(f"  {label:<18} {rate:6.1f} evaluations/min")
+    print(f"  2 local workers / 1: {two / one:.2f}x (goal >= 1.6x)")
+    print(f"  Ray / local, 2 workers each: {ray_two / two:.2f}x (goal >= 0.8x)")
+    alone, shared = means["alone"], means["other core busy"]
+    moved = statistics.median(shared) / statistics.median(alone) - 1
+    print(f"timed metric (mean of a pure-Python function), {repeats} evaluations each, in "
+          "slot 0:")
+    print(f"  alone:           median {statistics.median(alone) * 1e3:.3f} ms, spread "
+          f"(IQR/median) {spread(alone):.1%}, range {min(alone) * 1e3:.3f}.."
+          f"{max(alone) * 1e3:.3f} ms")
+    print(f"  other core busy: median {statistics.median(shared) * 1e3:.3f} ms, spread "
+          f"(IQR/median) {spread(shared):.1%}, range {min(shared) * 1e3:.3f}.."
+          f"{max(shared) * 1e3:.3f} ms")
+    print(f"  median moved by {moved:+.1%} with the other core busy")
+
+
+if __name__ == "__main__":
+    main()

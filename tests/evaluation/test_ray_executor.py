@@ -1,0 +1,208 @@
+"""The Ray executor against a real local Ray cluster (two CPUs, shared by this module)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.ray_executor import RayExecutor
+from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.study import Objective, Study, Target
+
+MODULE = "VALUE = 1\n"
+#: The same module, slow to import: a window in which to kill or freeze its worker.
+SLOW_MODULE = "import time\n\ntime.sleep({})\nVALUE = 1\n"
+TESTS = '''
+import mod
+
+
+def test_value():
+    assert mod.VALUE == 1
+
+
+def test_score(record_property):
+    record_property("score", mod.VALUE)
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    """A local two-CPU cluster; its address, for runs in other processes."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_token() -> str:
+    """Where Ray keeps the cluster's token, found before pytester moves $HOME."""
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(mod=MODULE, test_mod=TESTS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    return pytester
+
+
+def executor_for(project: pytest.Pytester, sandboxed: bool = True, timeout: float = 120,
+                 workers: int = 2) -> RayExecutor:
+    study = Study(target=Target("mod", project.path / "mod.py"),
+                  objectives=[Objective("test_mod.py::test_score", "score", True)],
+                  guard_nodeids=["test_mod.py::test_value"],
+                  test_files=[project.path / "test_mod.py"])
+    sandbox = choose("auto").sandbox if sandboxed else None
+    evaluator = Evaluator(study, project.path, timeout=timeout, sandbox=sandbox,
+                          protected_exclude=[project.path / ".aide"])
+    # this process initialized Ray itself, so the job has no working_dir: the project is
+    # reached at its own path (one machine: a shared filesystem); uploads are tested below
+    return RayExecutor(evaluator=evaluator, ray=ray, workers=workers, shared_fs=True)
+
+
+def ray_workers_running_evaluations() -> list[int]:
+    """Pids of Ray worker processes whose child is an evaluation's pytest."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent_command = Path(f"/proc/{parent}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"pytest_aide.evaluation.worker" in command and parent_command.startswith(b"ray::"):
+            workers.append(parent)
+    return sorted(set(workers))
+
+
+def kill_workers(times: int, how: int = signal.SIGKILL) -> threading.Thread:
+    """In the background: ``times`` times, wait for a worker running an evaluation, signal it."""
+
+    def body() -> None:
+        deadline = time.monotonic() + 120
+        for _ in range(times):
+            while not (found := ray_workers_running_evaluations()):
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+            for pid in found:
+                os.kill(pid, how)
+            while ray_workers_running_evaluations() == found and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_candidate_runs_as_a_task(cluster, project) -> None:
+    executor = executor_for(project)
+    baseline = executor.evaluate(MODULE, project.path / "run" / "base")  # the measuring node
+    assert baseline.completed and baseline.outcome("test_mod.py::test_value") == "passed", (
+        baseline.output_tail)
+    good = executor.check("VALUE = 1  # same, written differently\n", project.path / "run" / "a")
+    wrong = executor.check("VALUE = 2\n", project.path / "run" / "b")
+    assert good.outcome("test_mod.py::test_value") == "passed" and not good.tampered
+    assert wrong.outcome("test_mod.py::test_value") == "failed"
+    placement = (project.path / "run" / "a" / "placement.txt").read_text()
+    assert f"ran on node {ray.get_runtime_context().get_node_id()}" in placement
+    assert placement.rstrip().endswith(f"in {project.path}")
+    assert "2 passed" in (project.path / "run" / "a" / "output.txt").read_text()
+
+
+def test_the_project_is_guarded_where_the_child_ran(cluster, project) -> None:
+    # unsandboxed, a candidate can write the project's copy on the node: that is caught there
+    executor = executor_for(project, sandboxed=False)
+    tests = (project.path / "test_mod.py").read_text()
+    executor.evaluate(MODULE, project.path / "run" / "base")
+    cheat = "import pathlib\npathlib.Path('test_mod.py').write_text('def test_value(): pass')\n"
+    evaluation = executor.check(cheat + MODULE, project.path / "run" / "cheat")
+    assert any("changed project file: modified test_mod.py" in t for t in evaluation.tampered)
+    assert (project.path / "test_mod.py").read_text() == tests  # undone by the node's guard
+
+
+def test_a_task_whose_worker_dies_is_run_once_more(cluster, project) -> None:
+    executor = executor_for(project)
+    killer = kill_workers(times=1)
+    evaluation = executor.check(SLOW_MODULE.format(2), project.path / "run" / "once")
+    killer.join(5)
+    assert evaluation.outcome("test_mod.py::test_value") == "passed"  # the second attempt's
+    assert "run again after the first attempt was lost: attempt 1: WorkerCrashedError" in (
+        evaluation.output_tail)
+
+
+def test_a_task_lost_twice_is_an_error_never_a_pass(cluster, project) -> None:
+    executor = executor_for(project)
+    killer = kill_workers(times=2)
+    evaluation = executor.check(SLOW_MODULE.format(30), project.path / "run" / "twice")
+    killer.join(5)
+    assert evaluation.status == "error" and not evaluation.tests
+    assert evaluation.not_passed(["test_mod.py::test_value"]) == ["test_mod.py::test_value"]
+    assert "the Ray task was lost 2 times" in evaluation.output_tail
+
+
+def test_the_driver_cancels_a_task_past_its_timeout(cluster, project) -> None:
+    # a frozen worker never answers: only the driver's clock can end the evaluation
+    executor = executor_for(project, timeout=3)
+    executor.start_slack = 1.0
+    killer = kill_workers(times=1, how=signal.SIGSTOP)
+    started = time.monotonic()
+    evaluation = executor.check(SLOW_MODULE.format(1), project.path / "run" / "frozen")
+    killer.join(5)
+    assert evaluation.status == "timeout", evaluation.output_tail
+    assert "cancelled by the driver" in evaluation.output_tail
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 30
+    while ray_workers_running_evaluations() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray_workers_running_evaluations() == []  # the frozen worker was killed
+
+
+def test_a_whole_run_on_the_cluster(ray_token, cluster, slow_project, monkeypatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", ray_token)
+    before = (slow_project.path / "slow.py").read_text()
+    result = slow_project.runpytest_subprocess(
+        "--aide-steps", "2", "--aide-model", "tune", "--aide-executor", "ray",
+        "--aide-ray-address", cluster, "--aide-workers", "2", "--aide-confirm-rounds", "7",
+        "--aide-preserve-source",
+    )
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*aide: 2 workers (Ray: 1 node(s), 2 CPU(s)*",
+                                 "step 2/2 *", "*2 steps: *"])
+    (run,) = slow_project.path.glob(".aide/*/nodes")
+    placements = [p.read_text() for p in sorted(run.glob("*/placement.txt"))]
+    assert placements and all("ran on node" in p for p in placements)
+    # uploaded as the job's working_dir: the child ran in Ray's copy, not in the project
+    assert all("working_dir_files" in p and str(slow_project.path) not in p for p in placements)
+    assert (slow_project.path / "slow.py").read_text() == before
+
+
+def test_ray_initialized_elsewhere_needs_a_shared_filesystem(cluster, slow_project) -> None:
+    from pytest_aide.evaluation.executor import ExecutorError
+    from pytest_aide.settings import AideSettings
+
+    evaluator = executor_for(slow_project).evaluator
+    with pytest.raises(ExecutorError, match="pass --aide-ray-shared-fs"):
+        RayExecutor.connect(AideSettings(executor="ray", workers=2), evaluator)
+
+
+def test_without_ray_installed_the_executor_is_a_usage_error(slow_project) -> None:
+    blocked = ("import sys; sys.modules['ray'] = None; import pytest; "
+               "sys.exit(pytest.main(['--aide-steps', '1', '--aide-model', 'tune', "
+               "'--aide-executor', 'ray', '-p', 'no:cacheprovider']))")
+    done = subprocess.run([sys.executable, "-c", blocked], cwd=slow_project.path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
+    assert "pip install 'pytest-aide[ray]'" in done.stderr
