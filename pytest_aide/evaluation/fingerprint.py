@@ -78,6 +78,12 @@ def _excluded(name: str, target: str) -> bool:
             or name.split(".")[0] in _OWN)
 
 
+#: Variables that differ between evaluations by design: each slot of a parallel run sees its
+#: own GPUs (slots.py). Fingerprinted apart, and compared within a run, not with the baseline.
+PLACEMENT_VARIABLES = ("CUDA_VISIBLE_DEVICES",)
+_PLACEMENT = "interpreter: placement"
+
+
 def interpreter_state() -> dict[str, str]:
     """Interpreter-wide settings a candidate could change to bend a measurement or a check."""
     handlers = {}
@@ -89,7 +95,9 @@ def interpreter_state() -> dict[str, str]:
     environ = sorted(
         (k, v) for k, v in os.environ.items()
         if k != "PYTEST_CURRENT_TEST" and not k.startswith("PYTEST_AIDE_")
+        and k not in PLACEMENT_VARIABLES
     )
+    placement = [(k, os.environ.get(k)) for k in PLACEMENT_VARIABLES]
     finders = [_describe(f) for f in sys.meta_path if type(f).__module__.split(".")[0] not in _OWN]
     state = {
         "gc enabled": str(gc.isenabled()),
@@ -102,6 +110,7 @@ def interpreter_state() -> dict[str, str]:
         "signal handlers": _crc(repr(handlers)),
         "working directory": _crc(os.getcwd()),
         "environment": _crc(repr(environ)),
+        "placement": _crc(repr(placement)),
     }
     return {f"interpreter: {k}": v for k, v in state.items()}
 
@@ -195,7 +204,7 @@ def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, 
     the candidate's own code planted under another module's name."""
     return sorted(
         k for k in baseline.keys() | candidate.keys()
-        if baseline.get(k) != candidate.get(k)
+        if baseline.get(k) != candidate.get(k) and k != _PLACEMENT
         and ((k in baseline and k in candidate) or k.endswith(_TEST_MODULE)
              or str(candidate.get(k, "")).startswith("target:"))
     )

@@ -33,7 +33,7 @@ from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
 from pytest_aide.evaluation.executor import ExecutorError, Gate
-from pytest_aide.evaluation.remote import Job, Outcome, run_job
+from pytest_aide.evaluation.remote import RAY_TASK_VARIABLES, Job, Outcome, run_job
 from pytest_aide.settings import AideSettings
 
 INSTALL_HINT = "pip install 'pytest-aide[ray]'"
@@ -185,6 +185,7 @@ class RayExecutor:
             pytest_args=evaluator.pytest_args, excluded=excluded, sandbox=evaluator.sandbox,
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
             baseline_state=evaluator._baseline_state,
+            driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )
 

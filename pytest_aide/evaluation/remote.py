@@ -24,6 +24,9 @@ from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
 from pytest_aide.evaluation.sandbox import Sandbox
 from pytest_aide.study import Study, Target
 
+#: Variables Ray sets in a task's worker by the task's resources (OMP_NUM_THREADS follows
+#: num_cpus): the child gets the driver's values instead (Job.driver_environment).
+RAY_TASK_VARIABLES = ("OMP_NUM_THREADS",)
 #: Output kept from the node's run, for the driver's node directory.
 OUTPUT_BYTES = 200_000
 
@@ -44,6 +47,9 @@ class Job:
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
     baseline_state: dict[str, Any] | None = None
+    #: The driver's values of the variables Ray sets per task (None: unset there), so that
+    #: every placement runs the child with the same environment, as a local run would.
+    driver_environment: dict[str, str | None] = field(default_factory=dict)
     #: Shared filesystem: the driver's workdir, used as it is (else a fresh one here).
     workdir: str | None = None
 
@@ -71,6 +77,11 @@ def run_job(job: Job, node: str) -> Outcome:
     evaluator = _evaluator(job, rootdir)
     if job.baseline_state is not None:
         evaluator._baseline_state = job.baseline_state  # the driver's baseline, compared with
+    for name, value in job.driver_environment.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     workdir = Path(job.workdir) if shared else Path(tempfile.mkdtemp(prefix="aide-eval-"))
     try:
         evaluation = evaluator.evaluate(job.source, workdir, job.nodeids)

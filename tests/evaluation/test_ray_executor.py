@@ -17,6 +17,7 @@ import ray
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.ray_executor import RayExecutor
 from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.journal import Journal
 from pytest_aide.study import Objective, Study, Target
 
 MODULE = "VALUE = 1\n"
@@ -87,8 +88,10 @@ def ray_workers_running_evaluations() -> list[int]:
     return sorted(set(workers))
 
 
-def kill_workers(times: int, how: int = signal.SIGKILL) -> threading.Thread:
-    """In the background: ``times`` times, wait for a worker running an evaluation, signal it."""
+def kill_workers(times: int, how: int = signal.SIGKILL,
+                 signalled: list[int] | None = None) -> threading.Thread:
+    """In the background: ``times`` times, wait for a worker running an evaluation, signal it
+    (its pid goes into ``signalled``)."""
 
     def body() -> None:
         deadline = time.monotonic() + 120
@@ -99,6 +102,8 @@ def kill_workers(times: int, how: int = signal.SIGKILL) -> threading.Thread:
                 time.sleep(0.05)
             for pid in found:
                 os.kill(pid, how)
+                if signalled is not None:
+                    signalled.append(pid)
             while ray_workers_running_evaluations() == found and time.monotonic() < deadline:
                 time.sleep(0.05)
 
@@ -157,21 +162,26 @@ def test_the_driver_cancels_a_task_past_its_timeout(cluster, project) -> None:
     # a frozen worker never answers: only the driver's clock can end the evaluation
     executor = executor_for(project, timeout=3)
     executor.start_slack = 1.0
-    killer = kill_workers(times=1, how=signal.SIGSTOP)
+    frozen: list[int] = []
+    killer = kill_workers(times=1, how=signal.SIGSTOP, signalled=frozen)
     started = time.monotonic()
-    evaluation = executor.check(SLOW_MODULE.format(1), project.path / "run" / "frozen")
-    killer.join(5)
+    try:
+        evaluation = executor.check(SLOW_MODULE.format(1), project.path / "run" / "frozen")
+        elapsed = time.monotonic() - started
+    finally:
+        killer.join(5)
+        for pid in frozen:  # a frozen worker cannot act on its cancellation: end it here
+            os.kill(pid, signal.SIGKILL)
+    assert frozen, "no worker was frozen"
     assert evaluation.status == "timeout", evaluation.output_tail
     assert "cancelled by the driver" in evaluation.output_tail
-    assert time.monotonic() - started < 30
-    deadline = time.monotonic() + 30
-    while ray_workers_running_evaluations() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert ray_workers_running_evaluations() == []  # the frozen worker was killed
+    assert elapsed < 20
 
 
 def test_a_whole_run_on_the_cluster(ray_token, cluster, slow_project, monkeypatch) -> None:
+    # Ray 2.5x clusters ask for a token; a client sends it only in token mode
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", ray_token)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     before = (slow_project.path / "slow.py").read_text()
     result = slow_project.runpytest_subprocess(
         "--aide-steps", "2", "--aide-model", "tune", "--aide-executor", "ray",
@@ -187,6 +197,11 @@ def test_a_whole_run_on_the_cluster(ray_token, cluster, slow_project, monkeypatc
     # uploaded as the job's working_dir: the child ran in Ray's copy, not in the project
     assert all("working_dir_files" in p and str(slow_project.path) not in p for p in placements)
     assert (slow_project.path / "slow.py").read_text() == before
+    (path,) = slow_project.path.glob(".aide/*/journal.json")
+    journal = Journal.load(path)
+    # placements differ (Ray sets OMP_NUM_THREADS by a task's CPUs): no candidate is taken
+    # for tampering because the baseline was measured with all the node's CPUs
+    assert [n.status for n in journal.nodes[1:]] == ["good", "good"], journal.nodes[1].error
 
 
 def test_ray_initialized_elsewhere_needs_a_shared_filesystem(cluster, slow_project) -> None:

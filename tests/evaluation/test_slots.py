@@ -107,3 +107,23 @@ def test_a_measurement_waits_for_the_slots_to_drain_and_holds_back_new_loans() -
         thread.join(5)
     assert events == ["a start", "a end", "measure start", "measure end", "b start", "b end"]
     assert gate.busy() == 0
+
+
+def test_slots_with_other_gpus_are_not_taken_for_tampering(pytester: pytest.Pytester) -> None:
+    # the baseline sees GPU 0, a candidate in the second slot GPU 1: each slot's own
+    # CUDA_VISIBLE_DEVICES is not an environment the candidate changed
+    pytester.makepyfile(mod="VALUE = 1\n")
+    pytester.makepyfile(test_mod="import mod\n\ndef test_value():\n    assert mod.VALUE == 1\n")
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    nodeid = "test_mod.py::test_value"
+    study = Study(target=Target("mod", pytester.path / "mod.py"), objectives=[],
+                  guard_nodeids=[nodeid], test_files=[pytester.path / "test_mod.py"])
+    evaluator = Evaluator(study, pytester.path)
+    cpus = tuple(sorted(os.sched_getaffinity(0)))
+    original = (pytester.path / "mod.py").read_text()
+    baseline = evaluator.evaluate(original, pytester.path / "base", slot=Slot(0, cpus, ("0",)))
+    assert baseline.completed and baseline.state
+    candidate = evaluator.evaluate(original + "# a candidate\n", pytester.path / "cand",
+                                   slot=Slot(1, cpus, ("1",)))
+    assert evaluator._baseline_state is not None  # the candidate is compared with it
+    assert candidate.outcome(nodeid) == "passed" and candidate.tampered == []
