@@ -105,7 +105,8 @@ def measure_throughput(root: Path, count: int) -> dict[str, float]:
     two = LocalExecutor(evaluator, plan_slots(2))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        on_ray = RayExecutor(evaluator=evaluator, ray=ray, workers=2)
+        # Ray initialized here: the project is reached at its own path (one machine)
+        on_ray = RayExecutor(evaluator=evaluator, ray=ray, workers=2, shared_fs=True)
         on_ray.check(HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up")  # upload, workers
         best: dict[str, float] = {}
         for round_ in range(2):
