@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, reaper, seal
+from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, clock, fingerprint, reaper, seal
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
@@ -79,6 +79,8 @@ class Evaluation:
     speed: list[float] = field(default_factory=list)
     #: Fingerprints of the state the tests rely on (see fingerprint.py).
     state: dict[str, Any] = field(default_factory=dict)
+    #: Each benchmark's reported time bracketed by the parent's clock (see clock.py).
+    clock: dict[str, clock.Bracket] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -141,8 +143,10 @@ class Evaluator:
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
-    #: The original code's fingerprints, from the first evaluation of it.
+    #: The original code's fingerprints and benchmark brackets, from the first evaluation.
     _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _baseline_clock: dict[str, clock.Bracket] | None = field(default=None, init=False,
+                                                              repr=False)
 
     def __post_init__(self) -> None:
         # One guard for all of this evaluator's evaluations, made before any can run, so that
@@ -225,6 +229,7 @@ class Evaluator:
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
         evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
         self._compare_state(trusted, evaluation)
+        self._compare_clock(trusted, evaluation)
         if source is not None:
             found = new_findings(source, original)
             evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
@@ -266,6 +271,18 @@ class Evaluator:
         if new:
             evaluation.tampered.append(f"changed during the tests: {_names(new)}")
 
+    def _compare_clock(self, original_code: bool, evaluation: Evaluation) -> None:
+        """The benchmarks' clocks against the parent's (clock.py); the original code's
+        brackets say how much longer than its rounds a test takes by itself."""
+        if original_code:
+            if self._baseline_clock is None and evaluation.completed and evaluation.clock:
+                self._baseline_clock = evaluation.clock
+            return
+        evaluation.tampered.extend(
+            f"clock: {finding}"
+            for finding in clock.clock_findings(evaluation.clock, self._baseline_clock)
+        )
+
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
     ) -> Evaluation:
@@ -279,6 +296,8 @@ class Evaluator:
         env[WORKER_ENV] = str(settings_path)
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
+        marks = clock.MarkReader()
+        env[clock.MARKS_FD_ENV] = str(marks.write_fd)
         output_path = workdir / "output.txt"
         started = time.perf_counter()
         status = "completed"
@@ -293,13 +312,15 @@ class Evaluator:
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    pass_fds=(key_fd,),
+                    pass_fds=(key_fd, marks.write_fd),
                 )
             except OSError as exc:
+                marks.abandon()
                 output.write(str(exc).encode())
                 return Evaluation(status="error", output_tail=str(exc))
             finally:
                 os.close(key_fd)  # the child holds the only other end
+            marks.start(process.pid)
             reaps = self.sandbox is None and reaper.become_subreaper()
             if reaps:
                 reaper.started(process.pid)
@@ -316,12 +337,13 @@ class Evaluator:
                 if reaps:
                     reaper.finished(process.pid)
         duration = time.perf_counter() - started
+        marks.join()
         tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
         evaluation = Evaluation(
             status=status, returncode=returncode, duration=duration, output_tail=tail
         )
         if status == "completed":
-            _read_results(evaluation, results_path, key)
+            _read_results(evaluation, results_path, key, marks)
         return evaluation
 
 
@@ -345,7 +367,7 @@ def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) 
         process.wait()
 
 
-def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
+def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:
     data, forged = seal.read_signed(path, key)
     if forged:
         evaluation.tampered.append(forged)
@@ -360,6 +382,8 @@ def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
     evaluation.tampered.extend(data.get("tampered", []))
     evaluation.speed = [float(s) for s in data.get("speed", [])]
     evaluation.state = data.get("state") or {}
+    evaluation.clock, problems = marks.brackets(data.get("clock") or {})
+    evaluation.tampered.extend(f"clock: {problem}" for problem in problems)
     for nodeid, entry in data.get("tests", {}).items():
         evaluation.tests[nodeid] = TestResult(
             nodeid=nodeid,
