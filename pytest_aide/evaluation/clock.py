@@ -122,6 +122,10 @@ class MarkReader:
         self._pid: int | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
 
+    @property
+    def started(self) -> bool:
+        return self._pid is not None
+
     def start(self, pid: int) -> None:
         """Close our copy of the write end (the child holds it) and start reading."""
         os.close(self.write_fd)

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, clock, fingerprint, reaper, seal
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
+from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import Measurement, resolve
@@ -298,29 +299,69 @@ class Evaluator:
         env[seal.KEY_FD_ENV] = str(key_fd)
         marks = clock.MarkReader()
         env[clock.MARKS_FD_ENV] = str(marks.write_fd)
+        command = self._command(nodeids or self.study.nodeids, settings, workdir)
+        try:
+            launched = self._launch(command, env, workdir, (key_fd, marks.write_fd),
+                                    started=marks.start)
+        finally:
+            os.close(key_fd)  # the child holds the only other end
+            if not marks.started:
+                marks.abandon()
+        marks.join()
+        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
+                                duration=launched.duration, output_tail=launched.tail())
+        if launched.status == "completed":
+            _read_results(evaluation, results_path, key, marks)
+        return evaluation
+
+    def check_plainly(self, nodeids: list[str], workdir: Path) -> PlainRun:
+        """The final check (plain.py): the tests in a plain ``python -m pytest`` against the
+        project's files as they are now, sandboxed and guarded like any evaluation."""
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        token = self._guard.begin(exclude=[workdir])
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            command = plain_command(self.pytest_args, nodeids, self.python)
+            if self.sandbox is not None:
+                command = self.sandbox.command(
+                    command, workdir=workdir, cwd=self.rootdir,
+                    visible=[self.rootdir, *python_paths()], hidden=self.protected_exclude,
+                    mounts=[],
+                )
+            env = child_environment(drop=self.env_drop, keep=self.env_keep)
+            launched = self._launch(command, env, workdir, ())
+        finally:
+            changed = self._guard.end(token, False, backup=workdir / "tampered-files")
+        output = launched.output()
+        return PlainRun(status=launched.status, returncode=launched.returncode,
+                        outcomes=parse_outcomes(output, nodeids), output=output,
+                        duration=launched.duration, changed=changed)
+
+    def _launch(self, command: list[str], env: dict[str, str], workdir: Path,
+                pass_fds: tuple[int, ...], started: Callable[[int], None] | None = None
+                ) -> Launched:
+        """Run one child to its end or its timeout; kill whatever it left behind."""
         output_path = workdir / "output.txt"
-        started = time.perf_counter()
+        begun = time.perf_counter()
         status = "completed"
         returncode: int | None = None
         with output_path.open("wb") as output:
             try:
                 process = subprocess.Popen(
-                    self._command(nodeids or self.study.nodeids, settings, workdir),
+                    command,
                     cwd=self.rootdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    pass_fds=(key_fd, marks.write_fd),
+                    pass_fds=pass_fds,
                 )
             except OSError as exc:
-                marks.abandon()
                 output.write(str(exc).encode())
-                return Evaluation(status="error", output_tail=str(exc))
-            finally:
-                os.close(key_fd)  # the child holds the only other end
-            marks.start(process.pid)
+                return Launched("error", None, 0.0, output_path)
+            if started is not None:
+                started(process.pid)
             reaps = self.sandbox is None and reaper.become_subreaper()
             if reaps:
                 reaper.started(process.pid)
@@ -336,18 +377,30 @@ class Evaluator:
                 _kill_group(process, only_leftovers=True)
                 if reaps:
                     reaper.finished(process.pid)
-        duration = time.perf_counter() - started
-        marks.join()
-        tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
-        evaluation = Evaluation(
-            status=status, returncode=returncode, duration=duration, output_tail=tail
-        )
-        if status == "completed":
-            _read_results(evaluation, results_path, key, marks)
-        return evaluation
+        return Launched(status, returncode, time.perf_counter() - begun, output_path)
+
+
+@dataclass
+class Launched:
+    """How one child process ended, and where its output is."""
+
+    status: str
+    returncode: int | None
+    duration: float
+    output_path: Path
+
+    def output(self) -> str:
+        try:
+            return self.output_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, size: int = 6000) -> str:
+        return self.output()[-size:]
 
 
 def _names(names: list[str], limit: int = 6) -> str:
+    names = list(dict.fromkeys(names))
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
