@@ -235,7 +235,8 @@ class TargetRun:
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
             pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir],
             sandbox=self.sandbox, env_drop=self.settings.env_drop,
-            env_keep=self.settings.env_keep,
+            env_keep=self.settings.env_keep, warm=self.settings.warm == "auto",
+            warm_dir=run_dir,
         )
         proposer = self.proposer_factory(original)
         context = SearchContext(
@@ -279,6 +280,8 @@ class TargetRun:
                         f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
                         "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
                     )
+            if evaluator.warm_notice:
+                self.write_line(f"aide: {evaluator.warm_notice}")
             search.run(self.settings.steps)
             result.stop_reason = search.stop_reason
             self._finish(result, evaluator, search, original, current)
@@ -293,6 +296,8 @@ class TargetRun:
                 f"{run_dir / 'journal.json'}. {again}"
             )
             raise
+        finally:
+            evaluator.close()
         result.elapsed = time.perf_counter() - started
         return result
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pytest_aide.evaluation.integrity import new_findings
 from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome
+from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
 
@@ -143,7 +145,13 @@ class Evaluator:
     #: variables passed although they look secret (--aide-env-drop, --aide-env-keep).
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
+    #: Start each child from a warm, sandboxed interpreter (warm.py); needs the sandbox.
+    warm: bool = False
+    #: Where the warm interpreters keep their scratch directories (default: under the
+    #: first evaluation's directory's parent).
+    warm_dir: Path | None = None
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
+    _warm: WarmPool | None = field(default=None, init=False, repr=False)
     #: The original code's fingerprints and benchmark brackets, from the first evaluation.
     _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
     _baseline_clock: dict[str, clock.Bracket] | None = field(default=None, init=False,
@@ -155,6 +163,33 @@ class Evaluator:
         watch = measuring_code_dirs(self.rootdir)
         self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
 
+    @property
+    def warm_notice(self) -> str:
+        """Why evaluations start cold although warm starts were asked for ("" if not)."""
+        return self._warm.notice if self._warm is not None else ""
+
+    def close(self) -> None:
+        """Stop the warm interpreters."""
+        if self._warm is not None:
+            self._warm.close()
+
+    def _warm_pool(self, workdir: Path) -> WarmPool | None:
+        if not self.warm or self.sandbox is None:
+            return None
+        if self._warm is None:
+            sandbox = self.sandbox
+            original = _read_text(self.study.target.path) or ""
+            modules = library_imports(self.study.test_files, self.rootdir, self.study.target.module)
+            env = child_environment(drop=self.env_drop, keep=self.env_keep)
+
+            def make(slot: Path) -> Zygote:
+                return Zygote(sandbox=sandbox, rootdir=self.rootdir, slot=slot,
+                              target=self.study.target.path, original=original,
+                              modules=modules, env=env, hidden=self.protected_exclude,
+                              python=self.python)
+
+            self._warm = WarmPool(make, (self.warm_dir or workdir.parent) / "warm")
+        return self._warm
     def command(self, nodeids: list[str]) -> list[str]:
         return [
             self.python,
@@ -287,6 +322,16 @@ class Evaluator:
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None
     ) -> Evaluation:
+        pool = self._warm_pool(workdir)
+        zygote = pool.take() if pool is not None else None
+        if zygote is not None:
+            try:
+                evaluation = self._run_warm(zygote, source, workdir, nodeids, original)
+            except WarmUnavailable as exc:
+                pool.give_up(zygote, str(exc))  # type: ignore[union-attr]
+            else:
+                pool.give_back(zygote)  # type: ignore[union-attr]
+                return evaluation
         settings = self._worker_settings(source, workdir, original)
         key = seal.new_key()
         settings_path = workdir / "worker.json"
@@ -312,6 +357,55 @@ class Evaluator:
                                 duration=launched.duration, output_tail=launched.tail())
         if launched.status == "completed":
             _read_results(evaluation, results_path, key, marks)
+        return evaluation
+
+    def _run_warm(self, zygote: Zygote, source: str | None, workdir: Path,
+                  nodeids: list[str] | None, original: str | None) -> Evaluation:
+        """``_run``, forked from a warm interpreter (warm.py): the worker's settings and
+        results live in the zygote's slot, the only place it may write."""
+        zygote.prepare(source if source is not None else (original or ""))
+        slot = zygote.slot
+        settings: dict[str, Any] = {"results": str(slot / "results.json"),
+                                    "module": self.study.target.module}
+        if source is not None:
+            settings["allowed"] = seal.allowed_introspection(original)
+            settings["candidate"] = str(self.study.target.path)
+            settings["mounted"] = str(zygote.candidate_file)
+            (workdir / "candidate").mkdir(parents=True, exist_ok=True)
+            (workdir / "candidate" / self.study.target.path.name).write_text(source,
+                                                                              encoding="utf-8")
+        key = seal.new_key()
+        settings_path = slot / "worker.json"
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        results_path = Path(settings["results"])
+        results_path.unlink(missing_ok=True)
+        env = child_environment(drop=self.env_drop, keep=self.env_keep)
+        env[WORKER_ENV] = str(settings_path)
+        key_fd = seal.key_pipe(key)
+        marks = clock.MarkReader()
+        output_path = workdir / "output.txt"
+        args = self.command(nodeids or self.study.nodeids)[3:]
+        begun = time.perf_counter()
+        try:
+            with output_path.open("wb") as output:
+                pid = zygote.pid or 0
+                status, returncode = zygote.run(
+                    args, env,
+                    [(seal.KEY_FD_ENV, key_fd), (clock.MARKS_FD_ENV, marks.write_fd)],
+                    output.fileno(), self.timeout, sent=lambda: marks.start(pid),
+                )
+        finally:
+            os.close(key_fd)
+            if not marks.started:
+                marks.abandon()
+        marks.join()
+        launched = Launched(status, returncode, time.perf_counter() - begun, output_path)
+        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
+                                duration=launched.duration, output_tail=launched.tail())
+        if launched.status == "completed":
+            _read_results(evaluation, results_path, key, marks)
+            with contextlib.suppress(OSError):
+                shutil.move(str(results_path), str(workdir / "results.json"))
         return evaluation
 
     def check_plainly(self, nodeids: list[str], workdir: Path) -> PlainRun:
