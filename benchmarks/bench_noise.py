@@ -95,12 +95,27 @@ def _timer_precision(timer: Callable[[], float]) -> float:
     return t2 - t1
 
 
+#: The sandbox each fresh process runs in (--sandbox; main() sets it), as evaluations do.
+SANDBOX: list = []
+
+
 def measure_in_fresh_process(name: str, max_time: float) -> dict[str, list[float]]:
     """{"samples": per-round times, "speed": machine speed probes before and after}."""
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--max-time", str(max_time)],
-        check=True, capture_output=True, text=True,
-    ).stdout
+    command = [sys.executable, __file__, "--child", name, "--max-time", str(max_time)]
+    if SANDBOX:
+        import tempfile
+        from pathlib import Path
+
+        from pytest_aide.evaluation.sandbox import python_paths
+
+        here = Path(__file__).resolve().parent
+        with tempfile.TemporaryDirectory() as scratch:
+            command = SANDBOX[0].command(command, workdir=Path(scratch), cwd=here,
+                                         visible=[here, *python_paths()])
+            output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                    cwd=here).stdout
+        return json.loads(output)
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output)
 
 
@@ -276,10 +291,16 @@ def main() -> None:
     parser.add_argument("--pipeline-trials", type=int, default=100)
     parser.add_argument("--alpha", type=float, default=None)
     parser.add_argument("--min-effect", type=float, default=None)
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "off"), default="auto",
+                        help="run each fresh process in the evaluations' sandbox (default auto)")
     args = parser.parse_args()
     if args.child:
         child(args.child, args.max_time)
         return
+    from pytest_aide.evaluation.sandbox import choose
+
+    sandbox = choose(args.sandbox).sandbox
+    SANDBOX[:] = [sandbox] if sandbox is not None else []
     import inspect
 
     from pytest_aide.search.noise import compare_samples
@@ -289,7 +310,8 @@ def main() -> None:
     min_effect = args.min_effect if args.min_effect is not None else defaults["min_effect"].default
     started = time.perf_counter()
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} alpha={alpha} "
-          f"min_effect={min_effect} max_time={args.max_time}s per measurement")
+          f"min_effect={min_effect} max_time={args.max_time}s per measurement; "
+          f"{'each process in the bwrap sandbox' if SANDBOX else 'not sandboxed'}")
     ratio = true_ratio(8.0)
     print(f"true time ratio faster/reference (long interleaved measurement): {ratio:.3f}")
     same = run_trials("reference", args.trials, args.max_time, alpha, min_effect)

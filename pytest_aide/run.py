@@ -257,7 +257,8 @@ class TargetRun:
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
             pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir, *own],
             sandbox=self.sandbox, env_drop=self.settings.env_drop,
-            env_keep=self.settings.env_keep,
+            env_keep=self.settings.env_keep, warm=self.settings.warm == "auto",
+            warm_dir=run_dir,
         )
         executor = self._executor(evaluator)
         proposer = self.proposer_factory(original)
@@ -309,6 +310,8 @@ class TargetRun:
                         f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
                         "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
                     )
+            if evaluator.warm_notice:
+                self.write_line(f"aide: {evaluator.warm_notice}")
             if executor is None:
                 search.run(self.settings.steps)
             else:
@@ -329,6 +332,7 @@ class TargetRun:
         finally:
             if executor is not None:
                 executor.close()
+            evaluator.close()
         result.elapsed = time.perf_counter() - started
         return result
 

@@ -159,11 +159,14 @@ class AideSession:
             self.notices.append(choice.notice)
 
     def _final_check(self, session: pytest.Session) -> None:
-        """Run the selected tests against the rewritten files and replay their reports."""
+        """A plain ``python -m pytest`` of the selected tests against the written files
+        (evaluation/plain.py): its exit status decides, and a failure puts the files back."""
         from pytest_aide.evaluation.child_options import child_options
         from pytest_aide.evaluation.evaluator import Evaluator
 
-        self._write_line("aide: running the selected tests against the final code")
+        nodeids = [item.nodeid for item in session.items]
+        self._write_line(f"aide: final check: a plain python -m pytest of the {len(nodeids)} "
+                         "selected test(s) against the written code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
                               timeout=self.settings.timeout,
@@ -171,25 +174,47 @@ class AideSession:
                               protected_exclude=[self.settings.log_dir],
                               sandbox=self.sandbox, env_drop=self.settings.env_drop,
                               env_keep=self.settings.env_keep)
-        nodeids = [item.nodeid for item in session.items]
-        evaluation = evaluator.evaluate(None, run_dir / "final-check", nodeids=nodeids)
-        hook = self.config.hook
-        for data in evaluation.reports:
-            report = hook.pytest_report_from_serializable(config=self.config, data=data)
-            if report is None:
-                continue
-            if getattr(report, "when", None) == "setup":
-                hook.pytest_runtest_logstart(nodeid=report.nodeid, location=report.location)
-            hook.pytest_runtest_logreport(report=report)
-            if getattr(report, "when", None) == "teardown":
-                hook.pytest_runtest_logfinish(nodeid=report.nodeid, location=report.location)
-        missing = [n for n in nodeids if evaluation.outcome(n) == "not run"]
-        if not evaluation.completed or missing:
-            session.testsfailed += max(1, len(missing))
-            self.errors.append(
-                "the final check did not complete: "
-                + evaluation.error_summary(nodeids, limit=2000)
-            )
+        workdir = run_dir / "final-check"
+        plain = evaluator.check_plainly(nodeids, workdir)
+        replay_plain_run(self.config, session.items, plain)
+        missing = [n for n in nodeids if n not in plain.outcomes]
+        if plain.passed and not missing:
+            return
+        if plain.status != "completed":
+            why = f"it {plain.status.replace('error', 'could not start')}"
+        elif plain.changed:
+            why = "it changed project files: " + ", ".join(plain.changed[:4])
+        elif plain.returncode == 0:
+            why = f"it exited 0 but did not report {len(missing)} of the tests"
+        else:
+            why = f"it exited {plain.returncode}"
+        if plain.passed or not any(o in {"failed", "error"} for o in plain.outcomes.values()):
+            session.testsfailed += 1
+        restored = self._put_back_written()
+        self.errors.append(
+            f"the final check failed: {why} (output: {workdir / 'output.txt'}). "
+            + (f"Put back as they were: {', '.join(restored)}; the best code stays in the run "
+               "directory." if restored else "")
+        )
+
+    def _put_back_written(self) -> list[str]:
+        """Undo the write of every target this session wrote (from its backup)."""
+        from pytest_aide.journal import write_atomic
+
+        restored = []
+        for result in self.results:
+            backup = result.run_dir / f"backup_{result.study.target.path.name}"
+            if result.applied and backup.is_file():
+                write_atomic(result.study.target.path, backup.read_text(encoding="utf-8"))
+                result.applied = False
+                result.apply_message = ("written, then put back: the final check failed; the "
+                                        f"best is in {result.run_dir}")
+                restored.append(self._relpath(result.study.target.path))
+        return restored
+
+    def _relpath(self, path: Path) -> str:
+        return path.relative_to(self.rootdir).as_posix() if path.is_relative_to(
+            self.rootdir) else str(path)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -234,3 +259,30 @@ class AideSession:
                 terminalreporter.write_line(f"  {result.apply_message}")
         for error in self.errors:
             terminalreporter.write_line(f"aide error: {error}", red=True)
+
+
+def replay_plain_run(config: pytest.Config, items: list[pytest.Item], plain: Any) -> None:
+    """Show the plain run's outcomes as this session's own, test by test (one report each:
+    the plain run's phases are not known, only its verdict per test)."""
+    sections = plain.failures()
+    hook = config.hook
+    for item in items:
+        outcome = plain.outcomes.get(item.nodeid)
+        if outcome is None:
+            continue
+        when = "setup" if outcome == "error" else "call"
+        reported = {"error": "failed", "xfailed": "skipped", "xpassed": "passed"}.get(
+            outcome, outcome)
+        longrepr: Any = None
+        if reported == "skipped":
+            path, line, _ = item.location
+            longrepr = (path, (line or 0) + 1, f"{outcome} in the final check")
+        elif reported == "failed":
+            longrepr = sections.get(item.location[2]) or f"{outcome} in the final check"
+        report = pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
+                                   reported, longrepr, when)
+        if outcome in {"xfailed", "xpassed"}:
+            report.wasxfail = ""
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)

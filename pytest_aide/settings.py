@@ -11,6 +11,9 @@ import pytest
 #: --aide-sandbox's values (evaluation/sandbox.py, not imported here: plugin load stays cheap).
 SANDBOX_MODES = ("auto", "bwrap", "off")
 
+#: --aide-warm's values.
+WARM_MODES = ("auto", "off")
+
 #: --aide-measure's values: timed metrics measured with nothing else running, or alongside.
 MEASURE_MODES = ("isolated", "shared")
 
@@ -49,6 +52,9 @@ OPTIONS: list[tuple[str, str, str | None, str]] = [
     ("sandbox", "str", "auto", "run each evaluation in an OS sandbox: 'auto' (bubblewrap when it "
      "works here, else say so and go on without), 'bwrap' (required), 'off' (default auto)"),
     ("network", "bool", None, "let candidate code use the network inside the sandbox"),
+    ("warm", "str", "auto", "start each sandboxed evaluation from a warm interpreter that has "
+     "pytest and the tests' libraries loaded (a fork per evaluation): 'auto' (when the sandbox "
+     "is on and forking is safe) or 'off' (default auto)"),
     ("env-drop", "str", None, "comma-separated variables to remove from the evaluations' "
      "environment, besides those whose names contain KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL "
      "or AUTH"),
@@ -91,6 +97,7 @@ class AideSettings:
     seed: int = 0
     sandbox: str = "auto"
     network: bool = False
+    warm: str = "auto"
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
     confirm_rounds: int = 20
@@ -210,6 +217,11 @@ def read_settings(config: pytest.Config) -> AideSettings:
         raise pytest.UsageError(
             f"--aide-sandbox must be one of {', '.join(SANDBOX_MODES)}, not {values['sandbox']!r}"
         )
+    warm = str(values["warm"]).strip().lower()
+    if warm not in WARM_MODES:
+        raise pytest.UsageError(
+            f"--aide-warm must be one of {', '.join(WARM_MODES)}, not {values['warm']!r}"
+        )
     workers = _workers(values["workers"])
     gpus_per_worker = int(values["gpus-per-worker"])  # type: ignore[call-overload]
     if gpus_per_worker < 0:
@@ -244,6 +256,7 @@ def read_settings(config: pytest.Config) -> AideSettings:
         confirm_rounds=confirm_rounds,
         sandbox=sandbox,
         network=bool(values["network"]),
+        warm=warm,
         env_drop=_names(values["env-drop"]),
         env_keep=_names(values["env-keep"]),
         workers=workers,

@@ -28,7 +28,8 @@ def test_search_improves_writes_the_best_and_keeps_the_artifacts(slow_project) -
         "*aide: optimizing slow.py for mean of test_slow.py::test_speed (lower is better)*",
         "step 0/6 baseline*",
         "step 1/6 draft <- 0*",
-        "*aide: running the selected tests against the final code*",
+        "*aide: final check: a plain python -m pytest of the 6 selected test(s) against the "
+        "written code*",
         "*= aide optimization =*",
         "*target: slow.py written*",
         "*6 passed*",

@@ -12,20 +12,31 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, fingerprint, reaper, seal, slots
+from pytest_aide.evaluation import (
+    WORKER_ENV,
+    WORKER_PLUGIN,
+    clock,
+    fingerprint,
+    reaper,
+    seal,
+    slots,
+)
 from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.evaluation.integrity import new_findings
+from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome
+from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
 
@@ -79,6 +90,8 @@ class Evaluation:
     speed: list[float] = field(default_factory=list)
     #: Fingerprints of the state the tests rely on (see fingerprint.py).
     state: dict[str, Any] = field(default_factory=dict)
+    #: Each benchmark's reported time bracketed by the parent's clock (see clock.py).
+    clock: dict[str, clock.Bracket] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -140,9 +153,17 @@ class Evaluator:
     #: variables passed although they look secret (--aide-env-drop, --aide-env-keep).
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
+    #: Start each child from a warm, sandboxed interpreter (warm.py); needs the sandbox.
+    warm: bool = False
+    #: Where the warm interpreters keep their scratch directories (default: under the
+    #: first evaluation's directory's parent).
+    warm_dir: Path | None = None
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
-    #: The original code's fingerprints, from the first evaluation of it.
+    _warm: WarmPool | None = field(default=None, init=False, repr=False)
+    #: The original code's fingerprints and benchmark brackets, from the first evaluation.
     _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _baseline_clock: dict[str, clock.Bracket] | None = field(default=None, init=False,
+                                                              repr=False)
     #: Children running now, so that an interrupted parallel run can end them all (abort).
     _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
 
@@ -152,6 +173,33 @@ class Evaluator:
         watch = measuring_code_dirs(self.rootdir)
         self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
 
+    @property
+    def warm_notice(self) -> str:
+        """Why evaluations start cold although warm starts were asked for ("" if not)."""
+        return self._warm.notice if self._warm is not None else ""
+
+    def close(self) -> None:
+        """Stop the warm interpreters."""
+        if self._warm is not None:
+            self._warm.close()
+
+    def _warm_pool(self, workdir: Path) -> WarmPool | None:
+        if not self.warm or self.sandbox is None:
+            return None
+        if self._warm is None:
+            sandbox = self.sandbox
+            original = _read_text(self.study.target.path) or ""
+            modules = library_imports(self.study.test_files, self.rootdir, self.study.target.module)
+            env = child_environment(drop=self.env_drop, keep=self.env_keep)
+
+            def make(slot: Path) -> Zygote:
+                return Zygote(sandbox=sandbox, rootdir=self.rootdir, slot=slot,
+                              target=self.study.target.path, original=original,
+                              modules=modules, env=env, hidden=self.protected_exclude,
+                              python=self.python)
+
+            self._warm = WarmPool(make, (self.warm_dir or workdir.parent) / "warm")
+        return self._warm
     def command(self, nodeids: list[str]) -> list[str]:
         return [
             self.python,
@@ -229,6 +277,7 @@ class Evaluator:
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
         evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
         self._compare_state(trusted, evaluation)
+        self._compare_clock(trusted, evaluation)
         if source is not None:
             found = new_findings(source, original)
             evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
@@ -270,9 +319,21 @@ class Evaluator:
         if new:
             evaluation.tampered.append(f"changed during the tests: {_names(new)}")
 
+    def _compare_clock(self, original_code: bool, evaluation: Evaluation) -> None:
+        """The benchmarks' clocks against the parent's (clock.py); the original code's
+        brackets say how much longer than its rounds a test takes by itself."""
+        if original_code:
+            if self._baseline_clock is None and evaluation.completed and evaluation.clock:
+                self._baseline_clock = evaluation.clock
+            return
+        evaluation.tampered.extend(
+            f"clock: {finding}"
+            for finding in clock.clock_findings(evaluation.clock, self._baseline_clock)
+        )
+
     def abort(self) -> None:
         """Kill every child running now (an interrupted parallel run); each evaluation then
-        ends as a timeout-like failure in its own thread, its guard restoring the project."""
+        ends as a failure in its own thread, its guard restoring the project."""
         for process in list(self._running):
             _kill_group(process, only_leftovers=True)
 
@@ -280,6 +341,17 @@ class Evaluator:
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None,
         slot: slots.Slot | None = None,
     ) -> Evaluation:
+        # A slot's child starts cold: a warm one would be forked by a zygote, on its cores.
+        pool = self._warm_pool(workdir) if slot is None else None
+        zygote = pool.take() if pool is not None else None
+        if zygote is not None:
+            try:
+                evaluation = self._run_warm(zygote, source, workdir, nodeids, original)
+            except WarmUnavailable as exc:
+                pool.give_up(zygote, str(exc))  # type: ignore[union-attr]
+            else:
+                pool.give_back(zygote)  # type: ignore[union-attr]
+                return evaluation
         settings = self._worker_settings(source, workdir, original)
         key = seal.new_key()
         settings_path = workdir / "worker.json"
@@ -290,30 +362,123 @@ class Evaluator:
         env[WORKER_ENV] = str(settings_path)
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
+        marks = clock.MarkReader()
+        env[clock.MARKS_FD_ENV] = str(marks.write_fd)
         if slot is not None:
             env.update(slot.environment())
+        command = self._command(nodeids or self.study.nodeids, settings, workdir)
+        try:
+            launched = self._launch(command, env, workdir, (key_fd, marks.write_fd),
+                                    started=marks.start, slot=slot)
+        finally:
+            os.close(key_fd)  # the child holds the only other end
+            if not marks.started:
+                marks.abandon()
+        marks.join()
+        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
+                                duration=launched.duration, output_tail=launched.tail())
+        if launched.status == "completed":
+            _read_results(evaluation, results_path, key, marks)
+        return evaluation
+
+    def _run_warm(self, zygote: Zygote, source: str | None, workdir: Path,
+                  nodeids: list[str] | None, original: str | None) -> Evaluation:
+        """``_run``, forked from a warm interpreter (warm.py): the worker's settings and
+        results live in the zygote's slot, the only place it may write."""
+        zygote.prepare(source if source is not None else (original or ""))
+        slot = zygote.slot
+        settings: dict[str, Any] = {"results": str(slot / "results.json"),
+                                    "module": self.study.target.module}
+        if source is not None:
+            settings["allowed"] = seal.allowed_introspection(original)
+            settings["candidate"] = str(self.study.target.path)
+            settings["mounted"] = str(zygote.candidate_file)
+            (workdir / "candidate").mkdir(parents=True, exist_ok=True)
+            (workdir / "candidate" / self.study.target.path.name).write_text(source,
+                                                                              encoding="utf-8")
+        key = seal.new_key()
+        settings_path = slot / "worker.json"
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        results_path = Path(settings["results"])
+        results_path.unlink(missing_ok=True)
+        env = child_environment(drop=self.env_drop, keep=self.env_keep)
+        env[WORKER_ENV] = str(settings_path)
+        key_fd = seal.key_pipe(key)
+        marks = clock.MarkReader()
         output_path = workdir / "output.txt"
-        started = time.perf_counter()
+        args = self.command(nodeids or self.study.nodeids)[3:]
+        begun = time.perf_counter()
+        try:
+            with output_path.open("wb") as output:
+                pid = zygote.pid or 0
+                status, returncode = zygote.run(
+                    args, env,
+                    [(seal.KEY_FD_ENV, key_fd), (clock.MARKS_FD_ENV, marks.write_fd)],
+                    output.fileno(), self.timeout, sent=lambda: marks.start(pid),
+                )
+        finally:
+            os.close(key_fd)
+            if not marks.started:
+                marks.abandon()
+        marks.join()
+        launched = Launched(status, returncode, time.perf_counter() - begun, output_path)
+        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
+                                duration=launched.duration, output_tail=launched.tail())
+        if launched.status == "completed":
+            _read_results(evaluation, results_path, key, marks)
+            with contextlib.suppress(OSError):
+                shutil.move(str(results_path), str(workdir / "results.json"))
+        return evaluation
+
+    def check_plainly(self, nodeids: list[str], workdir: Path) -> PlainRun:
+        """The final check (plain.py): the tests in a plain ``python -m pytest`` against the
+        project's files as they are now, sandboxed and guarded like any evaluation."""
+        workdir.parent.mkdir(parents=True, exist_ok=True)
+        token = self._guard.begin(exclude=[workdir])
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+            command = plain_command(self.pytest_args, nodeids, self.python)
+            if self.sandbox is not None:
+                command = self.sandbox.command(
+                    command, workdir=workdir, cwd=self.rootdir,
+                    visible=[self.rootdir, *python_paths()], hidden=self.protected_exclude,
+                    mounts=[],
+                )
+            env = child_environment(drop=self.env_drop, keep=self.env_keep)
+            launched = self._launch(command, env, workdir, ())
+        finally:
+            changed = self._guard.end(token, False, backup=workdir / "tampered-files")
+        output = launched.output()
+        return PlainRun(status=launched.status, returncode=launched.returncode,
+                        outcomes=parse_outcomes(output, nodeids), output=output,
+                        duration=launched.duration, changed=changed)
+
+    def _launch(self, command: list[str], env: dict[str, str], workdir: Path,
+                pass_fds: tuple[int, ...], started: Callable[[int], None] | None = None,
+                slot: slots.Slot | None = None) -> Launched:
+        """Run one child to its end or its timeout; kill whatever it left behind."""
+        output_path = workdir / "output.txt"
+        begun = time.perf_counter()
         status = "completed"
         returncode: int | None = None
         with output_path.open("wb") as output:
             try:
                 with slots.placed(slot):
                     process = subprocess.Popen(
-                        self._command(nodeids or self.study.nodeids, settings, workdir),
+                        command,
                         cwd=self.rootdir,
                         env=env,
                         stdin=subprocess.DEVNULL,
                         stdout=output,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,
-                        pass_fds=(key_fd,),
+                        pass_fds=pass_fds,
                     )
             except OSError as exc:
                 output.write(str(exc).encode())
-                return Evaluation(status="error", output_tail=str(exc))
-            finally:
-                os.close(key_fd)  # the child holds the only other end
+                return Launched("error", None, 0.0, output_path)
+            if started is not None:
+                started(process.pid)
             reaps = self.sandbox is None and reaper.become_subreaper()
             if reaps:
                 reaper.started(process.pid)
@@ -331,17 +496,30 @@ class Evaluator:
                 _kill_group(process, only_leftovers=True)
                 if reaps:
                     reaper.finished(process.pid)
-        duration = time.perf_counter() - started
-        tail = output_path.read_bytes()[-6000:].decode("utf-8", "replace")
-        evaluation = Evaluation(
-            status=status, returncode=returncode, duration=duration, output_tail=tail
-        )
-        if status == "completed":
-            _read_results(evaluation, results_path, key)
-        return evaluation
+        return Launched(status, returncode, time.perf_counter() - begun, output_path)
+
+
+@dataclass
+class Launched:
+    """How one child process ended, and where its output is."""
+
+    status: str
+    returncode: int | None
+    duration: float
+    output_path: Path
+
+    def output(self) -> str:
+        try:
+            return self.output_path.read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, size: int = 6000) -> str:
+        return self.output()[-size:]
 
 
 def _names(names: list[str], limit: int = 6) -> str:
+    names = list(dict.fromkeys(names))
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
@@ -361,7 +539,7 @@ def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) 
         process.wait()
 
 
-def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
+def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:
     data, forged = seal.read_signed(path, key)
     if forged:
         evaluation.tampered.append(forged)
@@ -376,6 +554,8 @@ def _read_results(evaluation: Evaluation, path: Path, key: str) -> None:
     evaluation.tampered.extend(data.get("tampered", []))
     evaluation.speed = [float(s) for s in data.get("speed", [])]
     evaluation.state = data.get("state") or {}
+    evaluation.clock, problems = marks.brackets(data.get("clock") or {})
+    evaluation.tampered.extend(f"clock: {problem}" for problem in problems)
     for nodeid, entry in data.get("tests", {}).items():
         evaluation.tests[nodeid] = TestResult(
             nodeid=nodeid,

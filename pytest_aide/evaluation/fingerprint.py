@@ -115,13 +115,24 @@ def interpreter_state() -> dict[str, str]:
     return {f"interpreter: {k}": v for k, v in state.items()}
 
 
+#: Names the interpreter and pytest themselves set and clear as tests fail (the last
+#: uncaught exception): not the candidate's doing.
+_VOLATILE = {"sys": {"last_type", "last_value", "last_traceback", "last_exc"}}
+
+
+def _namespace(name: str, module: types.ModuleType) -> dict[str, Any]:
+    """A module's names, less those in ``_VOLATILE``."""
+    volatile = _VOLATILE.get(name, ())
+    return {k: v for k, v in vars(module).items() if k not in volatile}
+
+
 def _members(modules: Iterable[str]) -> Iterable[tuple[str, Any]]:
     for name in modules:
         module = sys.modules.get(name)
         if module is None:
             continue
         try:
-            members = list(vars(module).items())
+            members = list(_namespace(name, module).items())
         except TypeError:
             continue
         for attribute, value in members:
@@ -175,7 +186,7 @@ def identities(modules: Iterable[str], test_modules: Iterable[types.ModuleType]
     for name in modules:
         module = sys.modules.get(name)
         if module is not None:
-            found[name] = dict(vars(module))
+            found[name] = _namespace(name, module)
     for module in test_modules:
         found[f"{module.__name__}{_TEST_MODULE}"] = dict(vars(module))
     return found

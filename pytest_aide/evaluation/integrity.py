@@ -327,7 +327,8 @@ class _Scanner(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str):
             for marker, message in _WATCHED_STRINGS.items():
-                if marker in node.value:
+                # "/proc" alone is a way in too (Path("/proc").iterdir())
+                if marker in node.value or node.value.rstrip("/") == marker.rstrip("/"):
                     self.flag(node, message)
 
     # assignments

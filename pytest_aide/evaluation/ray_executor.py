@@ -184,7 +184,7 @@ class RayExecutor:
             driver_rootdir=str(evaluator.rootdir), timeout=evaluator.timeout,
             pytest_args=evaluator.pytest_args, excluded=excluded, sandbox=evaluator.sandbox,
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
-            baseline_state=evaluator._baseline_state,
+            baseline_state=evaluator._baseline_state, baseline_clock=evaluator._baseline_clock,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )
@@ -244,8 +244,11 @@ class RayExecutor:
         if (source is None or source == self.evaluator.study.target.path.read_text()) and (
             evaluation.completed and self.evaluator._baseline_state is None
         ):
-            # the original's fingerprints, which later candidates are compared with (remote.py)
+            # the original's fingerprints and clock brackets, which later candidates are
+            # compared with on their nodes (remote.py)
             self.evaluator._baseline_state = evaluation.state
+            if evaluation.clock:
+                self.evaluator._baseline_clock = evaluation.clock
         if lost:
             evaluation.output_tail = (f"(run again after the first attempt was lost: "
                                       f"{lost[0]})\n" + evaluation.output_tail)

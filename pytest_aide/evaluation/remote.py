@@ -47,6 +47,7 @@ class Job:
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
     baseline_state: dict[str, Any] | None = None
+    baseline_clock: dict[str, Any] | None = None  # the original's benchmark brackets
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -75,8 +76,10 @@ def run_job(job: Job, node: str) -> Outcome:
     shared = job.workdir is not None
     rootdir = Path(job.driver_rootdir) if shared else Path.cwd()
     evaluator = _evaluator(job, rootdir)
-    if job.baseline_state is not None:
-        evaluator._baseline_state = job.baseline_state  # the driver's baseline, compared with
+    if job.baseline_state is not None:  # the driver's baseline, which candidates meet here
+        evaluator._baseline_state = job.baseline_state
+    if job.baseline_clock is not None:
+        evaluator._baseline_clock = job.baseline_clock
     for name, value in job.driver_environment.items():
         if value is None:
             os.environ.pop(name, None)

@@ -52,6 +52,20 @@ _INTROSPECTION = {
     "sys.settrace": "installed a trace hook (sys.settrace)",
     "sys.setprofile": "installed a profile hook (sys.setprofile)",
 }
+#: Native memory reached through ctypes, from anywhere below the candidate's code: how a clock
+#: is replaced below Python while its function object stays the same (clock.py checks the
+#: clock from outside too).
+_NATIVE = {
+    "ctypes.cdata": "reached native memory by address (ctypes from_address)",
+    "ctypes.PyObj_FromPtr": "turned a native address into an object (ctypes)",
+    "ctypes.string_at": "read native memory (ctypes.string_at)",
+    "ctypes.wstring_at": "read native memory (ctypes.wstring_at)",
+    "ctypes.dlsym": "looked up a clock or memory function in a native library (ctypes)",
+}
+#: Symbols whose lookup through ctypes ("ctypes.dlsym") only a clock or memory patch needs.
+_NATIVE_SYMBOLS = {"clock_gettime", "gettimeofday", "time", "times", "getrusage", "clock",
+                   "mprotect", "ptrace", "process_vm_readv", "process_vm_writev",
+                   "__vdso_clock_gettime", "__clock_gettime"}
 #: ``object.__getattr__`` events for attributes that lead from one frame to another.
 _FRAME_LINKS = {"f_back", "tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_globals",
                 "f_locals", "tb_next"}
@@ -121,7 +135,8 @@ def allowed_introspection(original: str | None) -> list[str]:
     if not original:
         return []
     names = [*_INTROSPECTION, *_FRAME_LINKS]
-    return [name for name in names if name.rsplit(".", 1)[-1] in original]
+    native = list(_NATIVE) if "ctypes" in original else []
+    return [name for name in names if name.rsplit(".", 1)[-1] in original] + native
 
 
 def install(key: str, results: Path, candidate: str | None, writer: CodeType,
@@ -169,6 +184,9 @@ def install(key: str, results: Path, candidate: str | None, writer: CodeType,
         elif event == "object.__getattr__":
             if len(args) < 2 or args[1] not in _FRAME_LINKS or args[1] in allowed:
                 return
+        elif event in _NATIVE:
+            if event == "ctypes.dlsym" and (len(args) < 2 or str(args[1]) not in _NATIVE_SYMBOLS):
+                return
         elif event not in _INTROSPECTION and event not in (WRITE_EVENT, FINDINGS_EVENT):
             return
         if event in allowed or getattr(inside, "busy", False):
@@ -195,6 +213,10 @@ def install(key: str, results: Path, candidate: str | None, writer: CodeType,
                 findings.append("something other than the worker asked to write the results")
         elif event in _FILE_EVENTS:
             refuse(f"touched the results file ({event})")
+        elif event in _NATIVE:
+            # ctypes' own Python frames lie between: any frame of the candidate's counts
+            if candidate is not None and candidate_on_stack(caller, False):
+                refuse(_NATIVE[event])
         elif candidate is not None and candidate_on_stack(caller, True):
             refuse(_INTROSPECTION.get(event) or f"walked frames (.{args[1]})")
 

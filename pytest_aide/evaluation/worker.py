@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pytest_aide.evaluation import WORKER_ENV, fingerprint, seal
+from pytest_aide.evaluation import WORKER_ENV, clock, fingerprint, seal
 from pytest_aide.evaluation.integrity import MeasuringIntegrity
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.metrics import measure_item
@@ -58,6 +58,7 @@ def _load_config() -> dict[str, Any]:
     config = json.loads(path.read_text(encoding="utf-8"))
     path.unlink(missing_ok=True)
     config["key"] = seal.take_key()
+    config["marks"] = clock.MarkWriter.from_environment()
     # measured runs look like plain runs: no variable of the optimizer's reaches project code
     for name in [n for n in os.environ if n.startswith("PYTEST_AIDE_")]:
         del os.environ[name]
@@ -84,6 +85,8 @@ _CONFIG = _load_config()
 if _CONFIG.get("results"):
     seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
                  _write_results.__code__, _CONFIG.get("allowed"))
+if _CONFIG.get("marks"):
+    _CONFIG["marks"].install()  # before any project code, or identities are recorded
 install_candidate(_CONFIG)
 
 
@@ -155,6 +158,8 @@ class WorkerRecorder:
         self.collection_errors: list[str] = []
         self.speed: list[float] = []  # machine speed probes, before and after the tests
         self.state = StateWatch(settings.get("module") or "", Path(str(config.rootpath)))
+        self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
+        self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
 
     def _test(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(
@@ -170,6 +175,10 @@ class WorkerRecorder:
             entry = self._test(item.nodeid)
             _INTEGRITY.check_measurement(item)
             entry["measurement"] = measure_item(item, report.capstdout).to_dict()
+            if item.nodeid in self.marks.marked:
+                fixture = getattr(item, "funcargs", {}).get("benchmark")
+                self.clock[item.nodeid] = {"mark": self.marks.marked[item.nodeid],
+                                           **clock.reported(fixture)}
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
@@ -187,8 +196,10 @@ class WorkerRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
+        self.marks.current = item.nodeid
         self.state.before()
         yield
+        self.marks.current = ""
         self.state.after(item.nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -220,6 +231,7 @@ class WorkerRecorder:
             "tampered": _INTEGRITY.tampered + seal.findings(),
             "speed": self.speed,
             "state": self.state.to_dict(),
+            "clock": self.clock,
         }
         _write_results(json.dumps(payload, default=str))
 

@@ -1,0 +1,180 @@
+"""The warm side of an evaluation: a sandboxed interpreter that forks one child per evaluation.
+
+Started once (``python -m pytest_aide.evaluation.zygote FD MODULE...``) inside the sandbox,
+it imports pytest, its plugins and the libraries the tests import (never the target or the
+project's own modules, which may import it), then waits on the socket ``FD``. For each
+request it forks a child that runs ``pytest.main`` with the request's arguments and
+environment, its output on the descriptor passed with the request, so the child starts with
+all of that already loaded. When the child ends, every process it left is killed and the
+private ``/tmp`` and home are emptied, so the next child finds nothing of it.
+
+Forking is unsafe once Python threads run or a CUDA context exists; the zygote then says so when it
+is ready, and the parent starts each evaluation cold (warm.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+#: Names, in a request's environment, of the descriptors passed with it (in this order
+#: after the output): filled in with the numbers they have in the child.
+FD_VARIABLES = "__fd_variables__"
+
+
+def warm_up(modules: list[str]) -> list[str]:
+    """Import pytest and ``modules``; the names that failed. Nothing of a pytest plugin's
+    distribution is imported: pytest rewrites plugins' asserts as it loads them, and warns
+    about (and cannot rewrite) one already imported."""
+    from importlib.metadata import entry_points
+
+    import pytest  # noqa: F401
+
+    plugins = {entry.module.split(".")[0] for entry in entry_points(group="pytest11")}
+    failed = []
+    for name in ["_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
+                 "_pytest.assertion.rewrite", *modules]:
+        if name.split(".")[0] in plugins:
+            continue
+        try:
+            importlib.import_module(name)
+        except BaseException:  # a library that cannot load here is loaded cold, by the child
+            failed.append(name)
+    return failed
+
+
+def fork_unsafe() -> str:
+    """Why forking now would give a broken child ("" when it is safe)."""
+    # Python threads may hold locks the child would inherit held. (Native thread pools of
+    # BLAS and OpenMP libraries are left alone: they shut down and restart across a fork.)
+    if threading.active_count() > 1:
+        return f"{threading.active_count() - 1} thread(s) started while importing"
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    with contextlib.suppress(Exception):
+        if cuda is not None and cuda.is_initialized():
+            return "a CUDA context was created while importing"
+    return ""
+
+
+def run_child(request: dict[str, Any], fds: list[int], server: socket.socket) -> None:
+    """In the forked child: become the evaluation's pytest; never returns."""
+    code = 3
+    try:
+        server.close()
+        not_dumpable(1)
+        os.setsid()
+        output, *passed = fds
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        env = dict(request["env"])
+        for name in ("HOME", "TMPDIR"):  # the sandbox's own, as a cold child has them
+            if name in os.environ:
+                env[name] = os.environ[name]
+        for name, fd in zip(request.get(FD_VARIABLES, []), passed, strict=False):
+            env[name] = str(fd)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(request["cwd"])
+        sys.argv = ["pytest", *request["args"]]
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        import pytest
+
+        code = int(pytest.main(request["args"]))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def clean_up(keep: set[int]) -> None:
+    """Kill every process but ``keep`` in this PID namespace; empty /tmp and the home."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in keep:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    for place in {Path("/tmp"), Path(os.environ.get("HOME", "/tmp"))}:
+        for item in list(place.iterdir()) if place.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item)
+                else:
+                    item.unlink()
+
+
+def send(server: socket.socket, message: dict[str, Any]) -> None:
+    """One message a packet (the socket is SOCK_SEQPACKET: boundaries are kept)."""
+    server.send(json.dumps(message).encode())
+
+
+def not_dumpable(flag: int) -> None:
+    """PR_SET_DUMPABLE: 0 in the zygote, so that no child can ptrace it or write its memory
+    through /proc and change what later children start from; 1 again in each child."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(4, flag, 0, 0, 0)
+
+
+def serve(server: socket.socket, modules: list[str]) -> None:
+    not_dumpable(0)
+    failed = warm_up(modules)
+    home = Path(os.environ.get("HOME", "/tmp"))
+    home.mkdir(parents=True, exist_ok=True)
+    send(server, {"ready": True, "unsafe": fork_unsafe(), "failed": failed})
+    keep = {1, os.getpid()}
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(server, 1 << 20, 8)
+        except OSError:
+            return
+        if not data:
+            return
+        request = json.loads(data)
+        unsafe = fork_unsafe()
+        if unsafe:
+            for fd in fds:
+                os.close(fd)
+            send(server, {"cold": unsafe})
+            continue
+        pid = os.fork()
+        if pid == 0:
+            run_child(request, fds, server)
+        for fd in fds:
+            os.close(fd)
+        send(server, {"started": pid})
+        _, status = os.waitpid(pid, 0)
+        clean_up(keep)
+        send(server, {"exit": os.waitstatus_to_exitcode(status)})
+
+
+def main(argv: list[str]) -> None:
+    server = socket.socket(fileno=int(argv[0]))
+    serve(server, argv[1:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

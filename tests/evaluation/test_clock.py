@@ -1,0 +1,200 @@
+"""Benchmark clocks checked from outside: a clock slowed below Python is caught by the parent."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from pytest_aide.evaluation.clock import Bracket, MarkReader, clock_findings, tree_cpu_seconds
+from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.study import Objective, Study, Target
+
+MODULE = """\
+import time
+
+PAUSE = 0.004
+
+
+def work(n):
+    total = 0
+    for i in range(n):
+        time.sleep(PAUSE)
+        total += i
+    return total
+"""
+
+TESTS = """\
+import pytest
+from steady import work
+
+
+def test_correct():
+    assert work(5) == 10
+
+
+@pytest.mark.optimize(metric="mean")
+def test_speed(benchmark):
+    benchmark.pedantic(work, args=(10,), rounds=15, iterations=1)
+"""
+
+#: Makes time.perf_counter run 8 times slow by swapping, through ctypes, the C function behind
+#: the same function object: nothing in the child can tell, since every clock there agrees.
+SLOW_CLOCK = """\
+import ctypes, threading, time
+
+def patch():
+    real = time.monotonic
+    start = real()
+
+    class MethodDef(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p),
+                    ("flags", ctypes.c_int), ("doc", ctypes.c_char_p)]
+
+    def slow(module, unused):
+        return start + (real() - start) / 8
+
+    callback = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p)(slow)
+    method = MethodDef(b"perf_counter", ctypes.cast(callback, ctypes.c_void_p).value, 4, None)
+    KEEP.extend([callback, method])
+    ctypes.c_void_p.from_address(id(time.perf_counter) + 16).value = ctypes.addressof(method)
+
+# from a thread, and compiled under another file's name: no frame of the candidate is on
+# the stack when ctypes reaches into memory, so the in-process audit hook cannot tell
+worker = threading.Thread(target=patch)
+worker.start()
+worker.join()
+"""
+
+
+def slowed_clock_candidate(original: str) -> str:
+    payload = base64.b64encode(SLOW_CLOCK.encode()).decode()
+    return original + textwrap.dedent(f"""
+        import base64 as _codec
+        KEEP = []
+        exec(compile(_codec.b64decode("{payload}").decode(), "/usr/lib/timekeeping.py",
+                     "exec"), {{"KEEP": KEEP}})
+        """)
+
+
+@pytest.fixture
+def steady_project(pytester: pytest.Pytester) -> tuple[pytest.Pytester, Study]:
+    pytester.makepyfile(steady=MODULE, test_steady=TESTS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    study = Study(
+        target=Target("steady", pytester.path / "steady.py"),
+        objectives=[Objective("test_steady.py::test_speed", "mean", False)],
+        guard_nodeids=["test_steady.py::test_correct"],
+        test_files=[pytester.path / "test_steady.py"],
+    )
+    return pytester, study
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["bwrap", "unsandboxed"])
+def test_a_clock_slowed_below_python_is_caught_by_the_parents_clock(
+    steady_project, sandboxed: bool
+) -> None:
+    pytester, study = steady_project
+    sandbox = choose("bwrap").sandbox if sandboxed else None
+    evaluator = Evaluator(study, pytester.path, sandbox=sandbox)
+    original = study.target.path.read_text()
+    baseline = evaluator.evaluate(None, pytester.path / ".aide" / "n0")
+    assert baseline.completed and not baseline.tampered, baseline.output_tail
+    bracket = baseline.clock["test_steady.py::test_speed"]
+    assert bracket.rounds == 15
+    assert bracket.reported <= bracket.span < bracket.reported * 1.5 + 0.1
+
+    honest = evaluator.evaluate(original.replace("PAUSE = 0.004", "PAUSE = 0.002"),
+                                pytester.path / ".aide" / "n1")
+    assert honest.completed and not honest.tampered, honest.tampered
+
+    cheat = evaluator.evaluate(slowed_clock_candidate(original), pytester.path / ".aide" / "n2")
+    assert cheat.completed, cheat.output_tail
+    assert cheat.not_passed(study.nodeids) == []  # it passes, and looks 8x faster inside
+    assert cheat.metric(study.objectives[0]) < baseline.metric(study.objectives[0]) / 4
+    clock = [t for t in cheat.tampered if t.startswith("clock:")]
+    assert clock and "runs slow" in clock[0] and "test_speed" in clock[0], cheat.tampered
+
+
+def test_ctypes_reaching_memory_from_the_candidate_is_refused(steady_project) -> None:
+    pytester, study = steady_project
+    evaluator = Evaluator(study, pytester.path, sandbox=None)
+    original = study.target.path.read_text()
+    evaluator.evaluate(None, pytester.path / ".aide" / "n0")
+    # the same attack written plainly in the candidate's own file
+    plain = original + "\nKEEP = []\n" + SLOW_CLOCK.replace(
+        "worker = threading.Thread(target=patch)\nworker.start()\nworker.join()\n", "patch()\n")
+    evaluation = evaluator.evaluate(plain, pytester.path / ".aide" / "n1")
+    assert any("reached native memory by address" in t for t in evaluation.tampered), (
+        evaluation.tampered, evaluation.output_tail)
+
+
+def bracket(reported: float, span: float, rounds: int = 10) -> Bracket:
+    return Bracket(reported=reported, rounds=rounds, span=span, cpu=span)
+
+
+@pytest.mark.parametrize(
+    ("measured", "reference", "finding"),
+    [
+        (bracket(1.0, 1.05), bracket(2.0, 2.1), ""),  # honest and faster
+        (bracket(3.0, 3.2), bracket(2.0, 2.1), ""),  # honest and slower
+        (bracket(2.0, 1.0), bracket(2.0, 2.1), "runs fast"),  # more reported than passed
+        (bracket(0.25, 2.1), bracket(2.0, 2.1), "runs slow"),  # 8x slowed
+        # a test whose own setup takes long (pedantic setup=): the original's overhead counts
+        (bracket(0.5, 3.4), bracket(1.0, 4.0), ""),
+        (bracket(0.1, 3.9), bracket(1.0, 4.0), "runs slow"),
+        # few slow rounds: calibration and the last call are two more rounds' worth
+        (bracket(1.0, 3.0, rounds=1), bracket(0.5, 0.52, rounds=100), ""),
+        (bracket(1.0, 4.5, rounds=100), None, "runs slow"),  # no original to learn from
+        (bracket(1.0, 3.5, rounds=100), None, ""),
+    ],
+)
+def test_clock_findings(measured: Bracket, reference: Bracket | None, finding: str) -> None:
+    found = clock_findings({"t::speed": measured},
+                           {"t::speed": reference} if reference else None)
+    if finding:
+        assert len(found) == 1 and finding in found[0] and found[0].startswith("t::speed:")
+    else:
+        assert found == []
+
+
+def test_marks_are_stamped_with_the_parents_clock_and_the_childs_cpu() -> None:
+    reader = MarkReader()
+    script = textwrap.dedent(f"""
+        import os, time
+        os.write({reader.write_fd}, b"start 0\\n")
+        end = time.perf_counter() + 0.3
+        while time.perf_counter() < end:
+            pass
+        os.write({reader.write_fd}, b"end 0\\n")
+        os.write({reader.write_fd}, b"end 7\\nforged\\n")
+        time.sleep(0.3)  # as the worker goes on after its last benchmark
+    """)
+    began = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-c", script], pass_fds=(reader.write_fd,))
+    reader.start(process.pid)
+    process.wait()
+    reader.join()
+    found, problems = reader.brackets({"t::speed": {"mark": 0, "reported": 0.3, "rounds": 3}})
+    assert 0.29 < found["t::speed"].span < time.monotonic() - began
+    cpu = found["t::speed"].cpu
+    assert cpu is not None and 0.2 < cpu < 0.5  # a busy loop: CPU about as long as the span
+    assert any("did not write: 'forged'" in p for p in problems)
+    assert any("for no benchmark: end 7" in p for p in problems)
+    missing, problems = reader.brackets({"t::speed": {"mark": 3, "reported": 0.1}})
+    assert missing == {} and any("missing or doubled" in p for p in problems)
+
+
+def test_tree_cpu_seconds_counts_descendants() -> None:
+    script = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+              "'import time\\nend = time.time() + 0.4\\nwhile time.time() < end: pass'])")
+    process = subprocess.Popen([sys.executable, "-c", script])
+    time.sleep(0.3)
+    during = tree_cpu_seconds(process.pid)
+    process.wait()
+    assert during > 0.1  # the grandchild's busy loop, seen from here
