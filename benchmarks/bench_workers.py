@@ -87,7 +87,8 @@ def throughput(executor, root: Path, count: int, workers: int, label: str) -> fl
         ))
     seconds = time.perf_counter() - started
     for evaluation in results:
-        assert evaluation.completed and not evaluation.tampered, evaluation.output_tail[-2000:]
+        assert evaluation.completed and not evaluation.tampered, (
+            evaluation.tampered, evaluation.status, evaluation.output_tail[-2000:])
         assert evaluation.outcome("test_heavy.py::test_collatz[39]") == "passed"
     return 60 * count / seconds
 
@@ -106,7 +107,11 @@ def measure_throughput(root: Path, count: int) -> dict[str, float]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         # Ray initialized here: the project is reached at its own path (one machine)
-        on_ray = RayExecutor(evaluator=evaluator, ray=ray, workers=2, shared_fs=True)
+        # its own evaluator: fingerprints taken in Ray's workers (their environment) are
+        # compared with each other, as in a run on Ray
+        on_ray = RayExecutor(evaluator=Evaluator(study, root / "heavy", sandbox=sandbox,
+                                                 protected_exclude=[root / "heavy" / ".aide"]),
+                             ray=ray, workers=2, shared_fs=True)
         on_ray.check(HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up")  # upload, workers
         best: dict[str, float] = {}
         for round_ in range(2):
