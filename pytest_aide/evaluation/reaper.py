@@ -19,7 +19,7 @@ from pathlib import Path
 
 _PR_SET_CHILD_SUBREAPER = 36
 _LOCK = threading.Lock()
-#: Evaluations running now (their pids): never reaped.
+#: Evaluations running now, and warm interpreters (warm.py), by pid: never reaped.
 _RUNNING: set[int] = set()
 
 
@@ -36,6 +36,12 @@ def become_subreaper() -> bool:
 def started(pid: int) -> None:
     with _LOCK:
         _RUNNING.add(pid)
+
+
+def forget(pid: int) -> None:
+    """``pid`` (a warm interpreter, started with ``started``) is stopped: nothing to reap."""
+    with _LOCK:
+        _RUNNING.discard(pid)
 
 
 def finished(pid: int) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_aide.evaluation import reaper
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 
 ZYGOTE = "pytest_aide.evaluation.zygote"
@@ -128,6 +129,7 @@ class Zygote:
             raise WarmUnavailable(f"the warm interpreter could not start: {exc}") from None
         finally:
             theirs.close()
+        reaper.started(self._process.pid)  # an unsandboxed evaluation must not reap it
         self._socket = ours
         try:
             ready = self._receive(START_TIMEOUT)
@@ -207,6 +209,7 @@ class Zygote:
                 self._socket.close()
             self._socket = None
         if self._process is not None:
+            reaper.forget(self._process.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._process.pid, 9)
             with contextlib.suppress(Exception):

@@ -32,19 +32,35 @@ FD_VARIABLES = "__fd_variables__"
 
 
 def warm_up(modules: list[str]) -> list[str]:
-    """Import pytest and ``modules``; the names that failed. Nothing of a pytest plugin's
-    distribution is imported: pytest rewrites plugins' asserts as it loads them, and warns
-    about (and cannot rewrite) one already imported."""
+    """Import pytest, its plugins and ``modules``; the names that failed.
+
+    pytest rewrites a plugin's asserts as it loads it, and warns about (and cannot rewrite) a
+    plugin already imported by anything else; so the plugins are imported here through
+    pytest's own rewriting hook, marked for them as pytest marks them, which the child's
+    pytest then accepts as its own work.
+    """
     from importlib.metadata import entry_points
 
     import pytest  # noqa: F401
+    from _pytest.assertion import install_importhook
+    from _pytest.config import get_config
 
-    plugins = {entry.module.split(".")[0] for entry in entry_points(group="pytest11")}
+    # pytest-aide's own plugin is left to the child (this module is pytest-aide's: see
+    # run_child, which forgets it)
+    plugins = [entry.module for entry in entry_points(group="pytest11")
+               if entry.module.split(".")[0] not in sys.modules]
     failed = []
-    for name in ["_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
-                 "_pytest.assertion.rewrite", *modules]:
-        if name.split(".")[0] in plugins:
-            continue
+    hook = install_importhook(get_config())
+    try:
+        hook.mark_rewrite(*{name.split(".")[0] for name in plugins})
+        for name in plugins:
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                failed.append(name)
+    finally:
+        sys.meta_path.remove(hook)
+    for name in ["_pytest.python", "_pytest.runner", *modules]:
         try:
             importlib.import_module(name)
         except BaseException:  # a library that cannot load here is loaded cold, by the child
@@ -90,6 +106,11 @@ def run_child(request: dict[str, Any], fds: list[int], server: socket.socket) ->
         os.environ.update(env)
         os.chdir(request["cwd"])
         sys.argv = ["pytest", *request["args"]]
+        # pytest-aide's modules (this one among them) were imported without pytest's assert
+        # rewriting, which the child's pytest would warn about: it imports them afresh
+        own = __name__.split(".")[0]
+        for name in [n for n in sys.modules if n.split(".")[0] == own]:
+            del sys.modules[name]
         signal.signal(signal.SIGINT, signal.default_int_handler)
         import pytest
 
