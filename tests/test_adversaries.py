@@ -12,23 +12,12 @@ from pathlib import Path
 from textwrap import dedent
 
 import pytest
+from attacks import SLOW_CLOCK, STEADY_MODULE
 from llm_fake import FakeProvider, code_reply
 
 from pytest_aide.journal import GOOD, Journal
 
-MODULE = """\
-import time
-
-PAUSE = 0.004
-
-
-def work(n):
-    total = 0
-    for i in range(n):
-        time.sleep(PAUSE)
-        total += i
-    return total
-"""
+MODULE = STEADY_MODULE
 
 TESTS = """\
 import pytest
@@ -48,31 +37,6 @@ def test_speed(benchmark):
 FAST = MODULE.replace("PAUSE = 0.004", "PAUSE = 0.0004")
 WRONG = FAST.replace("total += i", "total -= i")
 
-#: time.perf_counter made 8 times slow below Python (see tests/evaluation/test_clock.py), from
-#: a thread and under another file's name, out of reach of the in-process audit hook.
-SLOW_CLOCK = """\
-import ctypes, threading, time
-
-def patch():
-    real = time.monotonic
-    start = real()
-
-    class MethodDef(ctypes.Structure):
-        _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p),
-                    ("flags", ctypes.c_int), ("doc", ctypes.c_char_p)]
-
-    def slow(module, unused):
-        return start + (real() - start) / 8
-
-    callback = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p)(slow)
-    method = MethodDef(b"perf_counter", ctypes.cast(callback, ctypes.c_void_p).value, 4, None)
-    KEEP.extend([callback, method])
-    ctypes.c_void_p.from_address(id(time.perf_counter) + 16).value = ctypes.addressof(method)
-
-worker = threading.Thread(target=patch)
-worker.start()
-worker.join()
-"""
 
 
 @dataclass

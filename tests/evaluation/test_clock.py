@@ -9,25 +9,14 @@ import textwrap
 import time
 
 import pytest
+from attacks import SLOW_CLOCK, STEADY_MODULE
 
 from pytest_aide.evaluation.clock import Bracket, MarkReader, clock_findings, tree_cpu_seconds
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
 from pytest_aide.study import Objective, Study, Target
 
-MODULE = """\
-import time
-
-PAUSE = 0.004
-
-
-def work(n):
-    total = 0
-    for i in range(n):
-        time.sleep(PAUSE)
-        total += i
-    return total
-"""
+MODULE = STEADY_MODULE
 
 TESTS = """\
 import pytest
@@ -43,33 +32,6 @@ def test_speed(benchmark):
     benchmark.pedantic(work, args=(10,), rounds=15, iterations=1)
 """
 
-#: Makes time.perf_counter run 8 times slow by swapping, through ctypes, the C function behind
-#: the same function object: nothing in the child can tell, since every clock there agrees.
-SLOW_CLOCK = """\
-import ctypes, threading, time
-
-def patch():
-    real = time.monotonic
-    start = real()
-
-    class MethodDef(ctypes.Structure):
-        _fields_ = [("name", ctypes.c_char_p), ("meth", ctypes.c_void_p),
-                    ("flags", ctypes.c_int), ("doc", ctypes.c_char_p)]
-
-    def slow(module, unused):
-        return start + (real() - start) / 8
-
-    callback = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p)(slow)
-    method = MethodDef(b"perf_counter", ctypes.cast(callback, ctypes.c_void_p).value, 4, None)
-    KEEP.extend([callback, method])
-    ctypes.c_void_p.from_address(id(time.perf_counter) + 16).value = ctypes.addressof(method)
-
-# from a thread, and compiled under another file's name: no frame of the candidate is on
-# the stack when ctypes reaches into memory, so the in-process audit hook cannot tell
-worker = threading.Thread(target=patch)
-worker.start()
-worker.join()
-"""
 
 
 def slowed_clock_candidate(original: str) -> str:

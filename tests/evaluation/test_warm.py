@@ -8,25 +8,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from attacks import STEADY_MODULE
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
 from pytest_aide.evaluation.warm import library_imports
 from pytest_aide.study import Objective, Study, Target
 
-MODULE = """\
-import time
-
-PAUSE = 0.002
-
-
-def work(n):
-    total = 0
-    for i in range(n):
-        time.sleep(PAUSE)
-        total += i
-    return total
-"""
+MODULE = STEADY_MODULE.replace("PAUSE = 0.004", "PAUSE = 0.002")
 
 TESTS = """\
 import sys
