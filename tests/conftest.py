@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy  # noqa: F401  (see below)
 import pytest
+from google.genai import types  # noqa: F401  (see below)
 
 # pytester restores sys.modules after each test; numpy's C extension cannot be loaded twice in
 # one process, so it must be imported before any pytester test first imports it (noise.py
-# imports it lazily while judging candidates).
+# imports it lazily while judging candidates). The same holds for pydantic, which keeps the
+# classes of its first import: the Ray tests' cluster, started inside a pytester test, imports
+# parts of it, and google-genai's models built on a fresh import later fail ("'FieldInfo'
+# object is not a mapping"), so google-genai and its pydantic models are loaded first.
 
 SLOW_MODULE = '''\
 import time
