@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from pytest_aide.study import Objective, Study, Target
+
 #: A module whose speed is its PAUSE: the tests' target for attacks on clocks and state.
 STEADY_MODULE = """\
 import time
@@ -44,3 +48,16 @@ worker = threading.Thread(target=patch)
 worker.start()
 worker.join()
 """
+
+
+def steady_study(pytester: pytest.Pytester, module: str, tests: str) -> Study:
+    """A pytester project of ``steady.py`` and ``test_steady.py`` (its ``test_correct`` and
+    the timed ``test_speed``), and its study."""
+    pytester.makepyfile(steady=module, test_steady=tests)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    return Study(
+        target=Target("steady", pytester.path / "steady.py"),
+        objectives=[Objective("test_steady.py::test_speed", "mean", False)],
+        guard_nodeids=["test_steady.py::test_correct"],
+        test_files=[pytester.path / "test_steady.py"],
+    )

@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
+
+from pytest_aide.evaluation.reaper import process_table
 
 #: Names the inherited descriptor on which the worker writes its marks.
 MARKS_FD_ENV = "PYTEST_AIDE_MARKS_FD"
@@ -195,19 +196,10 @@ def tree_cpu_seconds(root: int) -> float | None:
     parent sees them, whatever the child does to its own clocks); None once it is gone."""
     parents: dict[int, int] = {}
     used: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if len(fields) < 15:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        used[pid] = sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
+    for pid, fields in process_table().items():
+        if len(fields) >= 15:
+            parents[pid] = int(fields[1])
+            used[pid] = sum(int(x) for x in fields[11:15]) / _TICK  # utime stime cutime cstime
     if root not in parents:
         return None
     total, frontier = 0.0, [root]

@@ -58,8 +58,10 @@ def finished(pid: int) -> None:
             os.waitpid(child, 0)
 
 
-def _children(parent: int) -> list[int]:
-    found = []
+def process_table() -> dict[int, list[str]]:
+    """Every visible process: pid -> the fields of ``/proc/<pid>/stat`` after its name
+    (``[state, ppid, ...]``; the name may hold spaces and parentheses)."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -67,8 +69,11 @@ def _children(parent: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and int(fields[1]) == parent:
-            found.append(int(entry.name))
-    return found
+        if len(fields) > 1:
+            table[int(entry.name)] = fields
+    return table
+
+
+def _children(parent: int) -> list[int]:
+    return [pid for pid, fields in process_table().items() if int(fields[1]) == parent]

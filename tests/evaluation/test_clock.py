@@ -9,12 +9,12 @@ import textwrap
 import time
 
 import pytest
-from attacks import SLOW_CLOCK, STEADY_MODULE
+from attacks import SLOW_CLOCK, STEADY_MODULE, steady_study
 
 from pytest_aide.evaluation.clock import Bracket, MarkReader, clock_findings, tree_cpu_seconds
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
-from pytest_aide.study import Objective, Study, Target
+from pytest_aide.study import Study
 
 MODULE = STEADY_MODULE
 
@@ -46,15 +46,7 @@ def slowed_clock_candidate(original: str) -> str:
 
 @pytest.fixture
 def steady_project(pytester: pytest.Pytester) -> tuple[pytest.Pytester, Study]:
-    pytester.makepyfile(steady=MODULE, test_steady=TESTS)
-    pytester.makeini("[pytest]\npythonpath = .\n")
-    study = Study(
-        target=Target("steady", pytester.path / "steady.py"),
-        objectives=[Objective("test_steady.py::test_speed", "mean", False)],
-        guard_nodeids=["test_steady.py::test_correct"],
-        test_files=[pytester.path / "test_steady.py"],
-    )
-    return pytester, study
+    return pytester, steady_study(pytester, MODULE, TESTS)
 
 
 @pytest.mark.parametrize("sandboxed", [True, False], ids=["bwrap", "unsandboxed"])

@@ -8,12 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from attacks import STEADY_MODULE
+from attacks import STEADY_MODULE, steady_study
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
 from pytest_aide.evaluation.warm import library_imports
-from pytest_aide.study import Objective, Study, Target
+from pytest_aide.study import Study
 
 MODULE = STEADY_MODULE.replace("PAUSE = 0.004", "PAUSE = 0.002")
 
@@ -58,15 +58,7 @@ if FOUND:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> tuple[pytest.Pytester, Study]:
-    pytester.makepyfile(steady=MODULE, test_steady=TESTS)
-    pytester.makeini("[pytest]\npythonpath = .\n")
-    study = Study(
-        target=Target("steady", pytester.path / "steady.py"),
-        objectives=[Objective("test_steady.py::test_speed", "mean", False)],
-        guard_nodeids=["test_steady.py::test_correct"],
-        test_files=[pytester.path / "test_steady.py"],
-    )
-    return pytester, study
+    return pytester, steady_study(pytester, MODULE, TESTS)
 
 
 def evaluator(pytester: pytest.Pytester, study: Study, **options) -> Evaluator:
