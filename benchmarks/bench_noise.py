@@ -230,30 +230,66 @@ def run_interleaved(
     return better / trials, naive / trials, used / trials, pairs.again / pairs.measured
 
 
-def run_pipeline(
-    candidate: str, trials: int, rounds: int, max_time: float, alpha: float, min_effect: float
-) -> tuple[float, float]:
-    """What pytest-aide does end to end: the screen during the search (one pair), then,
-    only for a candidate it passes, the interleaved confirmation before anything is written.
-    Returns (accepted by pytest-aide, accepted by comparing two means)."""
-    from pytest_aide.search.loop import MAX_REMEASURES
+def screen(ref: list[float], cand: list[float], alpha: float) -> str:
+    """The search's screen, as ``judge.is_better`` applies it to a timed metric: "better",
+    "within noise" (faster on average, not credibly) or "no"."""
     from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
 
-    accepted = naive = 0
+    if _mean(cand) >= _mean(ref):
+        return "no"
+    if compare_samples(cand, ref, maximize=False, alpha=alpha,
+                       min_effect=SCREEN_MIN_EFFECT).better:
+        return "no"  # credibly slower, whatever the mean says
+    if compare_samples(ref, cand, maximize=False, alpha=alpha,
+                       min_effect=SCREEN_MIN_EFFECT).better:
+        return "better"
+    return "within noise"
+
+
+@dataclass
+class Pipeline:
+    """What became of each trial of the whole pipeline."""
+
+    accepted: int = 0
+    naive: int = 0  # the first comparable pair's means say faster
+    second_looks: int = 0
+    lost_at_screen: int = 0
+    lost_at_confirmation: int = 0
+    not_comparable: int = 0
+
+
+def run_pipeline(
+    candidate: str, trials: int, rounds: int, max_time: float, alpha: float, min_effect: float
+) -> tuple[Pipeline, float]:
+    """What pytest-aide does end to end: the screen during the search (one pair, and a
+    second look at another pair when the first is faster within noise, as
+    ``Search._compare`` does), then, only for a candidate it passes, the interleaved
+    confirmation before anything is written. Returns the counts and the share of pairs
+    measured again."""
+    from pytest_aide.search.loop import MAX_REMEASURES
+
+    result = Pipeline()
     pairs = Pairs()
     for trial in range(trials):
-        # the search's screen, exactly as Search._compare and judge.is_better apply it
         measured = pairs.pair(candidate, trial, max_time, tries=1 + MAX_REMEASURES)
         if measured is None:
+            result.not_comparable += 1
             continue
         ref, cand = measured
-        naive += _mean(cand) < _mean(ref)
-        if not compare_samples(ref, cand, maximize=False, alpha=alpha,
-                               min_effect=SCREEN_MIN_EFFECT).better:
+        result.naive += _mean(cand) < _mean(ref)
+        verdict = screen(ref, cand, alpha)
+        if verdict == "within noise":
+            result.second_looks += 1
+            again = pairs.pair(candidate, trial + 1, max_time, tries=MAX_REMEASURES)
+            verdict = screen(*again, alpha) if again is not None else "no"
+        if verdict != "better":
+            result.lost_at_screen += 1
             continue
-        accepted += confirm_sequentially(pairs, candidate, rounds, max_time, alpha,
-                                         min_effect)[0]
-    return accepted / trials, naive / trials, pairs.again / pairs.measured
+        if confirm_sequentially(pairs, candidate, rounds, max_time, alpha, min_effect)[0]:
+            result.accepted += 1
+        else:
+            result.lost_at_confirmation += 1
+    return result, pairs.again / pairs.measured
 
 
 def _mean(values: list[float]) -> float:
@@ -338,10 +374,13 @@ def main() -> None:
     print(f"{'(d) 10% faster confirmed ' + label:<44} {fast_c[0]:>7.1%} {'':>10} "
           f"{fast_c[1]:>7.1%}   mean rounds {fast_c[2]:.1f}, pairs measured again {fast_c[3]:.0%}")
     label = f"(screen + confirmation, n={args.pipeline_trials})"
-    print(f"{'(e) identical accepted ' + label:<44} {same_p[0]:>7.1%} {'':>10} {same_p[1]:>7.1%}"
-          f"   pairs measured again {same_p[2]:.0%}")
-    print(f"{'(f) 10% faster accepted ' + label:<44} {fast_p[0]:>7.1%} {'':>10} {fast_p[1]:>7.1%}"
-          f"   pairs measured again {fast_p[2]:.0%}")
+    for name, (counts, again) in (("(e) identical accepted ", same_p),
+                                  ("(f) 10% faster accepted ", fast_p)):
+        n = args.pipeline_trials
+        print(f"{name + label:<44} {counts.accepted / n:>7.1%} {'':>10} {counts.naive / n:>7.1%}"
+              f"   pairs measured again {again:.0%}; second looks {counts.second_looks}, "
+              f"lost at the screen {counts.lost_at_screen}, at the confirmation "
+              f"{counts.lost_at_confirmation}, never comparable {counts.not_comparable}")
     print("goals: (e) under 1% against about half for means; (f) at least 90%")
     print(f"estimated change, identical: {spread(same['changes'])}")
     print(f"estimated change, faster:    {spread(fast['changes'])}")

@@ -61,6 +61,7 @@ class Node:
     confirmed: dict[str, Any] | None = None
     speed: list[float] = field(default_factory=list)  # machine speed probes (speed.py)
     remeasured: int = 0  # times measured again next to the best (the machine's speed changed)
+    remeasure_reason: str = ""  # why it was ("": the machine's speed had changed)
 
     @property
     def is_good(self) -> bool:

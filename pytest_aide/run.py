@@ -143,6 +143,7 @@ class RunResult:
     run_dir: Path
     applied: bool = False
     already_best: bool = False  # the target holds the best, written when the run first finished
+    put_back: bool = False  # written, then put back because the final check failed
     apply_message: str = ""
     patch: Path | None = None
     report_path: Path | None = None

@@ -206,9 +206,9 @@ class AideSession:
             backup = result.run_dir / f"backup_{result.study.target.path.name}"
             if result.applied and backup.is_file():
                 write_atomic(result.study.target.path, backup.read_text(encoding="utf-8"))
-                result.applied = False
-                result.apply_message = ("written, then put back: the final check failed; the "
-                                        f"best is in {result.run_dir}")
+                result.applied, result.put_back = False, True
+                result.apply_message = (f"the best code stays in {self._relpath(result.run_dir)}"
+                                        "; the final check's output says why it failed")
                 restored.append(self._relpath(result.study.target.path))
         return restored
 
@@ -251,7 +251,7 @@ class AideSession:
                 applied=result.applied, patch=result.patch,
                 resume_hint=next_command(self._invocation_args(), result.journal,
                                          self.settings.steps),
-                already_best=result.already_best,
+                already_best=result.already_best, put_back=result.put_back,
             )
             for line in lines:
                 terminalreporter.write_line(line)

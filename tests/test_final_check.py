@@ -47,6 +47,10 @@ def test_code_right_only_when_measured_fails_the_plain_final_check_and_is_put_ba
         "*aide error: the final check failed: it exited 1*Put back as they were: slow.py*",
     ])
     assert (slow_project.path / "slow.py").read_text() == original
+    # the summary says so, and does not offer the failed code's patch to apply
+    result.stdout.fnmatch_lines(["*target: slow.py written, then put back as it was: the "
+                                 "final check failed"])
+    assert "apply it:" not in output
     assert "5 failed, 1 passed" in output
     assert "assert -1 == 0" in output  # the plain run's own failure, shown as this session's
 

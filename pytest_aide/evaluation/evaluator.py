@@ -215,9 +215,13 @@ class Evaluator:
         ]
 
     def _worker_settings(
-        self, source: str | None, workdir: Path, original: str | None
+        self, source: str | None, workdir: Path, original: str | None,
+        results: Path | None = None, mounted: Path | None = None,
     ) -> dict[str, Any]:
-        settings: dict[str, Any] = {"results": str(workdir / "results.json"),
+        """What the worker reads first: where to write its results (default: the workdir)
+        and where the candidate is; ``mounted``: the file a warm zygote mounts at the
+        target's path, instead of the workdir's copy."""
+        settings: dict[str, Any] = {"results": str(results or workdir / "results.json"),
                                     "module": self.study.target.module}
         if source is None:
             return settings
@@ -230,7 +234,7 @@ class Evaluator:
         if self.sandbox is not None:
             # bind-mounted at the target's own path (see _command): imported as the original
             settings["candidate"] = str(target.path)
-            settings["mounted"] = str(candidate)
+            settings["mounted"] = str(mounted or candidate)
             return settings
         settings["candidate"] = str(candidate)
         if target.path.name == "__init__.py":
@@ -353,13 +357,7 @@ class Evaluator:
                 pool.give_back(zygote)  # type: ignore[union-attr]
                 return evaluation
         settings = self._worker_settings(source, workdir, original)
-        key = seal.new_key()
-        settings_path = workdir / "worker.json"
-        settings_path.write_text(json.dumps(settings), encoding="utf-8")
-        results_path = Path(settings["results"])
-        results_path.unlink(missing_ok=True)
-        env = child_environment(drop=self.env_drop, keep=self.env_keep)
-        env[WORKER_ENV] = str(settings_path)
+        key, env, results_path = self._hand_over(settings, workdir / "worker.json")
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
         marks = clock.MarkReader()
@@ -375,11 +373,18 @@ class Evaluator:
             if not marks.started:
                 marks.abandon()
         marks.join()
-        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
-                                duration=launched.duration, output_tail=launched.tail())
-        if launched.status == "completed":
-            _read_results(evaluation, results_path, key, marks)
-        return evaluation
+        return _evaluation(launched, results_path, key, marks)
+
+    def _hand_over(self, settings: dict[str, Any], settings_path: Path
+                   ) -> tuple[str, dict[str, str], Path]:
+        """Write the worker's settings where it finds them, clear old results; a new key and
+        a clean environment for the child."""
+        settings_path.write_text(json.dumps(settings), encoding="utf-8")
+        results_path = Path(settings["results"])
+        results_path.unlink(missing_ok=True)
+        env = child_environment(drop=self.env_drop, keep=self.env_keep)
+        env[WORKER_ENV] = str(settings_path)
+        return seal.new_key(), env, results_path
 
     def _run_warm(self, zygote: Zygote, source: str | None, workdir: Path,
                   nodeids: list[str] | None, original: str | None) -> Evaluation:
@@ -387,22 +392,9 @@ class Evaluator:
         results live in the zygote's slot, the only place it may write."""
         zygote.prepare(source if source is not None else (original or ""))
         slot = zygote.slot
-        settings: dict[str, Any] = {"results": str(slot / "results.json"),
-                                    "module": self.study.target.module}
-        if source is not None:
-            settings["allowed"] = seal.allowed_introspection(original)
-            settings["candidate"] = str(self.study.target.path)
-            settings["mounted"] = str(zygote.candidate_file)
-            (workdir / "candidate").mkdir(parents=True, exist_ok=True)
-            (workdir / "candidate" / self.study.target.path.name).write_text(source,
-                                                                              encoding="utf-8")
-        key = seal.new_key()
-        settings_path = slot / "worker.json"
-        settings_path.write_text(json.dumps(settings), encoding="utf-8")
-        results_path = Path(settings["results"])
-        results_path.unlink(missing_ok=True)
-        env = child_environment(drop=self.env_drop, keep=self.env_keep)
-        env[WORKER_ENV] = str(settings_path)
+        settings = self._worker_settings(source, workdir, original, results=slot / "results.json",
+                                         mounted=zygote.candidate_file)
+        key, env, results_path = self._hand_over(settings, slot / "worker.json")
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
         output_path = workdir / "output.txt"
@@ -422,10 +414,8 @@ class Evaluator:
                 marks.abandon()
         marks.join()
         launched = Launched(status, returncode, time.perf_counter() - begun, output_path)
-        evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
-                                duration=launched.duration, output_tail=launched.tail())
+        evaluation = _evaluation(launched, results_path, key, marks)
         if launched.status == "completed":
-            _read_results(evaluation, results_path, key, marks)
             with contextlib.suppress(OSError):
                 shutil.move(str(results_path), str(workdir / "results.json"))
         return evaluation
@@ -537,6 +527,16 @@ def _kill_group(process: subprocess.Popen[bytes], only_leftovers: bool = False) 
         os.killpg(process.pid, signal.SIGKILL)
     if not only_leftovers:
         process.wait()
+
+
+def _evaluation(launched: Launched, results_path: Path, key: str,
+                marks: clock.MarkReader) -> Evaluation:
+    """What a finished child said, read and checked against its key and marks."""
+    evaluation = Evaluation(status=launched.status, returncode=launched.returncode,
+                            duration=launched.duration, output_tail=launched.tail())
+    if launched.status == "completed":
+        _read_results(evaluation, results_path, key, marks)
+    return evaluation
 
 
 def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:

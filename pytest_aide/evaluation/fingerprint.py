@@ -259,7 +259,21 @@ def _describe_unsafe(value: Any) -> str:
     return f"{type(value).__name__}:{module}.{qualname}"
 
 
+#: id -> (code, digest). Code objects cannot change, so a digest taken at collection holds
+#: at the end for the same object; the entry keeps the code alive, so its id is not reused.
+_CODE_DIGESTS: dict[int, tuple[types.CodeType, str]] = {}
+
+
 def _code_digest(code: types.CodeType) -> str:
+    known = _CODE_DIGESTS.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
+    digest = _code_digest_uncached(code)
+    _CODE_DIGESTS[id(code)] = (code, digest)
+    return digest
+
+
+def _code_digest_uncached(code: types.CodeType) -> str:
     parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):

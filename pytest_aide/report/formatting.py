@@ -15,7 +15,9 @@ REASON_WIDTH = 60
 #: What the built-in tuner is called where a person reads the proposer's name.
 TUNER_TEXT = "tune (built-in offline tuner)"
 #: The note of a good node that was measured again next to the best and then compared.
-REMEASURED_NOTE = "measured again next to the best: the machine's speed had changed"
+REMEASURED_NOTE = "measured again next to the best: "
+#: Why, when the journal does not say (older journals, or the speed check).
+SPEED_CHANGED = "the machine's speed had changed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +125,9 @@ def node_note(node: Node) -> str:
         return ""
     if node.error:
         return node.error
-    return REMEASURED_NOTE if node.remeasured else ""
+    if not node.remeasured:
+        return ""
+    return REMEASURED_NOTE + (node.remeasure_reason or SPEED_CHANGED)
 
 
 def best_so_far(journal: Journal, upto: int) -> Node | None:

@@ -72,8 +72,12 @@ def summary_lines(
     patch: Path | None,
     resume_hint: str,
     already_best: bool = False,
+    put_back: bool = False,
 ) -> list[str]:
     """The lines for pytest's terminal summary, one block per target (one journal).
+
+    ``put_back``: the best was written, then the final check failed and the file was put
+    back: its patch is not offered as something to apply.
 
     ``already_best``: the target holds the best, written when a resumed run first finished.
     """
@@ -101,13 +105,16 @@ def summary_lines(
     if already_best:
         lines.append(f"  target: {journal.target} already holds the best (written when this "
                      "run first finished)")
+    elif put_back:
+        lines.append(f"  target: {journal.target} written, then put back as it was: the final "
+                     "check failed")
     else:
         lines.append(f"  target: {journal.target} {'written' if applied else 'left unchanged'}")
     lines.append(f"  run dir: {display_path(run_dir, rootdir)}")
     if patch is not None:
         patch_text = display_path(patch, rootdir)
         lines.append(f"  patch: {patch_text}")
-        if not applied and improved and not already_best:
+        if not applied and improved and not already_best and not put_back:
             lines.append(f"  apply it: git apply {patch_text}")
     report, tree = (
         display_path(run_dir / "report.md", rootdir),

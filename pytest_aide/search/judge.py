@@ -68,6 +68,13 @@ def judge(
     return judgement
 
 
+#: The screen's verdict on a candidate faster than the best whose rounds do not show it
+#: credibly (search/loop.py gives it one second look).
+WITHIN_NOISE = "improvement within noise"
+#: Why such a candidate was measured again (``Node.remeasure_reason``).
+SECOND_LOOK = "its improvement was within noise at first"
+
+
 def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> tuple[bool, str]:
     """Whether ``candidate`` beats ``best``, and why not when it does not."""
     if not candidate.is_good or candidate.objective is None:
@@ -95,5 +102,5 @@ def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> t
                            min_effect=SCREEN_MIN_EFFECT).better:
             credible = True
     if not credible:
-        return False, "improvement within noise"
+        return False, WITHIN_NOISE
     return True, ""

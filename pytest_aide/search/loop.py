@@ -31,7 +31,7 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
-from pytest_aide.search.judge import LOCATION_STATS, is_better, judge
+from pytest_aide.search.judge import LOCATION_STATS, SECOND_LOOK, WITHIN_NOISE, is_better, judge
 from pytest_aide.search.noise import MIN_SAMPLES
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.study import Objective, Study
@@ -316,11 +316,30 @@ class Search:
         A timed candidate measured while the machine ran at another speed than when the best
         was measured (see speed.py) is measured again next to the best, alternately, until
         the two may be compared; the candidate keeps the measurement that was compared.
+        A timed candidate faster than the best, but within noise, is given one second look
+        next to the best: one noisy pair of processes hides a real speedup often enough
+        (``benchmarks/bench_noise.py``), and the confirmation, not this screen, guards
+        what is written.
         """
         timed = [o.nodeid for o in self.objectives
                  if o.metric in LOCATION_STATS and node.samples.get(o.nodeid)]
-        if not timed or _comparable(node, best, timed):
+        if not timed:
             return is_better(node, best, self.objectives)
+        if _comparable(node, best, timed):
+            better, why = is_better(node, best, self.objectives)
+            if why != WITHIN_NOISE:
+                return better, why
+            second, why = self._measure_again(node, best, timed, second_look=True)
+            return second, (
+                "" if second else f"{WITHIN_NOISE}; measured again next to the best: {why}")
+        return self._measure_again(node, best, timed)
+
+    def _measure_again(self, node: Node, best: Node, timed: list[str],
+                       second_look: bool = False) -> tuple[bool, str]:
+        """The candidate and the best measured side by side until a pair may be compared
+        (at most ``MAX_REMEASURES`` pairs), then ``is_better`` on that pair. The candidate
+        takes the compared measurement, unless this is a ``second_look`` that it lost (its
+        first, comparable measurement stays)."""
         changed = difference(best.speed, node.speed)
         for attempt in range(1, MAX_REMEASURES + 1):
             pair = self._measure_side_by_side(node, best, attempt)
@@ -328,16 +347,18 @@ class Search:
                 return False, pair
             candidate, reference = pair
             if _comparable(candidate, reference, timed):
-                node.metrics, node.samples = candidate.metrics, candidate.samples
-                node.objective, node.speed = candidate.objective, candidate.speed
-                node.remeasured = attempt
-                better, why = is_better(node, reference, self.objectives)
-                if not better and why == "not better":
+                better, why = is_better(candidate, reference, self.objectives)
+                if better or not second_look:
+                    node.metrics, node.samples = candidate.metrics, candidate.samples
+                    node.objective, node.speed = candidate.objective, candidate.speed
+                    node.remeasured = attempt
+                    node.remeasure_reason = SECOND_LOOK if second_look else ""
+                if not better and why == "not better" and not second_look:
                     why = "not better than the best when measured again next to it"
                 return better, why
             changed = difference(reference.speed, candidate.speed)
         return False, (f"not compared: the machine's speed changed ({changed}) during each of "
-                       f"{MAX_REMEASURES + 1} measurements next to the best")
+                       f"{MAX_REMEASURES + (not second_look)} measurements next to the best")
 
     def _measure_side_by_side(
         self, node: Node, best: Node, attempt: int

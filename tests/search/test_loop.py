@@ -270,3 +270,66 @@ def test_a_candidate_worse_on_a_machine_as_fast_is_not_measured_again(slow_proje
     journal = speed_search(slow_project, [[3.0, 3.0], [1.0, 1.0]], chunk=1)
     assert journal.nodes[1].remeasured == 0 and journal.best_id == 0
     assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
+
+
+class SampleScriptedEvaluator(Evaluator):
+    """A real evaluator whose timed test's rounds are replaced by ``rounds``, in order."""
+
+    rounds: list[list[float]]
+
+    def evaluate(self, source, workdir, nodeids=None):
+        evaluation = super().evaluate(source, workdir, nodeids)
+        measurement = evaluation.tests["test_slow.py::test_speed"].measurement
+        measurement.samples = self.rounds.pop(0)
+        measurement.benchmark["mean"] = sum(measurement.samples) / len(measurement.samples)
+        evaluation.speed = [1.0, 1.0]
+        return evaluation
+
+
+BASELINE_ROUNDS = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98, 1.08, 0.92]
+WITHIN_NOISE_ROUNDS = [0.97, 1.12, 0.88, 1.02, 0.96, 0.99, 1.0, 0.97, 1.05, 0.93]  # 1% lower
+FASTER_ROUNDS = [0.7 * r for r in BASELINE_ROUNDS]
+
+
+def rounds_search(slow_project, rounds: list[list[float]]):
+    original = (slow_project.path / "slow.py").read_text()
+    proposer = ScriptedProposer([original.replace("CHUNK = 2", "CHUNK = 3")])
+    search, journal = make_search(
+        slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
+    )
+    evaluator = SampleScriptedEvaluator(search.context.study, slow_project.path)
+    evaluator.rounds = rounds
+    search.context.evaluator = evaluator
+    search.baseline()
+    search.run(1)
+    return journal
+
+
+def test_a_speedup_within_noise_gets_a_second_look_next_to_the_best(slow_project) -> None:
+    # baseline; the candidate 1% faster, not credibly; then the best and the candidate again
+    journal = rounds_search(slow_project, [BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS,
+                                           BASELINE_ROUNDS, FASTER_ROUNDS])
+    candidate = journal.nodes[1]
+    assert journal.best_id == 1 and candidate.remeasured == 1
+    assert candidate.samples["test_slow.py::test_speed"] == FASTER_ROUNDS
+    from pytest_aide.report.formatting import node_note
+
+    assert node_note(candidate) == ("measured again next to the best: its improvement was "
+                                    "within noise at first")
+
+
+def test_a_second_look_that_is_within_noise_again_keeps_the_best(slow_project) -> None:
+    journal = rounds_search(slow_project, [BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS,
+                                           BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS])
+    candidate = journal.nodes[1]
+    assert journal.best_id == 0 and candidate.status == GOOD and candidate.remeasured == 0
+    assert candidate.error == ("improvement within noise; measured again next to the best: "
+                               "improvement within noise")
+    nodes = slow_project.path / ".aide" / "r" / "nodes"
+    assert (nodes / "0001-again1-best").is_dir() and (nodes / "0001-again1-candidate").is_dir()
+
+
+def test_a_candidate_not_faster_on_average_gets_no_second_look(slow_project) -> None:
+    journal = rounds_search(slow_project, [BASELINE_ROUNDS, [1.01 * r for r in BASELINE_ROUNDS]])
+    assert journal.best_id == 0 and journal.nodes[1].remeasured == 0
+    assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
