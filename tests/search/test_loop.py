@@ -221,19 +221,26 @@ class SpeedScriptedEvaluator(Evaluator):
         return evaluation
 
 
-def speed_search(slow_project, speeds: list[list[float]], chunk: int = 3):
-    """A search of one candidate (CHUNK 2 -> 3: a third fewer sleeps), with scripted probes."""
+def scripted_search(slow_project, evaluator: Evaluator, chunk: int = 3):
+    """A search of one candidate (CHUNK 2 -> ``chunk``) judged by ``evaluator``."""
     original = (slow_project.path / "slow.py").read_text()
     proposer = ScriptedProposer([original.replace("CHUNK = 2", f"CHUNK = {chunk}")])
     search, journal = make_search(
         slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
     )
-    evaluator = SpeedScriptedEvaluator(search.context.study, slow_project.path)
-    evaluator.speeds = speeds
+    evaluator.study = search.context.study
     search.context.evaluator = evaluator
     search.baseline()
     search.run(1)
     return journal
+
+
+def speed_search(slow_project, speeds: list[list[float]], chunk: int = 3):
+    """A search of one candidate (a third fewer sleeps by default), with scripted probes."""
+    evaluator = SpeedScriptedEvaluator(make_search(slow_project, ScriptedProposer([]), Objective(
+        "test_slow.py::test_speed", "mean", False))[0].context.study, slow_project.path)
+    evaluator.speeds = speeds
+    return scripted_search(slow_project, evaluator, chunk)
 
 
 def test_a_candidate_measured_at_another_machine_speed_is_measured_again(slow_project) -> None:
@@ -292,17 +299,10 @@ FASTER_ROUNDS = [0.7 * r for r in BASELINE_ROUNDS]
 
 
 def rounds_search(slow_project, rounds: list[list[float]]):
-    original = (slow_project.path / "slow.py").read_text()
-    proposer = ScriptedProposer([original.replace("CHUNK = 2", "CHUNK = 3")])
-    search, journal = make_search(
-        slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
-    )
-    evaluator = SampleScriptedEvaluator(search.context.study, slow_project.path)
+    evaluator = SampleScriptedEvaluator(make_search(slow_project, ScriptedProposer([]), Objective(
+        "test_slow.py::test_speed", "mean", False))[0].context.study, slow_project.path)
     evaluator.rounds = rounds
-    search.context.evaluator = evaluator
-    search.baseline()
-    search.run(1)
-    return journal
+    return scripted_search(slow_project, evaluator)
 
 
 def test_a_speedup_within_noise_gets_a_second_look_next_to_the_best(slow_project) -> None:
