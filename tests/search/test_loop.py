@@ -221,14 +221,17 @@ class SpeedScriptedEvaluator(Evaluator):
         return evaluation
 
 
-def scripted_search(slow_project, evaluator: Evaluator, chunk: int = 3):
-    """A search of one candidate (CHUNK 2 -> ``chunk``) judged by ``evaluator``."""
+def scripted_search(slow_project, evaluator_class: type[Evaluator], script: str,
+                    values: list[list[float]], chunk: int = 3):
+    """A search of one candidate (CHUNK 2 -> ``chunk``), judged by a real evaluator of
+    ``evaluator_class`` whose attribute ``script`` replays ``values``."""
     original = (slow_project.path / "slow.py").read_text()
     proposer = ScriptedProposer([original.replace("CHUNK = 2", f"CHUNK = {chunk}")])
     search, journal = make_search(
         slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
     )
-    evaluator.study = search.context.study
+    evaluator = evaluator_class(search.context.study, slow_project.path)
+    setattr(evaluator, script, values)
     search.context.evaluator = evaluator
     search.baseline()
     search.run(1)
@@ -236,11 +239,8 @@ def scripted_search(slow_project, evaluator: Evaluator, chunk: int = 3):
 
 
 def speed_search(slow_project, speeds: list[list[float]], chunk: int = 3):
-    """A search of one candidate (a third fewer sleeps by default), with scripted probes."""
-    evaluator = SpeedScriptedEvaluator(make_search(slow_project, ScriptedProposer([]), Objective(
-        "test_slow.py::test_speed", "mean", False))[0].context.study, slow_project.path)
-    evaluator.speeds = speeds
-    return scripted_search(slow_project, evaluator, chunk)
+    """Scripted machine-speed probes (by default a third fewer sleeps)."""
+    return scripted_search(slow_project, SpeedScriptedEvaluator, "speeds", speeds, chunk)
 
 
 def test_a_candidate_measured_at_another_machine_speed_is_measured_again(slow_project) -> None:
@@ -299,10 +299,7 @@ FASTER_ROUNDS = [0.7 * r for r in BASELINE_ROUNDS]
 
 
 def rounds_search(slow_project, rounds: list[list[float]]):
-    evaluator = SampleScriptedEvaluator(make_search(slow_project, ScriptedProposer([]), Objective(
-        "test_slow.py::test_speed", "mean", False))[0].context.study, slow_project.path)
-    evaluator.rounds = rounds
-    return scripted_search(slow_project, evaluator)
+    return scripted_search(slow_project, SampleScriptedEvaluator, "rounds", rounds)
 
 
 def test_a_speedup_within_noise_gets_a_second_look_next_to_the_best(slow_project) -> None:
