@@ -165,6 +165,11 @@ class ProjectSnapshot:
 
     def changes(self) -> tuple[list[str], list[str], list[str], set[str]]:
         """(modified, deleted, created, created directories) since the snapshot."""
+        modified, deleted, created, dirs = self._changes()
+        return modified, deleted, created, dirs - self.dirs
+
+    def _changes(self) -> tuple[list[str], list[str], list[str], set[str]]:
+        """``changes``, with every directory there is now (one scan serves both)."""
         now, dirs = self._scan()
         modified, deleted = [], []
         for rel, old in self.files.items():
@@ -177,18 +182,19 @@ class ProjectSnapshot:
                     old.key = _key(st)  # touched, not changed
                 else:
                     modified.append(rel)
-        return modified, deleted, sorted(now), dirs - self.dirs
+        return modified, deleted, sorted(now), dirs
 
     def refresh(self) -> list[str]:
         """Accept the tree as it is now (re-reading only what changed); the paths that changed."""
-        modified, deleted, created, new_dirs = self.changes()
+        modified, deleted, created, dirs = self._changes()
+        new_dirs = dirs - self.dirs
         for rel in deleted:
             self._forget(rel)
         for rel in [*modified, *created]:
             self._forget(rel)
             with contextlib.suppress(OSError):
                 self.files[rel] = self._record(rel, os.lstat(self._path(rel)))
-        _, self.dirs = self._scan()
+        self.dirs = dirs
         return [*modified, *deleted, *created, *sorted(new_dirs)]
 
     def _forget(self, rel: str) -> None:

@@ -19,6 +19,7 @@ subtracts the baseline's own changes (:func:`new_changes`).
 
 from __future__ import annotations
 
+import _signal
 import gc
 import os
 import signal
@@ -84,35 +85,60 @@ PLACEMENT_VARIABLES = ("CUDA_VISIBLE_DEVICES",)
 _PLACEMENT = "interpreter: placement"
 
 
-def interpreter_state() -> dict[str, str]:
-    """Interpreter-wide settings a candidate could change to bend a measurement or a check."""
+#: Fixed for the platform: read once, not at every fingerprint.
+_SIGNALS = sorted(signal.valid_signals())
+
+
+def _interpreter_settings() -> dict[str, Any]:
+    """Interpreter-wide settings a candidate could change to bend a measurement or a check,
+    as they are: cheap to take before and after every test, compared within one process.
+    Handlers are read through ``_signal``, below the ``signal`` module a candidate could patch."""
     handlers = {}
-    for number in sorted(signal.valid_signals()):
+    for number in _SIGNALS:
         try:
-            handlers[int(number)] = _describe(signal.getsignal(number))
+            handlers[int(number)] = _signal.getsignal(number)
         except (ValueError, OSError):
             continue
-    environ = sorted(
-        (k, v) for k, v in os.environ.items()
-        if k != "PYTEST_CURRENT_TEST" and not k.startswith("PYTEST_AIDE_")
-        and k not in PLACEMENT_VARIABLES
-    )
-    placement = [(k, os.environ.get(k)) for k in PLACEMENT_VARIABLES]
-    finders = [_describe(f) for f in sys.meta_path if type(f).__module__.split(".")[0] not in _OWN]
-    state = {
-        "gc enabled": str(gc.isenabled()),
-        "gc thresholds": str(gc.get_threshold()),
-        "switch interval": repr(sys.getswitchinterval()),
-        "recursion limit": str(sys.getrecursionlimit()),
-        "sys.path": _crc(repr(sys.path)),
-        "sys.meta_path": _crc(repr(finders)),
-        "sys.path_hooks": _crc(repr([_describe(h) for h in sys.path_hooks])),
-        "signal handlers": _crc(repr(handlers)),
-        "working directory": _crc(os.getcwd()),
-        "environment": _crc(repr(environ)),
-        "placement": _crc(repr(placement)),
+    return {
+        "gc enabled": gc.isenabled(),
+        "gc thresholds": gc.get_threshold(),
+        "switch interval": sys.getswitchinterval(),
+        "recursion limit": sys.getrecursionlimit(),
+        "sys.path": list(sys.path),
+        "sys.meta_path": [f for f in sys.meta_path if type(f).__module__.split(".")[0] not in _OWN],
+        "sys.path_hooks": list(sys.path_hooks),
+        "signal handlers": handlers,
+        "working directory": os.getcwd(),
+        "environment": {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"
+                        and not k.startswith("PYTEST_AIDE_") and k not in PLACEMENT_VARIABLES},
+        "placement": [(k, os.environ.get(k)) for k in PLACEMENT_VARIABLES],
     }
-    return {f"interpreter: {k}": v for k, v in state.items()}
+
+
+def _interpreter_snapshot() -> dict[str, Any]:
+    return {f"{_INTERPRETER}: {k}": v for k, v in _interpreter_settings().items()}
+
+
+def interpreter_state() -> dict[str, str]:
+    """The settings as digests that are the same in two processes for the same code."""
+    settings = _interpreter_settings()
+    described = {
+        "sys.meta_path": [_describe(f) for f in settings["sys.meta_path"]],
+        "sys.path_hooks": [_describe(h) for h in settings["sys.path_hooks"]],
+        "signal handlers": {n: _describe(h) for n, h in settings["signal handlers"].items()},
+        "environment": sorted(settings["environment"].items()),
+    }
+    state = {
+        "gc enabled": str(settings["gc enabled"]),
+        "gc thresholds": str(settings["gc thresholds"]),
+        "switch interval": repr(settings["switch interval"]),
+        "recursion limit": str(settings["recursion limit"]),
+        "sys.path": _crc(repr(settings["sys.path"])),
+        **{name: _crc(repr(value)) for name, value in described.items()},
+        "working directory": _crc(settings["working directory"]),
+        "placement": _crc(repr(settings["placement"])),
+    }
+    return {f"{_INTERPRETER}: {k}": v for k, v in state.items()}
 
 
 #: Names the interpreter and pytest themselves set and clear as tests fail (the last
@@ -122,7 +148,9 @@ _VOLATILE = {"sys": {"last_type", "last_value", "last_traceback", "last_exc"}}
 
 def _namespace(name: str, module: types.ModuleType) -> dict[str, Any]:
     """A module's names, less those in ``_VOLATILE``."""
-    volatile = _VOLATILE.get(name, ())
+    volatile = _VOLATILE.get(name)
+    if volatile is None:
+        return vars(module).copy()
     return {k: v for k, v in vars(module).items() if k not in volatile}
 
 
@@ -182,7 +210,7 @@ def identities(modules: Iterable[str], test_modules: Iterable[types.ModuleType]
     """Shallow copies of the watched namespaces, for before and after a test in one process
     (copying is cheap; the comparison by identity, in :func:`changed`, only looks closer at
     names whose object was replaced)."""
-    found: dict[str, Any] = {_INTERPRETER: interpreter_state()}
+    found: dict[str, Any] = {_INTERPRETER: _interpreter_snapshot()}
     for name in modules:
         module = sys.modules.get(name)
         if module is not None:
@@ -195,7 +223,7 @@ def identities(modules: Iterable[str], test_modules: Iterable[types.ModuleType]
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     """Names whose function, class or callable was replaced, added or removed."""
     found = [k for k, v in after.get(_INTERPRETER, {}).items()
-             if before.get(_INTERPRETER, {}).get(k) != v]
+             if not _same(before.get(_INTERPRETER, {}).get(k, _MISSING), v)]
     for group, old in before.items():
         new = after.get(group)
         if group == _INTERPRETER or new is None:
@@ -207,6 +235,21 @@ def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
             if _is_code(old.get(key)) or _is_code(new.get(key)):
                 found.append(f"{module}.{key}" + (f" {suffix}" if suffix else ""))
     return sorted(found)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, judged by identity for anything but plain values: an object a candidate
+    planted could claim to equal the one it replaced."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if type(a) in _PLAIN and type(a) is type(b):
+        return a == b
+    return a is b
+
+
+_PLAIN = (str, int, float, bool, type(None))
 
 
 def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, str]) -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import math
 import sys
 from collections import Counter
@@ -131,8 +132,9 @@ class MeasuringIntegrity:
         if not self.armed:
             return
         expected = {**self.measuring, **self.clocks} if clocks else self.measuring
+        classes: dict[tuple[str, str], Any] = {}
         for dotted, original in expected.items():
-            now = _current(dotted)
+            now = _current(dotted, classes)
             if now is not original and not (isinstance(original, frozenset) and now == original):
                 self._flag(f"replaced {dotted.replace('.<names>', ' (members)')}", where)
 
@@ -217,23 +219,36 @@ def _identities(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     return {k: v for k, v in found.items() if v is not _MISSING}
 
 
-def _current(dotted: str) -> Any:
+def _current(dotted: str, classes: dict[tuple[str, str], Any]) -> Any:
+    """What ``dotted`` names now; ``classes``: the members of classes looked up so far
+    in this check (one lookup per class, not one per member)."""
     if dotted.startswith("builtins."):
         return vars(builtins).get(dotted[len("builtins."):], _MISSING)
-    for module, name in CLASSES:
-        prefix = f"{module}.{name}."
-        if dotted.startswith(prefix):
+    member = _class_member(dotted)
+    if member is not None:
+        module, name, attribute = member
+        members = classes.get((module, name))
+        if members is None:
             cls = _lookup(module, name)
-            members = vars(cls) if isinstance(cls, type) else {}
-            attribute = dotted[len(prefix):]
-            if attribute == "<names>":
-                return frozenset(k for k in members if k not in _CLASS_NOISE)
-            return members.get(attribute, _MISSING)
+            members = classes[(module, name)] = vars(cls) if isinstance(cls, type) else {}
+        if attribute == "<names>":
+            return frozenset(k for k in members if k not in _CLASS_NOISE)
+        return members.get(attribute, _MISSING)
     module, _, name = dotted.rpartition(".")
     while module and module not in sys.modules:
         module, _, head = module.rpartition(".")
         name = f"{head}.{name}"
     return _lookup(module, name)
+
+
+@functools.cache
+def _class_member(dotted: str) -> tuple[str, str, str] | None:
+    """(module, class, attribute) when ``dotted`` names a member of one of ``CLASSES``."""
+    for module, name in CLASSES:
+        prefix = f"{module}.{name}."
+        if dotted.startswith(prefix):
+            return module, name, dotted[len(prefix):]
+    return None
 
 
 # -- static scan ---------------------------------------------------------------------------

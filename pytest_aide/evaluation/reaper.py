@@ -15,7 +15,6 @@ import functools
 import os
 import signal
 import threading
-from pathlib import Path
 
 _PR_SET_CHILD_SUBREAPER = 36
 _LOCK = threading.Lock()
@@ -62,16 +61,22 @@ def process_table() -> dict[int, list[str]]:
     """Every visible process: pid -> the fields of ``/proc/<pid>/stat`` after its name
     (``[state, ppid, ...]``; the name may hold spaces and parentheses)."""
     table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):  # plain os calls: this runs after every evaluation
+        if not name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[-1].split()
+        try:
+            stat = os.read(fd, 4096)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        fields = stat.rsplit(b")", 1)[-1].decode("ascii", "replace").split()
         if len(fields) > 1:
-            table[int(entry.name)] = fields
+            table[int(name)] = fields
     return table
 
 

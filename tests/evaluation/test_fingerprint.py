@@ -134,6 +134,40 @@ def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pyte
     assert found and "test_stats.py::test_against_numpy" in found[0], evaluation.tampered
 
 
+def test_a_replacement_that_claims_to_equal_the_original_is_still_a_change(
+    project: pytest.Pytester,
+) -> None:
+    """Before and after a test, objects are compared by identity: a planted import hook or
+    signal handler whose ``__eq__`` says it is the old one does not pass for it."""
+    evaluator = evaluator_of(project)
+    evaluator.evaluate(None, project.path / ".aide" / "base")
+    liar = textwrap.dedent("""
+        import signal
+        import sys
+
+        class Same:
+            def __init__(self, wrapped):
+                self.wrapped = wrapped
+            def __eq__(self, other):
+                return True
+            __hash__ = object.__hash__
+            def __call__(self, *args):
+                return None
+            def __getattr__(self, name):
+                return getattr(self.wrapped, name)
+
+        def mean(values):
+            if not isinstance(sys.meta_path[-1], Same):
+                sys.meta_path[-1] = Same(sys.meta_path[-1])
+                signal.signal(signal.SIGUSR2, Same(signal.getsignal(signal.SIGUSR2)))
+            return sum(values) / len(values)
+    """)
+    evaluation = evaluator.evaluate(liar, project.path / ".aide" / "liar")
+    found = " ".join(t for t in evaluation.tampered if "changed during" in t)
+    assert "interpreter: sys.meta_path" in found, evaluation.tampered
+    assert "interpreter: signal handlers" in found, evaluation.tampered
+
+
 def test_what_the_original_code_changes_itself_is_not_held_against_a_candidate(
     pytester: pytest.Pytester,
 ) -> None:
