@@ -237,6 +237,9 @@ def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
     return sorted(found)
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal, judged by identity for anything but plain values: an object a candidate
     planted could claim to equal the one it replaced."""
@@ -247,9 +250,6 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) in _PLAIN and type(a) is type(b):
         return a == b
     return a is b
-
-
-_PLAIN = (str, int, float, bool, type(None))
 
 
 def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, str]) -> list[str]:
