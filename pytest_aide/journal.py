@@ -92,6 +92,7 @@ class Journal:
     best_id: int | None = None
     finished: bool = False
     outcome: str = ""  # a sentence on how the run ended
+    exhausted: bool = False  # it ended early: the proposer had nothing new to propose
 
     def __getitem__(self, node_id: int) -> Node:
         return self.nodes[node_id]
@@ -135,6 +136,7 @@ class Journal:
             "best_id": self.best_id,
             "finished": self.finished,
             "outcome": self.outcome,
+            "exhausted": self.exhausted,
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -151,6 +153,7 @@ class Journal:
             best_id=data.get("best_id"),
             finished=data.get("finished", False),
             outcome=data.get("outcome", ""),
+            exhausted=data.get("exhausted", False),
         )
 
     def save(self, path: Path) -> None:

@@ -72,7 +72,10 @@ def steps_done(journal: Journal) -> int:
 
 def next_command(args: list[str], journal: Journal, steps: int) -> str:
     """The command that goes on with this run: the same one for an unfinished run (it
-    continues to its total), one that adds ``steps`` more for a finished one."""
+    continues to its total), one that adds ``steps`` more for a finished one, and none for
+    a run whose proposer had nothing new left (its outcome says what would help)."""
+    if journal.finished and journal.exhausted:
+        return ""
     if not journal.finished:
         return resume_command(args, journal.run_id)
     return resume_command(args, journal.run_id, steps_done(journal) + max(1, steps))
@@ -393,6 +396,7 @@ class TargetRun:
             result.apply_message = "not written: no candidate beat the baseline"
         journal.finished = True
         journal.outcome = result.stop_reason or "completed"
+        journal.exhausted = search.exhausted
         journal.save(run_dir / "journal.json")
         result.report_path = write_report_md(
             journal, run_dir, original, best.code if improved else None

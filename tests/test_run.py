@@ -219,6 +219,28 @@ def test_next_command_resumes_an_unfinished_run_and_extends_a_finished_one() -> 
     )
 
 
+def test_a_run_whose_tuner_tried_everything_offers_no_more_steps(pytester) -> None:
+    """More steps of a proposer with nothing new would only confirm and write again:
+    the summary says what would help instead of offering them."""
+    pytester.makepyfile(
+        tiny="import time\n\nDELAY = 2  # aide: 1..2\n\n\ndef run():\n"
+             "    time.sleep(DELAY / 1000)\n    return DELAY\n",
+        test_tiny="import pytest\nfrom tiny import run\n\n\ndef test_runs():\n"
+                  "    assert run() > 0\n\n\n@pytest.mark.optimize(metric='mean')\n"
+                  "def test_speed(benchmark):\n    benchmark.pedantic(run, rounds=5)\n",
+    )
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    result = pytester.runpytest_subprocess("--aide-steps", "5", "--aide-model", "tune")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*stopped early: the tuner has tried every configuration*"])
+    assert "more steps:" not in result.stdout.str()
+    (journal,) = journals(pytester.path)
+    assert journal.finished and journal.exhausted
+    assert next_command(["tests"], journal, 5) == ""
+    journal.exhausted = False  # a run that ended otherwise goes on with more steps
+    assert next_command(["tests"], journal, 5).endswith(f"--aide-resume {journal.run_id}")
+
+
 def test_resume_refuses_when_the_target_changed(slow_project) -> None:
     assert slow_project.runpytest_subprocess(
         "--aide-steps", "1", "--aide-model", "tune", "--aide-preserve-source"

@@ -104,6 +104,7 @@ class Search:
         self.skipped_guards: list[str] = []
         self.output_metrics: list[str] = []  # metrics read from printed lines
         self.stop_reason = ""
+        self.exhausted = False  # the proposer had nothing new: more steps would add none
         self.last_request_failed = False
 
     @property
@@ -220,6 +221,7 @@ class Search:
             proposal = self.propose(node, parent, steps)
         except SearchExhausted as exc:
             self.stop_reason = f"stopped early: {exc}"
+            self.exhausted = True
             return None
         if proposal is not None:
             self._check_and_evaluate(node)

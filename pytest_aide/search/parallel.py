@@ -128,6 +128,7 @@ class ParallelSearch:
                     flight = flights.pop(min(flights))
                     if flight.exhausted:
                         self.search.stop_reason = f"stopped early: {flight.exhausted}"
+                        self.search.exhausted = True
                         stopping = True
                         self._drop(flights)
                         break

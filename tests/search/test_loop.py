@@ -208,6 +208,7 @@ def test_the_search_stops_early_when_the_proposer_is_exhausted(slow_project) -> 
     search.run(10)
     assert len(journal.nodes) == 2
     assert search.stop_reason == "stopped early: nothing left to try"
+    assert search.exhausted
 
 
 class SpeedScriptedEvaluator(Evaluator):
