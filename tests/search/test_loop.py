@@ -259,7 +259,9 @@ def test_a_change_too_large_for_the_speed_change_to_explain_is_compared_as_it_is
 ) -> None:
     # CHUNK 16: an eighth of the sleeps, far more than a 70% slower CPU could explain
     journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7]], chunk=16)
-    assert journal.nodes[1].remeasured == 0 and journal.best_id == 1
+    assert journal.nodes[1].remeasured == 0 and journal.best_id == 1, (
+        journal.nodes[1].status, journal.nodes[1].error, journal.nodes[0].metrics,
+        journal.nodes[1].metrics)
     assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
 
 
