@@ -15,7 +15,7 @@ rule "candidate mean < reference mean". Then (c, d) the interleaved confirmation
 (e, f) the whole of what pytest-aide does: the search's screen, then the confirmation. Each
 process also probes the machine's speed before and after measuring (``speed.probe``, as
 the worker does), and (c)-(f) measure a pair again when the probes disagree, as pytest-aide
-does (``speed.agree``): the 2-core VM this was written on slows one of its CPUs by ~70% for
+does (``speed.comparable``): the 2-core VM this was written on slows one of its CPUs by ~70% for
 seconds at a time, and a pair measured across such a change compares nothing.
 
 Run on a quiet machine: ``python benchmarks/bench_noise.py --trials 30 --confirm-trials 15
@@ -154,7 +154,7 @@ class Pairs:
                 cand = measure_in_fresh_process(candidate, max_time)
             before, after = _mean(ref["samples"]), _mean(cand["samples"])
             if tries == 1 or comparable(ref["speed"], cand["speed"], [after / before - 1],
-                                        after >= before):
+                                        after < before):
                 return ref["samples"], cand["samples"]
         return None
 
@@ -184,7 +184,7 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
     until it decides (at most ``most``), a round whose speed probes disagree measured again
     (at most ``MAX_DISCARDED_PER_ROUND * most`` times in all). Returns (confirmed,
     means-of-all-rounds says faster, rounds used)."""
-    from pytest_aide.evaluation.speed import comparable
+    from pytest_aide.evaluation.speed import comparable, won
     from pytest_aide.search.confirm import MAX_DISCARDED_PER_ROUND
     from pytest_aide.search.noise import confirm_interleaved, median_change, needs_more_rounds
 
@@ -200,8 +200,8 @@ def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: floa
             ref = measure_in_fresh_process("reference", max_time)
             cand = measure_in_fresh_process(candidate, max_time)
         naive.append((ref["samples"], cand["samples"]))
-        if not comparable(ref["speed"], cand["speed"],
-                          [median_change(ref["samples"], cand["samples"])], False):
+        changes = [median_change(ref["samples"], cand["samples"])]
+        if not comparable(ref["speed"], cand["speed"], changes, won(changes)):
             discarded += 1
             pairs.again += 1
             continue

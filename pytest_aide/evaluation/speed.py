@@ -8,9 +8,10 @@ more than any rank test expects, and a real 10% speedup measured across one look
 
 So every evaluation times a fixed probe workload just before its tests and just after them.
 Two measurements are comparable when their probes agree, before with before and after with
-after (code that leaves threads busy slows its "after" probe, but then on both sides). A
-pair that is not comparable is measured again; the probe never adjusts a number, it only
-decides whether two numbers may be compared, the same way for both sides.
+after (code that leaves threads busy slows its "after" probe, but then on both sides), or
+when the side that won did so on a machine no faster than the other's. A pair that is not
+comparable is measured again; the probe never adjusts a number, it only decides whether two
+numbers may be compared, the same way for both sides.
 """
 
 from __future__ import annotations
@@ -75,15 +76,41 @@ def too_large_to_explain(first: Sequence[float], second: Sequence[float],
 
 
 def comparable(first: Sequence[float], second: Sequence[float], changes: Sequence[float],
-               second_no_better: bool) -> bool:
-    """Whether a measurement may be compared with another (the search's rule): taken at the
-    same speed, or differing by more than the change of speed could explain, or no better
-    although the machine ran at least as fast for it (lower probe times), so that measuring
-    again could only make it look worse still. ``changes``: second against first."""
+               second_won: bool | None) -> bool:
+    """Whether a measurement may be compared with another: taken at the same speed, or
+    differing by more than the change of speed could explain, or won against the odds.
+
+    ``second_won`` says which way the comparison went (None: do not use it). A second that
+    won although no probe says its machine ran faster, or lost although none says slower,
+    would only have done so more clearly at the same speed, so the pair tells the truth of
+    its sign. The two rules mirror each other: swap two identical sides and one becomes the
+    other, so identical code still wins exactly as often as it loses among the pairs kept
+    (the interleaved confirmation's sign test relies on that). ``changes``: second against
+    first."""
     if agree(first, second) or too_large_to_explain(first, second, changes):
         return True
-    return second_no_better and len(first) == len(second) and all(
-        b <= a for a, b in zip(first, second, strict=True))
+    if second_won is None or len(first) != len(second) or not first:
+        return False
+    if second_won:
+        return _never_faster(first, second)
+    return _never_faster(second, first)
+
+
+def won(changes: Sequence[float]) -> bool | None:
+    """For ``comparable``: whether the second side's times were all lower (True), all higher
+    (False), or neither (None: mixed, equal or unusable)."""
+    if changes and all(math.isfinite(c) and c < 0 for c in changes):
+        return True
+    if changes and all(math.isfinite(c) and c > 0 for c in changes):
+        return False
+    return None
+
+
+def _never_faster(first: Sequence[float], second: Sequence[float]) -> bool:
+    """Whether no probe says the machine ran faster (beyond the tolerance) for ``second``."""
+    return all(a > 0 and b > 0 and math.isfinite(a / b)
+               and math.log(b / a) >= -math.log1p(SPEED_TOLERANCE)
+               for a, b in zip(first, second, strict=True))
 
 
 def difference(first: Sequence[float], second: Sequence[float]) -> str:

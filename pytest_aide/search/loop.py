@@ -316,8 +316,9 @@ class Search:
         """``is_better``, on measurements that may be compared (``_comparable``).
 
         A timed candidate measured while the machine ran at another speed than when the best
-        was measured (see speed.py) is measured again next to the best, alternately, until
-        the two may be compared; the candidate keeps the measurement that was compared.
+        was measured (see speed.py), unless it won on a machine no faster or lost on one no
+        slower, is measured again next to the best, alternately, until the two may be
+        compared; the candidate keeps the measurement that was compared.
         A timed candidate faster than the best, but within noise, is given one second look
         next to the best: one noisy pair of processes hides a real speedup often enough
         (``benchmarks/bench_noise.py``), and the confirmation, not this screen, guards
@@ -428,9 +429,9 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
 def _comparable(node: Node, best: Node, timed: list[str]) -> bool:
     """``speed.comparable`` for a candidate against the best."""
     changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
-    no_better = (node.objective is not None and best.objective is not None
-                 and node.objective <= best.objective)
-    return comparable(best.speed, node.speed, changes, no_better)
+    won = (None if node.objective is None or best.objective is None
+           else node.objective > best.objective)
+    return comparable(best.speed, node.speed, changes, won)
 
 
 def _relative(value: float | None, reference: float | None) -> float:

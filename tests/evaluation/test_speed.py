@@ -7,7 +7,14 @@ from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.evaluation.evaluator import TestResult as Result
-from pytest_aide.evaluation.speed import agree, difference, probe, too_large_to_explain
+from pytest_aide.evaluation.speed import (
+    agree,
+    comparable,
+    difference,
+    probe,
+    too_large_to_explain,
+    won,
+)
 from pytest_aide.journal import GOOD, Node
 from pytest_aide.metrics import Measurement
 from pytest_aide.search.confirm import confirm_best
@@ -40,6 +47,30 @@ def test_only_a_change_beyond_the_speed_difference_is_too_large_to_explain() -> 
     assert not too_large_to_explain(*slower, [-0.8, 0.1])  # every change must be
     assert not too_large_to_explain([], [], [-0.8])
     assert not too_large_to_explain(*slower, [float("nan")])
+
+
+def test_a_win_on_a_machine_no_faster_is_comparable_and_so_is_its_mirror() -> None:
+    steady, slower = [1.0, 1.0], [1.7, 1.7]
+    assert comparable(steady, slower, [-0.1], second_won=True)  # won although slower
+    assert not comparable(steady, slower, [0.1], second_won=False)  # lost: the CPU's doing?
+    assert comparable(slower, steady, [0.1], second_won=False)  # lost although faster
+    assert not comparable(slower, steady, [-0.1], second_won=True)  # won: the CPU's doing?
+    # one probe within the tolerance and one slower still counts as "no faster"
+    assert comparable(steady, [0.95, 1.7], [-0.1], second_won=True)
+    assert not comparable(steady, [0.8, 1.7], [-0.1], second_won=True)  # faster before
+    assert not comparable(steady, slower, [-0.1], second_won=None)
+    # swapping two sides turns one rule into the other, so identical code is kept as
+    # often winning as losing
+    for first, second in ((steady, slower), (slower, steady), (steady, [0.95, 1.7])):
+        for change in (-0.1, 0.1):
+            assert comparable(first, second, [change], change < 0) == comparable(
+                second, first, [-change], -change < 0)
+
+
+def test_won_needs_every_change_on_one_side() -> None:
+    assert won([-0.1, -0.2]) is True and won([0.1, 0.3]) is False
+    assert won([-0.1, 0.1]) is None and won([0.0]) is None and won([]) is None
+    assert won([float("nan")]) is None
 
 
 def test_probe_is_short_and_positive() -> None:
@@ -76,7 +107,8 @@ def confirm(evaluator: ScriptedEvaluator, rounds: int, tmp_path: Path):
 
 
 def test_a_round_measured_across_a_speed_change_is_measured_again(tmp_path: Path) -> None:
-    evaluator = ScriptedEvaluator(speeds=[[1.0, 1.0], [1.7, 1.7]])
+    # the baseline measured on a CPU 70% slower, the best at full speed: its win says nothing
+    evaluator = ScriptedEvaluator(speeds=[[1.7, 1.7], [1.0, 1.0]])
     confirmation = confirm(evaluator, 20, tmp_path)
     assert confirmation.confirmed, confirmation.summary
     assert confirmation.details["rounds"] == 8 and confirmation.details["discarded"] == 1
@@ -91,8 +123,19 @@ def test_a_round_whose_change_dwarfs_the_speed_change_is_kept(tmp_path: Path) ->
     assert len(evaluator.calls) == 2 * 8
 
 
+def test_a_round_the_best_won_on_a_slower_machine_is_kept(tmp_path: Path) -> None:
+    # rounds alternate which side goes first: the best always on the CPU 70% slower
+    steady, slower = [1.0, 1.0], [1.7, 1.7]
+    evaluator = ScriptedEvaluator(speeds=[steady, slower, slower, steady] * 4)
+    confirmation = confirm(evaluator, 20, tmp_path)
+    assert confirmation.confirmed and confirmation.details["discarded"] == 0
+    assert len(evaluator.calls) == 2 * 8
+
+
 def test_a_best_never_measured_at_a_steady_speed_is_not_confirmed(tmp_path: Path) -> None:
-    evaluator = ScriptedEvaluator(speeds=[[1.0, 1.0], [1.0, 1.5]] * 14)
+    # the baseline slows down during each of its measurements, so the best always wins
+    # on a machine that was faster for it
+    evaluator = ScriptedEvaluator(speeds=[[1.0, 1.5], [1.0, 1.0]] * 14)
     confirmation = confirm(evaluator, 7, tmp_path)
     assert not confirmation.confirmed
     assert "the machine's speed changed during each of 14" in confirmation.summary

@@ -245,8 +245,9 @@ def speed_search(slow_project, speeds: list[list[float]], chunk: int = 3):
 
 
 def test_a_candidate_measured_at_another_machine_speed_is_measured_again(slow_project) -> None:
-    # baseline; candidate while the CPU was 70% slower; then both again, side by side
-    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7], [1.0, 1.0], [1.02, 0.98]])
+    # baseline while the CPU was 70% slower; candidate at full speed (so its win says
+    # nothing); then both again, side by side
+    journal = speed_search(slow_project, [[1.7, 1.7], [1.0, 1.0], [1.0, 1.0], [1.02, 0.98]])
     candidate = journal.nodes[1]
     assert candidate.remeasured == 1 and journal.best_id == 1
     assert candidate.speed == [1.02, 0.98]  # it keeps the measurement that was compared
@@ -267,11 +268,22 @@ def test_a_change_too_large_for_the_speed_change_to_explain_is_compared_as_it_is
 
 def test_a_candidate_never_measured_at_the_best_speed_is_not_taken(slow_project) -> None:
     attempts = 1 + MAX_REMEASURES
-    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7]] * attempts)
+    # the best always measured while the CPU was 70% slower, so that the candidate's win
+    # never says anything: (best, candidate) at first and in odd pairs, the other way round
+    # in even ones
+    best_first, candidate_first = [[1.7, 1.7], [1.0, 1.0]], [[1.0, 1.0], [1.7, 1.7]]
+    journal = speed_search(
+        slow_project, best_first + (best_first + candidate_first) * (MAX_REMEASURES // 2))
     candidate = journal.nodes[1]
     assert candidate.status == GOOD and journal.best_id == 0
     assert "not compared: the machine's speed changed (" in candidate.error
     assert f"during each of {attempts} measurements next to the best" in candidate.error
+
+
+def test_a_candidate_faster_on_a_slower_machine_is_not_measured_again(slow_project) -> None:
+    journal = speed_search(slow_project, [[1.0, 1.0], [1.7, 1.7]])
+    assert journal.nodes[1].remeasured == 0 and journal.best_id == 1
+    assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
 
 
 def test_a_candidate_worse_on_a_machine_as_fast_is_not_measured_again(slow_project) -> None:
