@@ -232,18 +232,17 @@ def run_interleaved(
 
 def screen(ref: list[float], cand: list[float], alpha: float) -> str:
     """The search's screen, as ``judge.is_better`` applies it to a timed metric: "better",
-    "within noise" (faster on average, not credibly) or "no"."""
+    "second look" (faster on average, not credibly; or no faster on average, though its
+    typical round is) or "no"."""
     from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
 
-    if _mean(cand) >= _mean(ref):
-        return "no"
-    if compare_samples(cand, ref, maximize=False, alpha=alpha,
-                       min_effect=SCREEN_MIN_EFFECT).better:
+    slower = compare_samples(cand, ref, maximize=False, alpha=alpha, min_effect=SCREEN_MIN_EFFECT)
+    if slower.better:
         return "no"  # credibly slower, whatever the mean says
-    if compare_samples(ref, cand, maximize=False, alpha=alpha,
-                       min_effect=SCREEN_MIN_EFFECT).better:
-        return "better"
-    return "within noise"
+    faster = compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=SCREEN_MIN_EFFECT)
+    if _mean(cand) >= _mean(ref):
+        return "second look" if faster.change < 0 else "no"
+    return "better" if faster.better else "second look"
 
 
 @dataclass
@@ -262,7 +261,7 @@ def run_pipeline(
     candidate: str, trials: int, rounds: int, max_time: float, alpha: float, min_effect: float
 ) -> tuple[Pipeline, float]:
     """What pytest-aide does end to end: the screen during the search (one pair, and a
-    second look at another pair when the first is faster within noise, as
+    second look at another pair when the first may hide a speedup, as
     ``Search._compare`` does), then, only for a candidate it passes, the interleaved
     confirmation before anything is written. Returns the counts and the share of pairs
     measured again."""
@@ -278,7 +277,7 @@ def run_pipeline(
         ref, cand = measured
         result.naive += _mean(cand) < _mean(ref)
         verdict = screen(ref, cand, alpha)
-        if verdict == "within noise":
+        if verdict == "second look":
             result.second_looks += 1
             again = pairs.pair(candidate, trial + 1, max_time, tries=MAX_REMEASURES)
             verdict = screen(*again, alpha) if again is not None else "no"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import _signal
 import gc
+import marshal
 import os
 import signal
 import sys
@@ -279,6 +280,8 @@ def _describe(value: Any) -> str:
 
 
 def _describe_unsafe(value: Any) -> str:
+    if type(value) is types.FunctionType:  # the most common, and never subclassed
+        return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
     if isinstance(value, (int, str, float, type(None))):
         return repr(value)
     if isinstance(value, (staticmethod, classmethod)):
@@ -292,14 +295,46 @@ def _describe_unsafe(value: Any) -> str:
     if isinstance(value, types.ModuleType):
         return f"module:{value.__name__}"
     if isinstance(value, type):
-        own = sorted(
-            (k, _describe(v)) for k, v in list(vars(value).items())
-            if isinstance(v, (types.FunctionType, staticmethod, classmethod, property))
-        )
-        return f"class:{value.__module__}.{value.__qualname__}:{_crc(repr(own))}"
+        return _describe_class(value)
     module = getattr(value, "__module__", None) or type(value).__module__
     qualname = getattr(value, "__qualname__", None) or type(value).__qualname__
     return f"{type(value).__name__}:{module}.{qualname}"
+
+
+_METHOD_KINDS = (types.FunctionType, staticmethod, classmethod, property)
+#: The usual other members of a class, none of them one of ``_METHOD_KINDS``: skipped by a
+#: set lookup, which is what makes describing numpy's or pytest's classes cheap.
+_NOT_METHODS = frozenset({
+    str, int, float, bool, type(None), tuple, dict, frozenset, types.MethodDescriptorType,
+    types.WrapperDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType,
+    types.BuiltinFunctionType, types.ClassMethodDescriptorType, types.MappingProxyType,
+})
+
+#: id -> (class, its functions' names, objects and code, description): a class is
+#: described again only when one of its functions was replaced or given other code (the
+#: other kinds of member, rarer, are described every time).
+_CLASS_DESCRIPTIONS: dict[int, tuple[type, tuple[Any, ...], str]] = {}
+
+
+def _describe_class(value: type) -> str:
+    functions, others = [], []
+    for key, member in list(vars(value).items()):
+        kind = type(member)
+        if kind is types.FunctionType:
+            functions.append((key, member, member.__code__))
+        elif kind not in _NOT_METHODS and isinstance(member, _METHOD_KINDS):
+            others.append((key, _describe(member)))
+    token = (value.__module__, value.__qualname__, *functions)
+    known = _CLASS_DESCRIPTIONS.get(id(value))
+    if known is not None and known[0] is value and known[1] == token:
+        own_functions = known[2]
+    else:
+        own_functions = _crc(repr(sorted(
+            (key, f"function:{member.__module__}.{member.__qualname__}:{_code_digest(code)}")
+            for key, member, code in functions)))
+        _CLASS_DESCRIPTIONS[id(value)] = (value, token, own_functions)
+    described = f"{own_functions}:{_crc(repr(sorted(others)))}" if others else own_functions
+    return f"class:{value.__module__}.{value.__qualname__}:{described}"
 
 
 #: id -> (code, digest). Code objects cannot change, so a digest taken at collection holds
@@ -316,16 +351,46 @@ def _code_digest(code: types.CodeType) -> str:
     return digest
 
 
+_MARSHAL_SORTS_SETS = sys.version_info >= (3, 11)
+
+
 def _code_digest_uncached(code: types.CodeType) -> str:
+    """Version 0 of marshal writes neither back-references (which follow reference counts)
+    nor whether a string is interned, so the same code gives the same bytes in every
+    process. Before Python 3.11 it wrote a set in its order, which follows the hash seed:
+    there, code holding a set is digested part by part, with its sets sorted."""
+    if _MARSHAL_SORTS_SETS or not _holds_a_set(code.co_consts):
+        try:
+            return _crc(marshal.dumps(code, 0))
+        except ValueError:  # a constant marshal cannot write (code built by hand)
+            pass
     parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             parts.append(_code_digest(const).encode())
-        elif isinstance(const, frozenset):  # its repr's order changes with the hash seed
-            parts.append(repr(sorted(map(repr, const))).encode())
         else:
-            parts.append(repr(const).encode())
+            parts.append(_stable_repr(const).encode())
     return _crc(b"\0".join(parts))
+
+
+def _stable_repr(const: Any) -> str:
+    """A constant's repr with its sets sorted (their order changes with the hash seed)."""
+    if isinstance(const, frozenset):
+        return "frozenset(" + repr(sorted(_stable_repr(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ", ".join(_stable_repr(c) for c in const) + ",)"
+    return repr(const)
+
+
+def _holds_a_set(constants: tuple[Any, ...]) -> bool:
+    for const in constants:
+        if isinstance(const, frozenset):
+            return True
+        if isinstance(const, tuple) and _holds_a_set(const):
+            return True
+        if isinstance(const, types.CodeType) and _holds_a_set(const.co_consts):
+            return True
+    return False
 
 
 def _crc(data: str | bytes) -> str:

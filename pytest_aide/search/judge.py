@@ -68,39 +68,47 @@ def judge(
     return judgement
 
 
-#: The screen's verdict on a candidate faster than the best whose rounds do not show it
-#: credibly (search/loop.py gives it one second look).
+#: The screen's verdicts on a timed candidate that may well be faster than the best, but
+#: whose one pair of measurements does not show it (search/loop.py gives it one second look):
+#: faster on average, not credibly; or no faster on average, though its typical round is (a
+#: few slow rounds, an interrupt or a page fault, move a mean far more than a median).
 WITHIN_NOISE = "improvement within noise"
-#: Why such a candidate was measured again (``Node.remeasure_reason``).
-SECOND_LOOK = "its improvement was within noise at first"
+TYPICAL_ROUND_FASTER = "not better on average, though its typical round was faster"
+SECOND_LOOK_VERDICTS = {
+    WITHIN_NOISE: "its improvement was within noise at first",
+    TYPICAL_ROUND_FASTER: "its typical round was faster at first",
+}
 
 
 def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> tuple[bool, str]:
     """Whether ``candidate`` beats ``best``, and why not when it does not."""
     if not candidate.is_good or candidate.objective is None:
         return False, "not good"
-    if best.objective is not None and candidate.objective <= best.objective:
-        return False, "not better"
+    no_higher = best.objective is not None and candidate.objective <= best.objective
     timed = [
         o for o in objectives
         if o.metric in LOCATION_STATS and candidate.samples.get(o.nodeid)
         and best.samples.get(o.nodeid)
     ]
     if not timed:
-        return True, ""
+        return (False, "not better") if no_higher else (True, "")
     from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
 
-    credible = False
+    credible, typical_faster = False, True
     for objective in timed:
         reference, samples = best.samples[objective.nodeid], candidate.samples[objective.nodeid]
         if compare_samples(samples, reference, maximize=False,
                            min_effect=SCREEN_MIN_EFFECT).better:
+            if no_higher:
+                return False, "not better"
             name = objective.nodeid.split("::")[-1]
             return False, (f"{name}'s rounds are credibly slower than the best's, "
                            f"whatever the {objective.metric} says")
-        if compare_samples(reference, samples, maximize=False,
-                           min_effect=SCREEN_MIN_EFFECT).better:
-            credible = True
+        faster = compare_samples(reference, samples, maximize=False, min_effect=SCREEN_MIN_EFFECT)
+        credible = credible or faster.better
+        typical_faster = typical_faster and faster.change < 0  # NaN: not faster
+    if no_higher:
+        return False, TYPICAL_ROUND_FASTER if typical_faster else "not better"
     if not credible:
         return False, WITHIN_NOISE
     return True, ""

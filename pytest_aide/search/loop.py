@@ -31,7 +31,7 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
-from pytest_aide.search.judge import LOCATION_STATS, SECOND_LOOK, WITHIN_NOISE, is_better, judge
+from pytest_aide.search.judge import LOCATION_STATS, SECOND_LOOK_VERDICTS, is_better, judge
 from pytest_aide.search.noise import MIN_SAMPLES
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.study import Objective, Study
@@ -319,30 +319,31 @@ class Search:
         was measured (see speed.py), unless it won on a machine no faster or lost on one no
         slower, is measured again next to the best, alternately, until the two may be
         compared; the candidate keeps the measurement that was compared.
-        A timed candidate faster than the best, but within noise, is given one second look
-        next to the best: one noisy pair of processes hides a real speedup often enough
-        (``benchmarks/bench_noise.py``), and the confirmation, not this screen, guards
-        what is written.
+        A timed candidate faster than the best, but within noise, or no faster on average
+        though its typical round is, is given one second look next to the best
+        (``SECOND_LOOK_VERDICTS``): one noisy pair of processes hides a real speedup often
+        enough (``benchmarks/bench_noise.py``), and the confirmation, not this screen,
+        guards what is written.
         """
         timed = [o.nodeid for o in self.objectives
                  if o.metric in LOCATION_STATS and node.samples.get(o.nodeid)]
         if not timed:
             return is_better(node, best, self.objectives)
         if _comparable(node, best, timed):
-            better, why = is_better(node, best, self.objectives)
-            if why != WITHIN_NOISE:
-                return better, why
-            second, why = self._measure_again(node, best, timed, second_look=True)
-            return second, (
-                "" if second else f"{WITHIN_NOISE}; measured again next to the best: {why}")
+            better, first = is_better(node, best, self.objectives)
+            if first not in SECOND_LOOK_VERDICTS:
+                return better, first
+            second, why = self._measure_again(node, best, timed, second_look=first)
+            return second, "" if second else f"{first}; measured again next to the best: {why}"
         return self._measure_again(node, best, timed)
 
     def _measure_again(self, node: Node, best: Node, timed: list[str],
-                       second_look: bool = False) -> tuple[bool, str]:
+                       second_look: str = "") -> tuple[bool, str]:
         """The candidate and the best measured side by side until a pair may be compared
         (at most ``MAX_REMEASURES`` pairs), then ``is_better`` on that pair. The candidate
-        takes the compared measurement, unless this is a ``second_look`` that it lost (its
-        first, comparable measurement stays)."""
+        takes the compared measurement, unless this is a ``second_look`` (the first verdict,
+        one of ``SECOND_LOOK_VERDICTS``) that it lost: its first, comparable measurement
+        stays."""
         changed = difference(best.speed, node.speed)
         for attempt in range(1, MAX_REMEASURES + 1):
             pair = self._measure_side_by_side(node, best, attempt)
@@ -355,7 +356,7 @@ class Search:
                     node.metrics, node.samples = candidate.metrics, candidate.samples
                     node.objective, node.speed = candidate.objective, candidate.speed
                     node.remeasured = attempt
-                    node.remeasure_reason = SECOND_LOOK if second_look else ""
+                    node.remeasure_reason = SECOND_LOOK_VERDICTS.get(second_look, "")
                 if not better and why == "not better" and not second_look:
                     why = "not better than the best when measured again next to it"
                 return better, why

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -201,6 +202,61 @@ def test_digests_agree_between_processes_and_changes_subtract_the_baselines() ->
     here = digests(["builtins"], [], "x")
     assert changed_since_baseline(here, dict(here)) == []
     assert new_changes(["a", "b"], ["b"]) == ["a"]
+
+
+def test_code_digests_agree_whether_compiled_or_read_from_bytecode(tmp_path: Path) -> None:
+    """A set's order follows the hash seed, a string's interning how the code was loaded:
+    neither may make the same code look changed in another evaluation."""
+    (tmp_path / "shapes.py").write_text(textwrap.dedent("""
+        NAMES = ("a", "b")
+
+        def kind(name):
+            def inner(x):
+                return x in {"circle", "square", "triangle", 1.5}
+            return inner(name) or name in ("x", frozenset())
+
+        class Shape:
+            def area(self):
+                return {"w", "h"} & set(vars(self))
+    """))
+    script = ("import json, shapes; from pytest_aide.evaluation.fingerprint import digests; "
+              "print(json.dumps(digests(['shapes'], [], 'x')))")
+    runs = []
+    for seed, no_bytecode in (("1", "1"), ("2", ""), ("3", "")):  # compiled, written, read
+        env = {"PYTHONHASHSEED": seed, "PATH": "", "PYTHONPATH": str(tmp_path),
+               **({"PYTHONDONTWRITEBYTECODE": "1"} if no_bytecode else {})}
+        output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                check=True, env=env, cwd=tmp_path).stdout
+        run = json.loads(output)
+        run.pop("interpreter: environment")
+        runs.append(run)
+    assert list((tmp_path / "__pycache__").glob("shapes.*.pyc"))
+    assert runs[0] == runs[1] == runs[2] and "shapes.kind" in runs[0]
+    (tmp_path / "shapes.py").write_text(
+        (tmp_path / "shapes.py").read_text().replace('"triangle"', '"hexagon"'))
+    changed_run = json.loads(subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": str(tmp_path), "PATH": ""}, cwd=tmp_path).stdout)
+    assert changed_run["shapes.kind"] != runs[0]["shapes.kind"]
+    assert changed_run["shapes.Shape"] == runs[0]["shapes.Shape"]
+
+
+def test_a_class_is_described_anew_once_a_method_is_replaced_or_given_other_code() -> None:
+    from pytest_aide.evaluation.fingerprint import _describe
+
+    class Box:
+        def size(self) -> int:
+            return 1
+
+    first = _describe(Box)
+    assert _describe(Box) == first  # described from the cache
+    Box.size.__code__ = (lambda self: 2).__code__
+    recoded = _describe(Box)
+    Box.size = lambda self: 3  # type: ignore[method-assign]
+    replaced = _describe(Box)
+    Box.extra = staticmethod(len)  # type: ignore[attr-defined]
+    extended = _describe(Box)
+    assert len({first, recoded, replaced, extended}) == 4
 
 
 def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(

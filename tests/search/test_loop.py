@@ -330,6 +330,22 @@ def test_a_speedup_within_noise_gets_a_second_look_next_to_the_best(slow_project
                                     "within noise at first")
 
 
+def test_a_candidate_slower_on_average_but_faster_in_its_typical_round_gets_a_second_look(
+    slow_project,
+) -> None:
+    # 5% faster in every round but one, which an interrupt made twice as slow: the mean
+    # says slower (1.06 against 1.0), the rounds say faster
+    outlier = [0.95 * r for r in BASELINE_ROUNDS[:-1]] + [2.0]
+    journal = rounds_search(slow_project, [BASELINE_ROUNDS, outlier,
+                                           BASELINE_ROUNDS, FASTER_ROUNDS])
+    candidate = journal.nodes[1]
+    assert journal.best_id == 1 and candidate.remeasured == 1
+    from pytest_aide.report.formatting import node_note
+
+    assert node_note(candidate) == ("measured again next to the best: its typical round was "
+                                    "faster at first")
+
+
 def test_a_second_look_that_is_within_noise_again_keeps_the_best(slow_project) -> None:
     journal = rounds_search(slow_project, [BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS,
                                            BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS])
