@@ -133,8 +133,14 @@ def python_paths() -> list[Path]:
 
 
 def _under_tmp(paths: Iterable[Path]) -> list[Path]:
-    """The paths that the sandbox's empty /tmp would hide, outermost first, no repeats."""
-    inside = sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))})
+    """The paths that the sandbox's empty /tmp would hide, outermost first, no repeats.
+
+    ``/tmp`` itself is left out: bound read-only, it would leave the sandbox no private
+    ``/tmp`` (bwrap fails to make its home there). It comes in as a ``sys.path`` entry (a
+    script or ``PYTHONPATH`` there); what is loaded from it is listed by its own location.
+    """
+    inside = sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))}
+                    - {Path("/tmp")})
     kept: list[Path] = []
     for path in inside:
         if path.exists() and not any(path.is_relative_to(k) for k in kept):

@@ -266,6 +266,36 @@ def test_a_project_under_tmp_is_still_visible(pytester: pytest.Pytester) -> None
     assert evaluation.outcome("test_slow.py::test_correct") == "passed"
 
 
+def test_tmp_itself_on_the_python_path_leaves_the_sandbox_its_own_tmp(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A script or PYTHONPATH in /tmp puts /tmp on sys.path: binding all of it read-only
+    would leave bwrap no writable /tmp to start in, and every evaluation would crash."""
+    monkeypatch.syspath_prepend("/tmp")
+    outside = Path("/tmp") / f"aide-outside-{uuid.uuid4().hex}"
+    outside.write_text("the machine's /tmp")
+    pytester.makepyfile(slow="def work(n):\n    return sum(range(n))\n")
+    pytester.makepyfile(test_slow=textwrap.dedent(f"""
+        import os
+
+        from slow import work
+
+        def test_correct():
+            assert work(7) == 21
+            assert not os.path.exists({str(outside)!r})  # /tmp is still the sandbox's own
+    """))
+    study = Study(target=Target("slow", pytester.path / "slow.py"), objectives=[],
+                  guard_nodeids=["test_slow.py::test_correct"])
+    evaluator = Evaluator(study, pytester.path, sandbox=choose("bwrap").sandbox,
+                          protected_exclude=[pytester.path / ".aide"])
+    try:
+        evaluation = evaluator.evaluate(None, pytester.path / ".aide" / "base")
+    finally:
+        outside.unlink()
+    assert evaluation.completed, evaluation.output_tail
+    assert evaluation.outcome("test_slow.py::test_correct") == "passed", evaluation.output_tail
+
+
 # ---------------------------------------------------------------------------------------------
 # --aide-sandbox through pytest's command line
 
