@@ -22,6 +22,7 @@ from __future__ import annotations
 import _signal
 import gc
 import marshal
+import operator
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ import types
 import warnings
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -279,9 +281,19 @@ def _describe(value: Any) -> str:
         return f"unreadable {type(value).__qualname__}: {type(exc).__name__}"
 
 
+#: Exact types described by their module and name, looked up before the checks below.
+_NAMED_KINDS = frozenset({types.BuiltinFunctionType, types.MethodDescriptorType,
+                          types.WrapperDescriptorType, types.ClassMethodDescriptorType})
+
+
 def _describe_unsafe(value: Any) -> str:
-    if type(value) is types.FunctionType:  # the most common, and never subclassed
+    kind = type(value)
+    if kind is types.FunctionType:  # the most common, and never subclassed
         return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
+    if kind is type:
+        return _describe_class(value)
+    if kind in _NAMED_KINDS:
+        return _named(value)
     if isinstance(value, (int, str, float, type(None))):
         return repr(value)
     if isinstance(value, (staticmethod, classmethod)):
@@ -296,6 +308,10 @@ def _describe_unsafe(value: Any) -> str:
         return f"module:{value.__name__}"
     if isinstance(value, type):
         return _describe_class(value)
+    return _named(value)
+
+
+def _named(value: Any) -> str:
     module = getattr(value, "__module__", None) or type(value).__module__
     qualname = getattr(value, "__qualname__", None) or type(value).__qualname__
     return f"{type(value).__name__}:{module}.{qualname}"
@@ -310,31 +326,70 @@ _NOT_METHODS = frozenset({
     types.BuiltinFunctionType, types.ClassMethodDescriptorType, types.MappingProxyType,
 })
 
-#: id -> (class, its functions' names, objects and code, description): a class is
-#: described again only when one of its functions was replaced or given other code (the
-#: other kinds of member, rarer, are described every time).
-_CLASS_DESCRIPTIONS: dict[int, tuple[type, tuple[Any, ...], str]] = {}
+@dataclass(frozen=True)
+class _ClassDescription:
+    """A class as described once, with what the description rests on: the objects in its
+    namespace (by identity) and the code of every function among them or wrapped by them."""
+
+    cls: type
+    qualname: str
+    keys: tuple[Any, ...]
+    members: tuple[Any, ...]
+    functions: tuple[types.FunctionType, ...]
+    codes: tuple[types.CodeType, ...]
+    description: str
+
+    def holds_for(self, value: type, keys: tuple[Any, ...], members: tuple[Any, ...]) -> bool:
+        """Nothing it rests on changed: compared by identity, in C (``map``), so that
+        checking the few hundred classes pytest and numpy bring costs little."""
+        return (self.cls is value and self.qualname == value.__qualname__
+                and len(members) == len(self.members)
+                and all(map(operator.is_, members, self.members))
+                and all(map(operator.is_, keys, self.keys))
+                and all(map(operator.is_, map(_code_of, self.functions), self.codes)))
+
+
+#: id -> the class's description: described again only when a member was replaced, added
+#: or removed, or a function in it was given other code (the entry keeps the class alive,
+#: so its id is not reused).
+_CLASS_DESCRIPTIONS: dict[int, _ClassDescription] = {}
+
+
+_code_of = operator.attrgetter("__code__")
 
 
 def _describe_class(value: type) -> str:
-    functions, others = [], []
-    for key, member in list(vars(value).items()):
+    namespace = vars(value)
+    keys, members = tuple(namespace), tuple(namespace.values())
+    known = _CLASS_DESCRIPTIONS.get(id(value))
+    if known is not None and known.holds_for(value, keys, members):
+        return known.description
+    own, others, functions = [], [], []
+    for key, member in zip(keys, members, strict=True):
         kind = type(member)
         if kind is types.FunctionType:
-            functions.append((key, member, member.__code__))
+            own.append((key, f"function:{member.__module__}.{member.__qualname__}:"
+                             f"{_code_digest(member.__code__)}"))
+            functions.append(member)
         elif kind not in _NOT_METHODS and isinstance(member, _METHOD_KINDS):
             others.append((key, _describe(member)))
-    token = (value.__module__, value.__qualname__, *functions)
-    known = _CLASS_DESCRIPTIONS.get(id(value))
-    if known is not None and known[0] is value and known[1] == token:
-        own_functions = known[2]
-    else:
-        own_functions = _crc(repr(sorted(
-            (key, f"function:{member.__module__}.{member.__qualname__}:{_code_digest(code)}")
-            for key, member, code in functions)))
-        _CLASS_DESCRIPTIONS[id(value)] = (value, token, own_functions)
-    described = f"{own_functions}:{_crc(repr(sorted(others)))}" if others else own_functions
-    return f"class:{value.__module__}.{value.__qualname__}:{described}"
+            functions.extend(_wrapped_functions(member))
+    described = _crc(repr(sorted(own)))
+    if others:
+        described = f"{described}:{_crc(repr(sorted(others)))}"
+    description = f"class:{value.__module__}.{value.__qualname__}:{described}"
+    _CLASS_DESCRIPTIONS[id(value)] = _ClassDescription(
+        value, value.__qualname__, keys, members, tuple(functions),
+        tuple(f.__code__ for f in functions), description)
+    return description
+
+
+def _wrapped_functions(member: Any) -> list[types.FunctionType]:
+    """The functions a static or class method or a property holds (their code can change
+    while the wrapper stays the same object)."""
+    inner = [getattr(member, "__func__", None), getattr(member, "fget", None),
+             getattr(member, "fset", None)]
+    return [f for f in inner if type(f) is types.FunctionType]
 
 
 #: id -> (code, digest). Code objects cannot change, so a digest taken at collection holds

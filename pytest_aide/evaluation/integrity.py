@@ -20,6 +20,7 @@ import ast
 import builtins
 import functools
 import math
+import operator
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -96,6 +97,8 @@ class MeasuringIntegrity:
     tampered: list[str] = field(default_factory=list)
     armed: bool = False
     _seen: set[str] = field(default_factory=set)
+    _builtin_names: tuple[str, ...] = ()
+    _builtin_values: tuple[Any, ...] = ()
 
     def arm(self) -> None:
         """Record the baseline (once): call before the candidate's code first runs."""
@@ -110,9 +113,9 @@ class MeasuringIntegrity:
                 members = {k: v for k, v in vars(cls).items() if k not in _CLASS_NOISE}
                 self.measuring.update({f"{module}.{name}.{k}": v for k, v in members.items()})
                 self.measuring[f"{module}.{name}.<names>"] = frozenset(members)
-        self.clocks.update(
-            {f"builtins.{k}": v for k, v in vars(builtins).items() if not k.startswith("_")}
-        )
+        recorded = {k: v for k, v in vars(builtins).items() if not k.startswith("_")}
+        self.clocks.update({f"builtins.{k}": v for k, v in recorded.items()})
+        self._builtin_names, self._builtin_values = tuple(recorded), tuple(recorded.values())
         self.timers = [v for k, v in self.clocks.items() if not k.startswith("builtins.")]
 
     def note_benchmark_timer(self, config: Any) -> None:
@@ -132,11 +135,19 @@ class MeasuringIntegrity:
         if not self.armed:
             return
         expected = {**self.measuring, **self.clocks} if clocks else self.measuring
+        if clocks and self._builtins_unchanged():  # the bulk of the names, checked in C
+            expected = {k: v for k, v in expected.items() if not k.startswith("builtins.")}
         classes: dict[tuple[str, str], Any] = {}
         for dotted, original in expected.items():
             now = _current(dotted, classes)
             if now is not original and not (isinstance(original, frozenset) and now == original):
                 self._flag(f"replaced {dotted.replace('.<names>', ' (members)')}", where)
+
+    def _builtins_unchanged(self) -> bool:
+        """Every recorded builtin is still the same object (what the loop in ``check`` would
+        find name by name, in one pass in C)."""
+        now = map(vars(builtins).get, self._builtin_names)
+        return all(map(operator.is_, now, self._builtin_values))
 
     def check_measurement(self, item: Any) -> None:
         """Before a test's measurement is read: the machinery and the benchmark's numbers."""

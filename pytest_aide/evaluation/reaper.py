@@ -10,7 +10,6 @@ each evaluation it can kill every child of its own that is not an evaluation sti
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
 import signal
@@ -24,7 +23,10 @@ _RUNNING: set[int] = set()
 
 @functools.cache
 def become_subreaper() -> bool:
-    """Once per process; False where the kernel does not offer it."""
+    """Once per process; False where the kernel does not offer it. (``ctypes`` is imported
+    here, in the optimizer: the worker imports this module too, for clock.py.)"""
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0

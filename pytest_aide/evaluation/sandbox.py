@@ -118,9 +118,18 @@ def python_paths() -> list[Path]:
     visible in the sandbox. Packages installed in editable mode are found by an import hook,
     not through ``sys.path``, so each loaded top-level package's own location counts too
     (pytest-aide itself, checked out under ``/tmp``, is one)."""
+    places = _python_places(tuple(sys.path), len(sys.modules))
+    return [p for p in places if p.exists()]
+
+
+@functools.lru_cache(maxsize=8)
+def _python_places(path: tuple[str, ...], module_count: int) -> tuple[Path, ...]:
+    """``python_paths`` before the check that each exists, worked out again when
+    ``sys.path`` or the number of loaded modules changes: an evaluation each second would
+    otherwise spend milliseconds on the same few hundred paths."""
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
              Path(sys.executable).parent}
-    paths.update(Path(entry) for entry in sys.path if entry)
+    paths.update(Path(entry) for entry in path if entry)
     for name, module in list(sys.modules.items()):
         if "." in name:
             continue
@@ -129,7 +138,7 @@ def python_paths() -> list[Path]:
         if not locations and isinstance(file, str):
             locations = [file]
         paths.update(Path(p) for p in locations if isinstance(p, str))
-    return sorted(p for p in paths if p.exists())
+    return tuple(sorted(paths))
 
 
 def _under_tmp(paths: Iterable[Path]) -> list[Path]:
@@ -139,13 +148,18 @@ def _under_tmp(paths: Iterable[Path]) -> list[Path]:
     ``/tmp`` (bwrap fails to make its home there). It comes in as a ``sys.path`` entry (a
     script or ``PYTHONPATH`` there); what is loaded from it is listed by its own location.
     """
-    inside = sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))}
-                    - {Path("/tmp")})
     kept: list[Path] = []
-    for path in inside:
+    for path in _real_paths_under_tmp(tuple(paths)):
         if path.exists() and not any(path.is_relative_to(k) for k in kept):
             kept.append(path)
     return kept
+
+
+@functools.lru_cache(maxsize=32)
+def _real_paths_under_tmp(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The real paths under /tmp among ``paths``, sorted (resolving links is what costs)."""
+    return tuple(sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))}
+                        - {Path("/tmp")}))
 
 
 def _is_under_tmp(path: Path) -> bool:

@@ -259,6 +259,28 @@ def test_a_class_is_described_anew_once_a_method_is_replaced_or_given_other_code
     assert len({first, recoded, replaced, extended}) == 4
 
 
+def test_a_class_is_described_anew_once_a_wrapped_function_is_given_other_code() -> None:
+    """A static method or a property stays the same object while its function's code changes."""
+    from pytest_aide.evaluation.fingerprint import _describe
+
+    class Box:
+        @staticmethod
+        def unit() -> int:
+            return 1
+
+        @property
+        def size(self) -> int:
+            return 1
+
+    first = _describe(Box)
+    assert _describe(Box) == first
+    vars(Box)["unit"].__func__.__code__ = (lambda: 2).__code__
+    static_recoded = _describe(Box)
+    vars(Box)["size"].fget.__code__ = (lambda self: 2).__code__
+    property_recoded = _describe(Box)
+    assert len({first, static_recoded, property_recoded}) == 3
+
+
 def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(
     project: pytest.Pytester,
 ) -> None:
