@@ -150,7 +150,7 @@ class AideSession:
         from pytest_aide.evaluation.sandbox import SandboxUnavailable, choose
 
         try:
-            choice = choose(self.settings.sandbox, self.settings.network)
+            choice = choose(self.settings.sandbox, self.settings.network, self.rootdir)
         except SandboxUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
         self.sandbox = choice.sandbox

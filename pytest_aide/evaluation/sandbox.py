@@ -195,12 +195,21 @@ class SandboxChoice:
     notice: str = ""
 
 
-def choose(mode: str, network: bool = False) -> SandboxChoice:
+def choose(mode: str, network: bool = False, rootdir: Path | None = None) -> SandboxChoice:
     """``auto``: bwrap when it works, else a notice; ``bwrap``: bwrap or an error; ``off``."""
     if mode == "off":
         return SandboxChoice(None, f"--aide-sandbox off: {UNSANDBOXED}")
     problem = probe()
     if not problem:
+        if rootdir is not None and Path(os.path.realpath(rootdir)) == Path("/tmp"):
+            raise SandboxUnavailable(
+                f"--aide-sandbox {mode}: pytest's rootdir is /tmp itself (with no pytest.ini, "
+                "pyproject.toml or other configuration file above the tests, pytest falls back "
+                "to a common directory), and each sandboxed evaluation has a private /tmp, "
+                "so the project cannot be shown there; run pytest from the project's own "
+                "directory, give the project a pytest.ini, or pass --rootdir=DIR "
+                "(or --aide-sandbox off)"
+            )
         return SandboxChoice(Sandbox(shutil.which("bwrap") or "bwrap", network=network))
     if mode == "bwrap":
         raise SandboxUnavailable(

@@ -313,6 +313,18 @@ def test_a_run_is_sandboxed_by_default_and_says_nothing_about_it(slow_project) -
     assert journal_settings(slow_project.path)["sandbox"] == "bwrap"
 
 
+def test_a_project_rooted_at_tmp_itself_is_refused_with_the_fix(slow_project) -> None:
+    """Started in /tmp with no configuration file, pytest roots the project at /tmp; the
+    sandbox's private /tmp cannot show it, and every evaluation used to die without results."""
+    original = (slow_project.path / "slow.py").read_text()
+    result = slow_project.runpytest_subprocess("--aide-steps", "1", "--aide-model", "tune",
+                                               "--rootdir=/tmp")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["*pytest's rootdir is /tmp itself*--rootdir=DIR*"])
+    assert (slow_project.path / "slow.py").read_text() == original
+    assert not list(slow_project.path.glob(".aide/*/journal.json"))
+
+
 def test_sandbox_off_says_what_it_leaves_open(slow_project) -> None:
     result = slow_project.runpytest_subprocess("--aide-steps", "1", "--aide-model", "tune",
                                                "--aide-preserve-source", "--aide-sandbox", "off")
