@@ -289,7 +289,7 @@ _NAMED_KINDS = frozenset({types.BuiltinFunctionType, types.MethodDescriptorType,
 def _describe_unsafe(value: Any) -> str:
     kind = type(value)
     if kind is types.FunctionType:  # the most common, and never subclassed
-        return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
+        return _describe_function(value)
     if kind is type:
         return _describe_class(value)
     if kind in _NAMED_KINDS:
@@ -302,13 +302,15 @@ def _describe_unsafe(value: Any) -> str:
         return "property:" + ",".join(_describe(f) for f in (value.fget, value.fset) if f)
     if isinstance(value, types.MethodType):
         return "method:" + _describe(value.__func__)
-    if isinstance(value, types.FunctionType):
-        return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
     if isinstance(value, types.ModuleType):
         return f"module:{value.__name__}"
     if isinstance(value, type):
         return _describe_class(value)
     return _named(value)
+
+
+def _describe_function(value: types.FunctionType) -> str:
+    return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
 
 
 def _named(value: Any) -> str:
@@ -325,6 +327,7 @@ _NOT_METHODS = frozenset({
     types.WrapperDescriptorType, types.GetSetDescriptorType, types.MemberDescriptorType,
     types.BuiltinFunctionType, types.ClassMethodDescriptorType, types.MappingProxyType,
 })
+
 
 @dataclass(frozen=True)
 class _ClassDescription:
@@ -368,8 +371,7 @@ def _describe_class(value: type) -> str:
     for key, member in zip(keys, members, strict=True):
         kind = type(member)
         if kind is types.FunctionType:
-            own.append((key, f"function:{member.__module__}.{member.__qualname__}:"
-                             f"{_code_digest(member.__code__)}"))
+            own.append((key, _describe_function(member)))
             functions.append(member)
         elif kind not in _NOT_METHODS and isinstance(member, _METHOD_KINDS):
             others.append((key, _describe(member)))

@@ -158,13 +158,8 @@ def _under_tmp(paths: Iterable[Path]) -> list[Path]:
 @functools.lru_cache(maxsize=32)
 def _real_paths_under_tmp(paths: tuple[Path, ...]) -> tuple[Path, ...]:
     """The real paths under /tmp among ``paths``, sorted (resolving links is what costs)."""
-    return tuple(sorted({Path(os.path.realpath(p)) for p in paths if _is_under_tmp(Path(p))}
-                        - {Path("/tmp")}))
-
-
-def _is_under_tmp(path: Path) -> bool:
-    real = Path(os.path.realpath(path))
-    return real == Path("/tmp") or real.is_relative_to("/tmp")
+    real = {Path(os.path.realpath(p)) for p in paths}
+    return tuple(sorted(p for p in real if p != Path("/tmp") and p.is_relative_to("/tmp")))
 
 
 @functools.cache
