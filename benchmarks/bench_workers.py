@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.executor import LocalExecutor
 from pytest_aide.evaluation.sandbox import choose
-from pytest_aide.evaluation.slots import plan_slots
+from pytest_aide.executors.local import LocalExecutor
+from pytest_aide.executors.slots import plan_slots
 from pytest_aide.study import Objective, Study, Target
 
 HEAVY_MODULE = """\
@@ -96,7 +96,7 @@ def throughput(executor, root: Path, count: int, workers: int, label: str) -> fl
 def measure_throughput(root: Path, count: int) -> dict[str, float]:
     import ray
 
-    from pytest_aide.evaluation.ray_executor import RayExecutor
+    from pytest_aide.executors.ray_driver import RayExecutor
 
     study = heavy_study(root / "heavy")
     sandbox = choose("auto").sandbox

@@ -17,13 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.executor import (
-    Executor,
-    ExecutorError,
-    files_this_process_writes,
-    make_executor,
-)
 from pytest_aide.evaluation.sandbox import Sandbox
+from pytest_aide.executors.base import Executor, ExecutorError, files_this_process_writes
+from pytest_aide.executors.choose import make_executor
 from pytest_aide.journal import Journal, Node, write_atomic
 from pytest_aide.proposers.base import Proposer
 from pytest_aide.report.artifacts import (

@@ -15,19 +15,25 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_aide"
 
 #: Each module or subpackage's layer; a module may import its own layer and the layers below.
-#: Within the third layer, proposers, evaluation and report do not import one another.
+#: Within one layer, groups do not import one another (proposers, executors and report; the
+#: data modules are one group). The guards sit below the runners: what checks a candidate
+#: never reaches into what runs it.
 LAYERS = {
     "plugin": ("pytest", 0),
     "session": ("pytest", 0),
+    "hookspecs": ("pytest", 0),
     "run": ("run", 1),
     "search": ("search", 2),
     "proposers": ("proposers", 3),
-    "evaluation": ("evaluation", 3),
+    "executors": ("executors", 3),
     "report": ("report", 3),
-    "settings": ("data", 4),
-    "study": ("data", 4),
-    "metrics": ("data", 4),
-    "journal": ("data", 4),
+    "evaluation": ("evaluation", 4),
+    "guards": ("guards", 5),
+    "workspace": ("data", 6),
+    "settings": ("data", 6),
+    "study": ("data", 6),
+    "metrics": ("data", 6),
+    "journal": ("data", 6),
 }
 
 
@@ -79,6 +85,52 @@ def test_imports_run_one_way(name: str, path: Path) -> None:
         if layer_of(target)[0] != own and layer_of(target)[1] <= rank
     )
     assert not upward, f"{name} imports {upward}: against the data path's direction"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module's imports of other package modules (a package's import counts as its
+    ``__init__``'s), lazy imports included."""
+    known = {name for name, _ in modules()}
+    graph = {}
+    for name, path in modules():
+        graph[name] = {
+            target if target in known else target.rpartition(".")[0]
+            for target in package_imports(path)
+        } - {name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle in ``graph`` as the list of its modules, or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target):], target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_find_cycle_finds_one_and_only_one_that_is_there() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "d": {"a", "c"}}) == []
+
+
+def test_no_import_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert not cycle, "import cycle: " + " -> ".join(cycle)
 
 
 def test_each_subpackage_says_what_it_is_for_and_may_import() -> None:

@@ -1,9 +1,12 @@
-"""Evaluation: one candidate's tests run in a child pytest, and what guards that run.
+"""Evaluation: one candidate's tests run in a child pytest, and what comes back.
 
-The parent side (``evaluator``) starts the child (``worker``, a pytest plugin loaded with
-``-p``) and reads back signed results; ``boundary``, ``integrity``, ``seal`` and ``speed`` keep
-the candidate from touching what judges it. May import the shared data modules
-(``study``, ``metrics``, ``journal``) and nothing above them (no search, run or session).
+The parent side (``evaluator``) launches the child (``worker``, a pytest plugin loaded with
+``-p``), cold or forked from a warm interpreter (``warm``, ``zygote``), inside an OS sandbox
+(``sandbox``), placed on a slot's cores (``placement``), and reads back signed results;
+``plain`` is the final check's plain pytest; ``speed`` probes the machine's speed. What
+keeps the candidate from lying lives in ``guards``. May import ``guards`` and the shared
+data modules (``study``, ``metrics``, ``journal``); nothing above them (no executors,
+search, run or session).
 """
 
 #: Set in an evaluation's child process: the path of the worker's settings (worker.py). The

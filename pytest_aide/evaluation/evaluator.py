@@ -23,21 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation import (
-    WORKER_ENV,
-    WORKER_PLUGIN,
-    clock,
-    fingerprint,
-    reaper,
-    seal,
-    slots,
-)
-from pytest_aide.evaluation.boundary import ProjectGuard, measuring_code_dirs
-from pytest_aide.evaluation.integrity import new_findings
+from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, placement
 from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
-from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome
 from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
+from pytest_aide.guards import clock, fingerprint, reaper, seal
+from pytest_aide.guards.boundary import ProjectGuard, measuring_code_dirs
+from pytest_aide.guards.integrity import new_findings
+from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
 
@@ -263,10 +256,10 @@ class Evaluator:
 
     def evaluate(
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
-        slot: slots.Slot | None = None,
+        slot: placement.Slot | None = None,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
-        ``slot``'s cores and GPUs when one is given (slots.py), else wherever the OS puts it.
+        ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
 
         Whatever the run changed in the project is undone and, like code that reaches into
         the measuring machinery, listed in ``Evaluation.tampered``.
@@ -346,7 +339,7 @@ class Evaluator:
 
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None,
-        slot: slots.Slot | None = None,
+        slot: placement.Slot | None = None,
     ) -> Evaluation:
         # A slot's child starts cold: a warm one would be forked by a zygote, on its cores.
         pool = self._warm_pool(workdir) if slot is None else None
@@ -448,7 +441,7 @@ class Evaluator:
 
     def _launch(self, command: list[str], env: dict[str, str], workdir: Path,
                 pass_fds: tuple[int, ...], started: Callable[[int], None] | None = None,
-                slot: slots.Slot | None = None) -> Launched:
+                slot: placement.Slot | None = None) -> Launched:
         """Run one child to its end or its timeout; kill whatever it left behind."""
         output_path = workdir / "output.txt"
         begun = time.perf_counter()
@@ -456,7 +449,7 @@ class Evaluator:
         returncode: int | None = None
         with output_path.open("wb") as output:
             try:
-                with slots.placed(slot):
+                with placement.placed(slot):
                     process = subprocess.Popen(
                         command,
                         cwd=self.rootdir,

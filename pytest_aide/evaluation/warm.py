@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_aide.evaluation import reaper
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
+from pytest_aide.guards import reaper
 
 ZYGOTE = "pytest_aide.evaluation.zygote"
 #: Seconds a zygote may take to import everything and say it is ready.

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from pytest_aide.evaluation import WORKER_ENV, clock, fingerprint, seal
-from pytest_aide.evaluation.integrity import MeasuringIntegrity
+from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
+from pytest_aide.guards import clock, fingerprint, seal
+from pytest_aide.guards.integrity import MeasuringIntegrity
 from pytest_aide.metrics import measure_item
 
 #: Identities of clocks and measuring code, recorded before the candidate first runs.

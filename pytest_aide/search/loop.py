@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.evaluation.executor import Executor
 from pytest_aide.evaluation.speed import comparable, difference
+from pytest_aide.executors.base import Executor
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
 from pytest_aide.metrics import resolve
 from pytest_aide.proposers.base import (

@@ -17,7 +17,7 @@ import dataclasses
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.evaluation.executor import Executor
+from pytest_aide.executors.base import Executor
 
 ISOLATED = "isolated"
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.evaluation.executor import Executor
+from pytest_aide.executors.base import Executor
 from pytest_aide.journal import BUGGY, Node
 from pytest_aide.proposers.base import Proposal, ProposalRequest, SearchExhausted
 from pytest_aide.search.judge import LOCATION_STATS

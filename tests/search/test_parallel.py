@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.executor import LocalExecutor
-from pytest_aide.evaluation.slots import plan_slots
+from pytest_aide.executors.local import LocalExecutor
+from pytest_aide.executors.slots import plan_slots
 from pytest_aide.journal import Journal, Node
 from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerError
 from pytest_aide.search.loop import Policy, Search, SearchContext

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pytest_aide.evaluation.reaper import process_table
+from pytest_aide.guards.reaper import process_table
 
 #: Names the inherited descriptor on which the worker writes its marks.
 MARKS_FD_ENV = "PYTEST_AIDE_MARKS_FD"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_aide.evaluation.seal import allowed_introspection, new_key, read_signed, signature
+from pytest_aide.guards.seal import allowed_introspection, new_key, read_signed, signature
 
 
 def test_signed_results_are_read_and_anything_else_is_forged(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_aide.evaluation import boundary
-from pytest_aide.evaluation.boundary import ProjectGuard, ProjectSnapshot
+from pytest_aide.guards import boundary
+from pytest_aide.guards.boundary import ProjectGuard, ProjectSnapshot
 
 
 def files(root: Path) -> dict[str, bytes]:

@@ -15,8 +15,8 @@ import pytest
 import ray
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.ray_executor import RayExecutor
 from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.executors.ray_driver import RayExecutor
 from pytest_aide.journal import Journal
 from pytest_aide.study import Objective, Study, Target
 
@@ -205,7 +205,7 @@ def test_a_whole_run_on_the_cluster(ray_token, cluster, slow_project, monkeypatc
 
 
 def test_ray_initialized_elsewhere_needs_a_shared_filesystem(cluster, slow_project) -> None:
-    from pytest_aide.evaluation.executor import ExecutorError
+    from pytest_aide.executors.base import ExecutorError
     from pytest_aide.settings import AideSettings
 
     evaluator = executor_for(slow_project).evaluator

@@ -11,9 +11,9 @@ import time
 import pytest
 from attacks import SLOW_CLOCK, STEADY_MODULE, steady_study
 
-from pytest_aide.evaluation.clock import Bracket, MarkReader, clock_findings, tree_cpu_seconds
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.guards.clock import Bracket, MarkReader, clock_findings, tree_cpu_seconds
 from pytest_aide.study import Study
 
 MODULE = STEADY_MODULE

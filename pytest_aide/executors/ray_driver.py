@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.evaluation.executor import ExecutorError, Gate
-from pytest_aide.evaluation.remote import RAY_TASK_VARIABLES, Job, Outcome, run_job
+from pytest_aide.executors.base import ExecutorError, Gate
+from pytest_aide.executors.ray_node import RAY_TASK_VARIABLES, Job, Outcome, run_job
 from pytest_aide.settings import AideSettings
 
 INSTALL_HINT = "pip install 'pytest-aide[ray]'"

@@ -10,35 +10,18 @@ slot's GPUs: a timed measurement taken there runs as it would with ``--aide-work
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_aide.evaluation.placement import Slot
+
+__all__ = ["Slot", "SlotError", "machine_cpus", "machine_gpus", "measuring_slot", "plan_slots"]
 
 
 class SlotError(ValueError):
     """The slots asked for do not fit the machine: the message names the option and the fix."""
-
-
-@dataclass(frozen=True)
-class Slot:
-    """CPU cores (logical CPU numbers) and GPU ids that one evaluation may use."""
-
-    index: int
-    cpus: tuple[int, ...]
-    gpus: tuple[str, ...] = ()
-
-    def environment(self) -> dict[str, str]:
-        """Variables the child gets: only the GPUs of this slot are visible (when it has any;
-        a slot without GPUs leaves the user's ``CUDA_VISIBLE_DEVICES`` as it is)."""
-        return {"CUDA_VISIBLE_DEVICES": ",".join(self.gpus)} if self.gpus else {}
-
-    def describe(self) -> str:
-        gpus = f", GPU {','.join(self.gpus)}" if self.gpus else ""
-        return f"slot {self.index}: CPU {_ranges(self.cpus)}{gpus}"
 
 
 def machine_cpus() -> list[int]:
@@ -112,22 +95,6 @@ def measuring_slot(slots: list[Slot]) -> Slot:
     return Slot(0, cpus, slots[0].gpus if slots else ())
 
 
-@contextlib.contextmanager
-def placed(slot: Slot | None) -> Iterator[None]:
-    """Within the block, the calling thread runs on the slot's cores, so the processes it
-    starts are born pinned (affinity is inherited at fork, and on Linux it belongs to the
-    thread): no window in which the child runs, or starts threads, elsewhere."""
-    if slot is None or not slot.cpus:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, slot.cpus)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
 def _split(cores: list[tuple[int, ...]], parts: int) -> list[list[tuple[int, ...]]]:
     """``cores`` in ``parts`` contiguous runs whose sizes differ by one at most."""
     size, extra = divmod(len(cores), parts)
@@ -149,16 +116,3 @@ def _parse_ranges(text: str) -> list[int]:
         elif part:
             found.append(int(part))
     return found
-
-
-def _ranges(cpus: tuple[int, ...]) -> str:
-    parts, run = [], list(cpus[:1])
-    for cpu in cpus[1:]:
-        if cpu == run[-1] + 1:
-            run.append(cpu)
-            continue
-        parts.append(run)
-        run = [cpu]
-    if run:
-        parts.append(run)
-    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in parts)

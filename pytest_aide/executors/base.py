@@ -1,12 +1,10 @@
-"""Executors: where evaluations run when several run at once.
+"""The executor protocol: how the search and the confirmation run evaluations.
 
-An executor lends its slots to evaluations: ``check`` runs one in a free slot, next to the
-others (guard tests, or everything with ``--aide-measure shared``); ``evaluate`` runs one
-alone on the measuring place, every slot drained first (timed metrics, the baseline,
-re-measurements and the confirmation), so its timings are taken as with one worker. It has
-the Evaluator's ``evaluate`` signature, so the search and the confirmation use an executor
-where they would use an evaluator. The local executor runs children on this machine (slots.py);
-``ray_executor`` sends them to a Ray cluster.
+An executor lends its slots to evaluations: ``run_shared`` runs one in a free slot, next to
+the others (guard tests, or everything with ``--aide-measure shared``); ``run_isolated`` runs
+one alone on the measuring place, every slot drained first (timed metrics, the baseline,
+re-measurements and the confirmation), so its timings are taken as with one worker. One
+local worker is the serial case: both then run the same way.
 """
 
 from __future__ import annotations
@@ -15,13 +13,10 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.evaluation.slots import Slot, SlotError, measuring_slot, plan_slots
-from pytest_aide.settings import AideSettings
+from pytest_aide.evaluation.evaluator import Evaluation
 
 
 class ExecutorError(Exception):
@@ -98,43 +93,6 @@ class Gate:
             return self.count if self._measuring else self.count - len(self._free)
 
 
-@dataclass
-class LocalExecutor:
-    """Evaluations in slots of this machine: disjoint CPU cores and GPUs (slots.py)."""
-
-    evaluator: Evaluator
-    slots: list[Slot]
-    _gate: Gate = field(init=False, repr=False)
-    _measuring: Slot = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._gate = Gate(len(self.slots))
-        self._measuring = measuring_slot(self.slots)
-
-    @property
-    def workers(self) -> int:
-        return len(self.slots)
-
-    def check(self, source: str | None, workdir: Path,
-              nodeids: list[str] | None = None) -> Evaluation:
-        with self._gate.slot() as index:
-            return self.evaluator.evaluate(source, workdir, nodeids, slot=self.slots[index])
-
-    def evaluate(self, source: str | None, workdir: Path,
-                 nodeids: list[str] | None = None) -> Evaluation:
-        with self._gate.all():
-            return self.evaluator.evaluate(source, workdir, nodeids, slot=self._measuring)
-
-    def abort(self) -> None:
-        self.evaluator.abort()
-
-    def close(self) -> None:
-        """Nothing to release: the children end with their evaluations."""
-
-    def describe(self) -> str:
-        return "; ".join(slot.describe() for slot in self.slots)
-
-
 def files_this_process_writes(rootdir: Path) -> list[Path]:
     """Regular files under ``rootdir`` that this process holds open for writing: its own
     output when it is redirected into the project (``pytest ... > log.txt``, or pytester's
@@ -159,16 +117,3 @@ def files_this_process_writes(rootdir: Path) -> list[Path]:
         ):
             found.append(target)
     return sorted(set(found))
-
-
-def make_executor(settings: AideSettings, evaluator: Evaluator) -> Executor:
-    """The executor the settings ask for; ExecutorError when it cannot be had."""
-    if settings.executor == "ray":
-        from pytest_aide.evaluation.ray_executor import RayExecutor
-
-        return RayExecutor.connect(settings, evaluator)
-    try:
-        slots = plan_slots(settings.workers, settings.gpus_per_worker)
-    except SlotError as exc:
-        raise ExecutorError(str(exc)) from None
-    return LocalExecutor(evaluator, slots)

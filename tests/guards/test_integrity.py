@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pytest_aide.evaluation.integrity import MeasuringIntegrity, new_findings, scan_source
+from pytest_aide.guards.integrity import MeasuringIntegrity, new_findings, scan_source
 
 FLAGGED = [
     ("import time\ntime.perf_counter = lambda: 0.0", "line 2: assigns time.perf_counter"),

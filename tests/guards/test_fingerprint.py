@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.fingerprint import changed_since_baseline, digests, new_changes
+from pytest_aide.guards.fingerprint import changed_since_baseline, digests, new_changes
 from pytest_aide.study import Study, Target
 
 ORIGINAL = """\
@@ -188,7 +188,7 @@ def test_what_the_original_code_changes_itself_is_not_held_against_a_candidate(
 
 
 def test_digests_agree_between_processes_and_changes_subtract_the_baselines() -> None:
-    script = ("import json, numpy, pytest; from pytest_aide.evaluation.fingerprint import "
+    script = ("import json, numpy, pytest; from pytest_aide.guards.fingerprint import "
               "digests; print(json.dumps(digests(['numpy', 'pytest', 'builtins'], [], 'x')))")
     first, second = (
         subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -219,7 +219,7 @@ def test_code_digests_agree_whether_compiled_or_read_from_bytecode(tmp_path: Pat
             def area(self):
                 return {"w", "h"} & set(vars(self))
     """))
-    script = ("import json, shapes; from pytest_aide.evaluation.fingerprint import digests; "
+    script = ("import json, shapes; from pytest_aide.guards.fingerprint import digests; "
               "print(json.dumps(digests(['shapes'], [], 'x')))")
     runs = []
     for seed, no_bytecode in (("1", "1"), ("2", ""), ("3", "")):  # compiled, written, read
@@ -242,7 +242,7 @@ def test_code_digests_agree_whether_compiled_or_read_from_bytecode(tmp_path: Pat
 
 
 def test_a_class_is_described_anew_once_a_method_is_replaced_or_given_other_code() -> None:
-    from pytest_aide.evaluation.fingerprint import _describe
+    from pytest_aide.guards.fingerprint import _describe
 
     class Box:
         def size(self) -> int:
@@ -261,7 +261,7 @@ def test_a_class_is_described_anew_once_a_method_is_replaced_or_given_other_code
 
 def test_a_class_is_described_anew_once_a_wrapped_function_is_given_other_code() -> None:
     """A static method or a property stays the same object while its function's code changes."""
-    from pytest_aide.evaluation.fingerprint import _describe
+    from pytest_aide.guards.fingerprint import _describe
 
     class Box:
         @staticmethod

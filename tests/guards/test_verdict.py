@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.verdict import disagreements, phase_checked_outcome, pytest_counts
+from pytest_aide.guards.verdict import disagreements, phase_checked_outcome, pytest_counts
 from pytest_aide.study import Objective, Study, Target
 
 

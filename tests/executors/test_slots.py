@@ -9,8 +9,9 @@ import time
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.executor import Gate
-from pytest_aide.evaluation.slots import Slot, SlotError, measuring_slot, placed, plan_slots
+from pytest_aide.evaluation.placement import Slot, placed
+from pytest_aide.executors.base import Gate
+from pytest_aide.executors.slots import SlotError, measuring_slot, plan_slots
 from pytest_aide.study import Objective, Study, Target
 
 
