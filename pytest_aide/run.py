@@ -165,6 +165,10 @@ class TargetRun:
     invocation_args: list[str] = field(default_factory=list)
     verbose: bool = True
     sandbox: Sandbox | None = None
+    #: Makes the executor from the settings and the evaluator (the pytest_aide_make_executor
+    #: hook; its default is executors/choose.py's make_executor); ExecutorError when it
+    #: cannot be had.
+    executor_factory: Callable[[AideSettings, Evaluator], Executor] = make_executor
 
     @property
     def relpath(self) -> str:
@@ -341,7 +345,7 @@ class TargetRun:
         if not self.settings.parallel:
             return None
         try:
-            return make_executor(self.settings, evaluator)
+            return self.executor_factory(self.settings, evaluator)
         except ExecutorError as exc:
             raise SetupError(str(exc)) from None
 
