@@ -3,6 +3,7 @@
 The search asks ``propose(request)`` for a candidate and then tells the proposer how that
 candidate did with ``observe(node)``, so that a model-free optimizer (the tuner) can learn
 from results while an LLM proposer simply reads the journal summary in its next request.
+The contracts that the search relies on beyond the signatures are written on ``Proposer``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from pytest_aide.journal import Node, Usage
 
 
 class ProposerError(Exception):
-    """A proposal could not be made (request failed, reply unusable); the step is buggy."""
+    """A proposal could not be made (request failed, reply unusable); the step is buggy.
+
+    ``usage``: the tokens the failed attempt still spent (set by the proposer when it knows
+    them); the search books them on the buggy node, so that the cost and ``--aide-budget``
+    count them.
+    """
+
+    usage: Usage | None = None
 
 
 class ProposerRequestError(ProposerError):
@@ -65,13 +73,42 @@ class Proposal:
 
 
 class Proposer(Protocol):
+    """Writes candidates; made by the ``pytest_aide_make_proposer`` hook (hookspecs.py).
+
+    What the search relies on, beyond the signatures:
+
+    - ``name``: shown in the header and kept in the journal (e.g. ``openai:gpt-5.5``).
+    - ``concurrent`` (optional, default False): True when ``propose`` and ``observe`` may be
+      called from several threads at once. A parallel search (``--aide-workers``) keeps
+      several requests in flight for such a proposer, and serializes the calls of any other
+      behind one lock, so that a proposer with state (the tuner) needs no locking of its own.
+    - ``observe`` is called once for every node the journal gets, in the journal's order:
+      the baseline (with ``proposal`` None), then each step with the proposal it came from
+      (None when the proposal failed). On ``--aide-resume`` every journaled node is observed
+      again, in order, with ``proposal`` None, before the first new request: a proposer
+      rebuilds what it learnt from the nodes alone, never from a ``Proposal.data`` of an
+      earlier process.
+    - ``propose`` raises ``SearchExhausted`` when it has no new candidate to offer: the run
+      stops early with the outcome "stopped early: <message>" and is marked exhausted (no
+      "more steps" command is offered). Any other failure is a ``ProposerError`` (the step
+      becomes a buggy node; ``ProposerRequestError`` for a failed request, several of which
+      in a row stop the search), carrying in ``usage`` the tokens it spent.
+    - A configuration problem found while the proposer is made (missing key, unknown
+      model) is a ``ProposerConfigError``, raised before anything runs: a usage error.
+    """
+
     name: str
 
-    def propose(self, request: ProposalRequest) -> Proposal: ...
+    def propose(self, request: ProposalRequest) -> Proposal:
+        """The next candidate for ``request``; SearchExhausted or ProposerError otherwise."""
+        ...
 
-    def observe(self, node: Node, proposal: Proposal | None) -> None: ...
+    def observe(self, node: Node, proposal: Proposal | None) -> None:
+        """How a journaled node did (replayed with ``proposal`` None on resume)."""
+        ...
 
 
 class SearchExhausted(Exception):
     """The proposer has nothing new to propose (every configuration was tried): the search
-    ends early rather than spend steps on repeats."""
+    ends early ("stopped early: <message>", journal marked exhausted) rather than spend
+    steps on repeats."""

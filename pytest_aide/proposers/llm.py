@@ -101,7 +101,7 @@ class LLMProposer:
                 usage = usage.add(spent)
         except ProposerError as exc:
             # The tokens of a failed proposal were still spent: the search may count them.
-            exc.usage = self._priced(usage.add(spent_by(exc)))  # type: ignore[attr-defined]
+            exc.usage = self._priced(usage.add(spent_by(exc)))
             raise
         return Proposal(plan=plan, code=code, usage=self._priced(usage))
 
@@ -149,7 +149,7 @@ def ask_for_code(
                 no_code_left -= 1
                 turns += [Turn("assistant", completion.text), Turn("user", prompts.NO_CODE_AGAIN)]
     except ProposerError as exc:
-        exc.usage = usage.add(spent_by(exc))  # type: ignore[attr-defined]
+        exc.usage = usage.add(spent_by(exc))
         raise
 
 
@@ -183,7 +183,7 @@ def reflect(
     try:
         edited, spent = ask_for_code(backend, edit, code, request.target_path)
     except ProposerRequestError as exc:
-        exc.usage = usage.add(spent_by(exc))  # type: ignore[attr-defined]
+        exc.usage = usage.add(spent_by(exc))
         raise
     except ProposerError as exc:
         spent = spent_by(exc)
