@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
+from pytest_aide.evaluation.zygote import OUTSIDE_NAMESPACE, pid_namespace
 from pytest_aide.guards import reaper
 
 ZYGOTE = "pytest_aide.evaluation.zygote"
@@ -120,7 +121,8 @@ class Zygote:
         )
         try:
             self._process = subprocess.Popen(
-                command, cwd=self.rootdir, env=self.env, stdin=subprocess.DEVNULL,
+                command, cwd=self.rootdir, stdin=subprocess.DEVNULL,
+                env={**self.env, OUTSIDE_NAMESPACE: pid_namespace()},
                 stdout=subprocess.DEVNULL, stderr=(self.slot / "zygote.log").open("wb"),
                 start_new_session=True, pass_fds=(theirs.fileno(),),
             )
@@ -136,6 +138,9 @@ class Zygote:
         except TimeoutError:
             self.stop()
             raise WarmUnavailable(f"it was not ready after {START_TIMEOUT:.0f}s") from None
+        if ready.get("refused"):
+            self.stop()
+            raise WarmUnavailable(f"it refused to serve: {ready['refused']}")
         if ready.get("unsafe"):
             self.stop()
             raise WarmUnavailable(f"forking it is unsafe: {ready['unsafe']}")
@@ -228,10 +233,6 @@ class WarmPool:
     _idle: list[Zygote] = field(default_factory=list)
     _count: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def usable(self) -> bool:
-        return not self.notice
 
     def take(self) -> Zygote | None:
         with self._lock:

@@ -6,7 +6,10 @@ project's own modules, which may import it), then waits on the socket ``FD``. Fo
 request it forks a child that runs ``pytest.main`` with the request's arguments and
 environment, its output on the descriptor passed with the request, so the child starts with
 all of that already loaded. When the child ends, every process it left is killed and the
-private ``/tmp`` and home are emptied, so the next child finds nothing of it.
+private ``/tmp`` and home are emptied, so the next child finds nothing of it. That clean-up
+is only safe in a PID namespace of its own: the zygote checks that it is in one (a namespace
+other than its launcher's, whose first process is its parent or itself) and refuses to serve
+or to clean up anywhere else, where it would kill the user's own processes.
 
 Forking is unsafe once Python threads run or a CUDA context exists; the zygote then says so when it
 is ready, and the parent starts each evaluation cold (warm.py).
@@ -29,6 +32,44 @@ from typing import Any
 #: Names, in a request's environment, of the descriptors passed with it (in this order
 #: after the output): filled in with the numbers they have in the child.
 FD_VARIABLES = "__fd_variables__"
+#: In the zygote's environment: the PID namespace of the process that started it
+#: (``/proc/self/ns/pid`` there), which the zygote must not be in.
+OUTSIDE_NAMESPACE = "PYTEST_AIDE_OUTSIDE_PID_NAMESPACE"
+
+
+class NotIsolated(RuntimeError):
+    """The zygote is not in a PID namespace of its own: killing every process it sees would
+    kill processes outside the sandbox."""
+
+
+def pid_namespace() -> str:
+    """This process's PID namespace, e.g. ``pid:[4026531836]`` (the same from any /proc)."""
+    return os.readlink("/proc/self/ns/pid")
+
+
+def namespace_problem() -> str:
+    """Why this process is not in a PID namespace of its own ("" when it is).
+
+    Its own: /proc shows this namespace, the namespace differs from the launcher's (named in
+    ``OUTSIDE_NAMESPACE``; unnamed is refused), and its first process is this process or its
+    parent (bwrap's init), so the namespace was made for it, not inherited from a container.
+    """
+    try:
+        ours = pid_namespace()
+        first = os.readlink("/proc/1/ns/pid")
+        seen_as = int(os.readlink("/proc/self"))
+    except (OSError, ValueError) as exc:
+        return f"its PID namespace cannot be read ({exc})"
+    outside = os.environ.get(OUTSIDE_NAMESPACE, "")
+    if not outside:
+        return f"its launcher's PID namespace is not named ({OUTSIDE_NAMESPACE} is unset)"
+    if ours == outside:
+        return f"it runs in its launcher's PID namespace ({ours})"
+    if seen_as != os.getpid():
+        return "/proc shows another PID namespace than its own"
+    if first != ours or 1 not in (os.getpid(), os.getppid()):
+        return "its PID namespace's first process is neither it nor its parent"
+    return ""
 
 
 def warm_up(modules: list[str]) -> list[str]:
@@ -129,7 +170,12 @@ def run_child(request: dict[str, Any], fds: list[int], server: socket.socket) ->
 
 
 def clean_up(keep: set[int]) -> None:
-    """Kill every process but ``keep`` in this PID namespace; empty /tmp and the home."""
+    """Kill every process but ``keep`` in this PID namespace; empty /tmp and the home.
+
+    NotIsolated, before anything is touched, outside a PID namespace of its own."""
+    problem = namespace_problem()
+    if problem:
+        raise NotIsolated(f"the zygote's clean-up refuses to run: {problem}")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) not in keep:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -161,6 +207,10 @@ def not_dumpable(flag: int) -> None:
 
 
 def serve(server: socket.socket, modules: list[str]) -> None:
+    problem = namespace_problem()
+    if problem:  # evaluations start cold: each child is then alone in its sandbox
+        send(server, {"ready": False, "refused": problem})
+        return
     not_dumpable(0)
     failed = warm_up(modules)
     home = Path(os.environ.get("HOME", "/tmp"))
