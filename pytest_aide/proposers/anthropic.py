@@ -13,10 +13,10 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
-    import_sdk,
     malformed,
     request_failed,
 )
+from pytest_aide.proposers.providers import provider_named
 
 #: Messages API requires a limit. 16k keeps a non-streaming request well inside the SDK's
 #: ten-minute expectation while leaving room for a complete module.
@@ -37,7 +37,7 @@ class AnthropicChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
     ) -> None:
-        anthropic = import_sdk("anthropic", "anthropic", "anthropic")
+        anthropic = provider_named(self.provider).import_sdk()
         retry = retry or RetryPolicy()
         self.model = model
         self._errors = (anthropic.AnthropicError, ValueError)

@@ -15,10 +15,10 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
-    import_sdk,
     malformed,
     request_failed,
 )
+from pytest_aide.proposers.providers import provider_named
 
 
 class GeminiChat:
@@ -35,7 +35,7 @@ class GeminiChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int | None = None,
     ) -> None:
-        genai = import_sdk("google.genai", "google-genai", "gemini")
+        genai = provider_named(self.provider).import_sdk()
         errors, types = genai.errors, genai.types
         retry = retry or RetryPolicy()
         self.model = model

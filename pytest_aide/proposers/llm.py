@@ -8,17 +8,15 @@ blocks when the reply was cut off at the token limit; optionally reflect; add up
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from pytest_aide.journal import Node, Usage
 from pytest_aide.proposers import prompts
 from pytest_aide.proposers.base import (
     Proposal,
     ProposalRequest,
-    ProposerConfigError,
     ProposerError,
     ProposerRequestError,
 )
@@ -195,17 +193,6 @@ def _has_instructions(critique: str) -> bool:
     if prompts.NO_CHANGES.lower().rstrip(".") in critique.lower():
         return False
     return bool(_NUMBERED.search(critique))
-
-
-def import_sdk(module: str, package: str, extra: str) -> Any:
-    """The provider's SDK, imported only when that provider is used, or a usage error that
-    says how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ProposerConfigError(
-            f"the {package} package is not installed: pip install 'pytest-aide[{extra}]'"
-        ) from None
 
 
 def request_failed(backend: ChatBackend, exc: BaseException) -> ProposerRequestError:

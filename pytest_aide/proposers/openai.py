@@ -14,10 +14,10 @@ from pytest_aide.proposers.llm import (
     Completion,
     RetryPolicy,
     Turn,
-    import_sdk,
     malformed,
     request_failed,
 )
+from pytest_aide.proposers.providers import provider_named
 
 
 class OpenAIChat:
@@ -34,7 +34,7 @@ class OpenAIChat:
         retry: RetryPolicy | None = None,
         max_output_tokens: int | None = None,
     ) -> None:
-        openai = import_sdk("openai", "openai", "openai")
+        openai = provider_named(self.provider).import_sdk()
         retry = retry or RetryPolicy()
         self.model = model
         self._errors = (openai.OpenAIError, ValueError)

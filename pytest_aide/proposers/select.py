@@ -14,8 +14,7 @@ from typing import Protocol
 
 from pytest_aide.proposers.base import Proposer, ProposerConfigError
 from pytest_aide.proposers.llm import RetryPolicy
-
-PROVIDERS = ("openai", "gemini", "anthropic")
+from pytest_aide.proposers.providers import BY_NAME, PROVIDERS
 
 
 class ProposerSettings(Protocol):
@@ -27,52 +26,36 @@ class ProposerSettings(Protocol):
     seed: int
     reflect: bool
 
+
 #: The model used when only a provider is known (a key is set, or ``openai:`` is given).
-DEFAULT_MODELS = {
-    "openai": "gpt-5.5",
-    "gemini": "gemini-3.1-pro-preview",
-    "anthropic": "claude-sonnet-4-6",
-}
-
-#: Environment variables that hold each provider's key, in the order they are read.
-KEY_VARIABLES = {
-    "openai": ("OPENAI_API_KEY",),
-    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),  # google-genai prefers GOOGLE_API_KEY
-    "anthropic": ("ANTHROPIC_API_KEY",),
-}
-
-BASE_URL_VARIABLES = {"openai": "OPENAI_BASE_URL", "anthropic": "ANTHROPIC_BASE_URL"}
-
-#: Bare model names: which provider a prefix belongs to.
-PREFIXES = (
-    ("gpt-", "openai"),
-    ("chatgpt", "openai"),
-    ("o1", "openai"),
-    ("o3", "openai"),
-    ("o4", "openai"),
-    ("gemini-", "gemini"),
-    ("claude-", "anthropic"),
-)
+DEFAULT_MODELS = {provider.name: provider.default_model for provider in PROVIDERS}
 
 #: A local OpenAI-compatible server usually ignores the key, but the SDK insists on one.
 PLACEHOLDER_KEY = "not-needed"
 
+
+def _spoken(items: list[str]) -> str:
+    """``a, b or c``."""
+    return " or ".join(filter(None, [", ".join(items[:-1]), items[-1]]))
+
+
 SPEC_FORMS = (
-    "'tune' (built-in, offline), 'openai:MODEL', 'gemini:MODEL', 'anthropic:MODEL', or a "
-    "bare model name starting with gpt-, o1, o3, o4, chatgpt (OpenAI), gemini- (Gemini) or "
-    "claude- (Anthropic)"
+    "'tune' (built-in, offline), "
+    + ", ".join(f"'{p.name}:MODEL'" for p in PROVIDERS)
+    + ", or a bare model name starting with "
+    + _spoken([f"{', '.join(p.prefixes)} ({p.title})" for p in PROVIDERS])
 )
 
 TUNE_NOTICE = (
     "no LLM configured, using the built-in offline tuner (tune). To let an LLM write "
-    "candidates, set OPENAI_API_KEY, GEMINI_API_KEY or ANTHROPIC_API_KEY, or pass "
+    f"candidates, set {_spoken([p.key_hint for p in PROVIDERS])}, or pass "
     "--aide-model openai:MODEL (with --aide-base-url for a local server)."
 )
 
 
 @dataclass
 class ModelSpec:
-    provider: str  # "tune" or one of PROVIDERS
+    provider: str  # "tune" or a provider's name (providers.py)
     model: str = ""
 
 
@@ -96,14 +79,14 @@ def choose_spec(settings: ProposerSettings, env: Mapping[str, str]) -> tuple[Mod
     if env.get("AIDE_MODEL", "").strip():
         return parse_spec(env["AIDE_MODEL"], settings.base_url), None
     for provider in PROVIDERS:
-        variable = next((v for v in KEY_VARIABLES[provider] if env.get(v)), None)
+        variable = next((v for v in provider.key_variables if env.get(v)), None)
         if variable:
-            model = DEFAULT_MODELS[provider]
+            model = provider.default_model
             notice = (
-                f"using {provider}:{model} ({variable} is set); "
+                f"using {provider.name}:{model} ({variable} is set); "
                 "choose another model with --aide-model"
             )
-            return ModelSpec(provider, model), notice
+            return ModelSpec(provider.name, model), notice
     if settings.base_url:
         raise ProposerConfigError(
             "--aide-base-url needs the served model's name: pass --aide-model openai:MODEL"
@@ -120,14 +103,14 @@ def parse_spec(text: str, base_url: str | None = None) -> ModelSpec:
     spec = text.strip()
     if spec.lower() == "tune":
         return ModelSpec("tune")
-    provider, sep, model = spec.partition(":")
-    if sep and provider.lower() in PROVIDERS:
-        provider = provider.lower()
-        return ModelSpec(provider, model.strip() or DEFAULT_MODELS[provider])
+    name, sep, model = spec.partition(":")
+    if sep and name.lower() in BY_NAME:
+        provider = BY_NAME[name.lower()]
+        return ModelSpec(provider.name, model.strip() or provider.default_model)
     lowered = spec.lower()
-    for prefix, owner in PREFIXES:
-        if lowered.startswith(prefix):
-            return ModelSpec(owner, spec)
+    for provider in PROVIDERS:
+        if lowered.startswith(provider.prefixes):
+            return ModelSpec(provider.name, spec)
     if base_url:
         return ModelSpec("openai", spec)
     raise ProposerConfigError(f"unknown model {spec!r}: use {SPEC_FORMS}")
@@ -138,32 +121,23 @@ def build_llm_proposer(
 ) -> Proposer:
     from pytest_aide.proposers.llm import LLMProposer
 
-    base_url = settings.base_url or env.get(BASE_URL_VARIABLES.get(spec.provider, ""), "") or None
+    provider = BY_NAME[spec.provider]
+    variable = provider.base_url_variable
+    base_url = settings.base_url or (env.get(variable, "") if variable else "") or None
     key = api_key(spec.provider, env, base_url)
-    retry = retry_policy(env)
-    if spec.provider == "openai":
-        from pytest_aide.proposers.openai import OpenAIChat
-
-        backend = OpenAIChat(spec.model, key, base_url=base_url, retry=retry)
-    elif spec.provider == "gemini":
-        from pytest_aide.proposers.gemini import GeminiChat
-
-        backend = GeminiChat(spec.model, key, base_url=base_url, retry=retry)
-    else:
-        from pytest_aide.proposers.anthropic import AnthropicChat
-
-        backend = AnthropicChat(spec.model, key, base_url=base_url, retry=retry)
+    backend = provider.make_backend(spec.model, key, base_url=base_url, retry=retry_policy(env))
     return LLMProposer(backend, reflect=settings.reflect)
 
 
-def api_key(provider: str, env: Mapping[str, str], base_url: str | None) -> str:
-    for variable in KEY_VARIABLES[provider]:
+def api_key(provider_name: str, env: Mapping[str, str], base_url: str | None) -> str:
+    provider = BY_NAME[provider_name]
+    for variable in provider.key_variables:
         if env.get(variable):
             return env[variable]
-    if provider == "openai" and base_url:
+    if provider.keyless_with_base_url and base_url:
         return PLACEHOLDER_KEY
-    names = " or ".join(sorted(KEY_VARIABLES[provider]))
-    raise ProposerConfigError(f"--aide-model {provider}:... needs an API key: set {names}")
+    names = " or ".join(sorted(provider.key_variables))
+    raise ProposerConfigError(f"--aide-model {provider.name}:... needs an API key: set {names}")
 
 
 def retry_policy(env: Mapping[str, str]) -> RetryPolicy:

@@ -159,3 +159,29 @@ def test_prices() -> None:
     assert estimate_cost("openai", "my-local-model", Usage(10, 10)) is None
     for provider, model in DEFAULT_MODELS.items():
         assert price_of(provider, model) is not None
+
+
+def test_every_provider_row_names_its_backend_and_sdk() -> None:
+    """The table is the only place a provider is described: its backend class says the same
+    name, and its SDK module is the one the backend speaks."""
+    import importlib
+
+    from pytest_aide.proposers.providers import PROVIDERS
+
+    for provider in PROVIDERS:
+        module, _, name = provider.backend.partition(":")
+        backend = getattr(importlib.import_module(module), name)
+        assert backend.provider == provider.name
+        assert provider.import_sdk().__name__ == provider.sdk_module
+        assert provider.key_hint in provider.key_variables
+
+
+def test_a_missing_sdk_says_which_extra_installs_it() -> None:
+    from dataclasses import replace
+
+    from pytest_aide.proposers.providers import provider_named
+
+    missing = replace(provider_named("gemini"), sdk_module="no_such_sdk_for_aide")
+    with pytest.raises(ProposerConfigError, match=r"google-genai package is not installed: "
+                       r"pip install 'pytest-aide\[gemini\]'"):
+        missing.import_sdk()
