@@ -152,31 +152,41 @@ def test_parallel_evaluations_do_not_share_files(slow_project) -> None:
     assert results[16].metric(objective) < results[4].metric(objective)
 
 
-def test_child_environment_has_no_provider_keys(slow_project, monkeypatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-123")
-    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok-456")
-    monkeypatch.setenv("KEEP_ME", "visible")
+def test_child_environment_has_no_provider_keys(slow_project, monkeypatch, tmp_path) -> None:
+    import json
+
+    secrets = {"OPENAI_API_KEY": "sk-secret-123", "MY_SERVICE_TOKEN": "tok-456"}
     for name in ("SECRET_KEY", "API_KEY", "HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "PGPASSWORD",
                  "GITHUB_TOKEN", "DJANGO_SECRET"):
-        monkeypatch.setenv(name, f"secret-of-{name}")
+        secrets[name] = f"secret-of-{name}"
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KEEP_ME", "visible-harmless-value")
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")  # named to keep: it stays
     monkeypatch.setenv("KEEP_OUT", "a harmless name, named to drop")
     study = flat_study(slow_project)
+    seen = tmp_path / "environment.json"  # outside the project: the child's whole environment
     leak = study.target.path.read_text() + textwrap.dedent(
-        """
-        import os
-        print("ENV", sorted(k for k in os.environ if "KEY" in k or "TOKEN" in k or "KEEP" in k
-                            or "SECRET" in k or "PASS" in k))
+        f"""
+        import json, os
+        with open({str(seen)!r}, "w") as handle:
+            json.dump(dict(os.environ), handle)
         """
     )
     evaluator = Evaluator(study, slow_project.path, env_keep=["TOKENIZERS_PARALLELISM"],
                           env_drop=["KEEP_OUT"])
     evaluation = evaluator.evaluate(
-        leak, slow_project.path / "e", nodeids=["test_slow.py::test_correct[1]", "-s"]
+        leak, slow_project.path / "e", nodeids=["test_slow.py::test_correct[1]"], baseline=None
     )
-    assert "sk-secret-123" not in evaluation.output_tail
-    assert "secret-of-" not in evaluation.output_tail
-    assert "ENV ['KEEP_ME', 'TOKENIZERS_PARALLELISM']" in evaluation.output_tail
+    assert evaluation.completed, evaluation.output_tail
+    environment = json.loads(seen.read_text())
+    text = json.dumps(environment)
+    for name, value in secrets.items():
+        assert value not in text, f"{name}'s value reached the candidate"
+    # the harmless ones do reach it, so the file holds the child's real environment
+    assert environment.get("KEEP_ME") == "visible-harmless-value"
+    assert environment.get("TOKENIZERS_PARALLELISM") == "false"
+    assert "KEEP_OUT" not in environment
 
 
 @pytest.mark.skipif(
