@@ -8,6 +8,7 @@ their reports, so the terminal and the exit status are those of the code the use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,108 +95,138 @@ class AideSession:
             terminal.write_line(line, **markup)
 
     def _optimize_all(self) -> bool:
-        from pytest_aide.evaluation.child_options import child_options
-        from pytest_aide.proposers.base import ProposerConfigError
-        from pytest_aide.proposers.select import make_proposer
-        from pytest_aide.report.artifacts import read_source
-        from pytest_aide.run import ResumeError, RunError, TargetRun
-
-        verbose = self.config.get_verbosity() >= 0
+        """One run per target; True when any of them wrote its target."""
         self._write_line("")
         self._choose_sandbox()
         written = False
         for study in self.studies:
-            # Check the proposer before anything runs: a missing key is a usage error.
-            try:
-                original = read_source(study.target.path)
-                first, notice = make_proposer(self.settings, original)
-            except ProposerConfigError as exc:
-                raise pytest.UsageError(f"{study.target.module}: {exc}") from None
-            if notice:
-                self._write_line(f"aide: {notice}", yellow=True)
-            proposers = iter([first])
-
-            def factory(code: str, proposers=proposers, checked=original) -> Any:
-                # a resumed run that wrote its best searches from the original, not the file
-                existing = next(proposers, None)
-                if existing is not None and code == checked:
-                    return existing
-                return make_proposer(self.settings, code)[0]
-
-            run = TargetRun(
-                study=study,
-                settings=self.settings,
-                rootdir=self.rootdir,
-                proposer_factory=factory,
-                write_line=self._write_line,
-                pytest_args=child_options(self._invocation_args()),
-                invocation_args=self._invocation_args(),
-                verbose=verbose,
-                sandbox=self.sandbox,
-            )
-            try:
-                result = run.run()
-            except ResumeError as exc:
-                raise pytest.UsageError(str(exc)) from None
-            except RunError as exc:
-                self.errors.append(str(exc))
-                self._write_line(f"aide: {exc}", red=True)
-                continue
-            self.results.append(result)
-            written = written or result.applied
+            result = self._optimize(study)
+            if result is not None:
+                self.results.append(result)
+                written = written or result.applied
         return written
 
-    def _choose_sandbox(self) -> None:
-        """Once per session: bwrap, or a notice (header and summary) of what is left open."""
-        from pytest_aide.evaluation.sandbox import SandboxUnavailable, choose
+    def _optimize(self, study: Study) -> Any:
+        """Run one target: its RunResult, or None when the run failed (said and counted)."""
+        from pytest_aide.run import ResumeError, RunError
+
+        run = self._target_run(study, self._proposer_factory(study))
+        try:
+            return run.run()
+        except ResumeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        except RunError as exc:
+            self.errors.append(str(exc))
+            self._write_line(f"aide: {exc}", red=True)
+            return None
+
+    def _proposer_factory(self, study: Study) -> Callable[[str], Any]:
+        """The run's proposer factory, its first proposer made now: a missing key or an
+        unknown model is a usage error before anything runs."""
+        from pytest_aide.report.artifacts import read_source
+
+        original = read_source(study.target.path)
+        first = self._make_proposer(study, original, self._notice)
+        proposers = iter([first])
+
+        def factory(code: str) -> Any:
+            # a resumed run that wrote its best searches from the original, not the file
+            existing = next(proposers, None)
+            if existing is not None and code == original:
+                return existing
+            return self._make_proposer(study, code, lambda _notice: None)
+
+        return factory
+
+    def _make_proposer(self, study: Study, code: str, notify: Callable[[str], None]) -> Any:
+        """The pytest_aide_make_proposer hook's proposer (hookspecs.py)."""
+        from pytest_aide.proposers.base import ProposerConfigError
 
         try:
-            choice = choose(self.settings.sandbox, self.settings.network, self.rootdir)
+            return self.config.hook.pytest_aide_make_proposer(
+                config=self.config, settings=self.settings, original_code=code, study=study,
+                notify=notify,
+            )
+        except ProposerConfigError as exc:
+            raise pytest.UsageError(f"{study.target.module}: {exc}") from None
+
+    def _notice(self, text: str) -> None:
+        self._write_line(f"aide: {text}", yellow=True)
+
+    def _make_executor(self, settings: AideSettings, evaluator: Any) -> Any:
+        """The pytest_aide_make_executor hook's executor (hookspecs.py)."""
+        return self.config.hook.pytest_aide_make_executor(
+            config=self.config, settings=settings, evaluator=evaluator
+        )
+
+    def _target_run(self, study: Study, proposer_factory: Callable[[str], Any]) -> Any:
+        from pytest_aide.evaluation.child_options import child_options
+        from pytest_aide.run import TargetRun
+
+        return TargetRun(
+            study=study,
+            settings=self.settings,
+            rootdir=self.rootdir,
+            proposer_factory=proposer_factory,
+            write_line=self._write_line,
+            pytest_args=child_options(self._invocation_args()),
+            invocation_args=self._invocation_args(),
+            verbose=self.config.get_verbosity() >= 0,
+            sandbox=self.sandbox,
+            executor_factory=self._make_executor,
+        )
+
+    def _choose_sandbox(self) -> None:
+        """Once per session (the pytest_aide_make_sandbox hook): bwrap, or a notice (header
+        and summary) of what is left open."""
+        from pytest_aide.evaluation.sandbox import SandboxUnavailable
+
+        try:
+            choice = self.config.hook.pytest_aide_make_sandbox(
+                config=self.config, settings=self.settings, rootdir=self.rootdir
+            )
         except SandboxUnavailable as exc:
             raise pytest.UsageError(str(exc)) from None
         self.sandbox = choice.sandbox
         if choice.notice:
-            self._write_line(f"aide: {choice.notice}", yellow=True)
+            self._notice(choice.notice)
             self.notices.append(choice.notice)
 
     def _final_check(self, session: pytest.Session) -> None:
         """A plain ``python -m pytest`` of the selected tests against the written files
         (evaluation/plain.py): its exit status decides, and a failure puts the files back."""
-        from pytest_aide.evaluation.child_options import child_options
-        from pytest_aide.evaluation.evaluator import Evaluator
-
         nodeids = [item.nodeid for item in session.items]
         self._write_line(f"aide: final check: a plain python -m pytest of the {len(nodeids)} "
                          "selected test(s) against the written code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
+        workdir = run_dir / "final-check"
+        plain = self._check_plainly(nodeids, workdir)
+        replay_plain_run(self.config, session.items, plain)
+        missing = [n for n in nodeids if n not in plain.outcomes]
+        if plain.passed and not missing:
+            return
+        if plain.passed or not any(o in {"failed", "error"} for o in plain.outcomes.values()):
+            session.testsfailed += 1  # no replayed report failed: count the check itself
+        restored = self._put_back_written()
+        self.errors.append(
+            f"the final check failed: {final_check_failure(plain, missing)} (output: "
+            f"{workdir / 'output.txt'}). "
+            + (f"Put back as they were: {', '.join(restored)}; the best code stays in the run "
+               "directory." if restored else "")
+        )
+
+    def _check_plainly(self, nodeids: list[str], workdir: Path) -> Any:
+        """The plain run's result (evaluation/plain.py), in this session's sandbox."""
+        from pytest_aide.evaluation.child_options import child_options
+        from pytest_aide.evaluation.evaluator import Evaluator
+
         evaluator = Evaluator(study=self.studies[0], rootdir=self.rootdir,
                               timeout=self.settings.timeout,
                               pytest_args=child_options(self._invocation_args()),
                               protected_exclude=[self.settings.log_dir],
                               sandbox=self.sandbox, env_drop=self.settings.env_drop,
                               env_keep=self.settings.env_keep)
-        workdir = run_dir / "final-check"
-        plain = evaluator.check_plainly(nodeids, workdir)
-        replay_plain_run(self.config, session.items, plain)
-        missing = [n for n in nodeids if n not in plain.outcomes]
-        if plain.passed and not missing:
-            return
-        if plain.status != "completed":
-            why = f"it {plain.status.replace('error', 'could not start')}"
-        elif plain.changed:
-            why = "it changed project files: " + ", ".join(plain.changed[:4])
-        elif plain.returncode == 0:
-            why = f"it exited 0 but did not report {len(missing)} of the tests"
-        else:
-            why = f"it exited {plain.returncode}"
-        if plain.passed or not any(o in {"failed", "error"} for o in plain.outcomes.values()):
-            session.testsfailed += 1
-        restored = self._put_back_written()
-        self.errors.append(
-            f"the final check failed: {why} (output: {workdir / 'output.txt'}). "
-            + (f"Put back as they were: {', '.join(restored)}; the best code stays in the run "
-               "directory." if restored else "")
-        )
+        return evaluator.check_plainly(nodeids, workdir)
 
     def _put_back_written(self) -> list[str]:
         """Undo the write of every target this session wrote (from its backup)."""
@@ -259,6 +290,17 @@ class AideSession:
                 terminalreporter.write_line(f"  {result.apply_message}")
         for error in self.errors:
             terminalreporter.write_line(f"aide error: {error}", red=True)
+
+
+def final_check_failure(plain: Any, missing: list[str]) -> str:
+    """Why the final check failed, in words (``missing``: selected tests it did not report)."""
+    if plain.status != "completed":
+        return f"it {plain.status.replace('error', 'could not start')}"
+    if plain.changed:
+        return "it changed project files: " + ", ".join(plain.changed[:4])
+    if plain.returncode == 0:
+        return f"it exited 0 but did not report {len(missing)} of the tests"
+    return f"it exited {plain.returncode}"
 
 
 def replay_plain_run(config: pytest.Config, items: list[pytest.Item], plain: Any) -> None:
