@@ -48,22 +48,36 @@ def _node_metrics(journal: Journal, node: Node) -> str:
 
 
 def render_report_md(journal: Journal, original_code: str, best_code: str | None) -> str:
-    root, best = journal.root, journal.best
-    labels = objective_labels(journal)
+    out = [
+        *_header(journal),
+        *_objectives(journal),
+        *_path_to_best(journal),
+        *_best_diff(journal, original_code, best_code),
+        *_all_nodes(journal),
+    ]
+    return "\n".join(out)
+
+
+def _header(journal: Journal) -> list[str]:
+    """The title and the run's facts: target, proposer, steps and seed, outcome, totals."""
     settings = journal.settings
-    out = [f"# pytest-aide run `{journal.run_id}`", ""]
     facts = [f"target `{journal.target}` (module `{journal.module}`)"]
     proposer = journal_proposer(journal)
     if proposer:
         facts.append(f"proposer {proposer_text(proposer)}")
     facts += [f"{key} `{settings[key]}`" for key in ("steps", "seed") if key in settings]
-    out += ["- " + fact for fact in facts]
     if journal.outcome:
-        out.append(f"- {journal.outcome}")
-    out += ["- " + totals_text(journal), ""]
+        facts.append(journal.outcome)
+    facts.append(totals_text(journal))
+    return [f"# pytest-aide run `{journal.run_id}`", "", *("- " + fact for fact in facts), ""]
 
-    out += ["## Objectives", "", "| test | metric | direction | baseline | best | change |"]
-    out.append("| --- | --- | --- | --- | --- | --- |")
+
+def _objectives(journal: Journal) -> list[str]:
+    """One row per objective: baseline, best, change; then the confirmation."""
+    root, best = journal.root, journal.best
+    labels = objective_labels(journal)
+    out = ["## Objectives", "", "| test | metric | direction | baseline | best | change |",
+           "| --- | --- | --- | --- | --- | --- |"]
     for objective in journal.objectives:
         nodeid = objective["nodeid"]
         direction = "higher is better" if objective["maximize"] else "lower is better"
@@ -76,41 +90,45 @@ def render_report_md(journal: Journal, original_code: str, best_code: str | None
     out.append("")
     if best is not None and best.confirmed:
         out += [f"Best {confirmed_text(best.confirmed)}.", ""]
+    return out
 
-    out += ["## Path to the best", ""]
-    if best is None or best.id == root.id:
-        out += ["No candidate beat the baseline.", ""]
-    else:
-        for node in journal.path_to(best.id):
-            out.append(
-                f"### #{node.id} {node.operator} (step {node.step}): {_node_metrics(journal, node)}"
-            )
-            out.append("")
-            out += [
-                f"> {line}" if line else ">" for line in (node.plan or "(no plan)").splitlines()
-            ]
-            out.append("")
-            if not node.is_good:
-                out += [f"{node.status}: `{short_reason(node.error, 200)}`", ""]
 
-    out += ["## Best diff", ""]
+def _path_to_best(journal: Journal) -> list[str]:
+    """Each node from the baseline to the best: operator, metrics, plan, failure."""
+    best = journal.best
+    out = ["## Path to the best", ""]
+    if best is None or best.id == journal.root.id:
+        return [*out, "No candidate beat the baseline.", ""]
+    for node in journal.path_to(best.id):
+        out += [
+            f"### #{node.id} {node.operator} (step {node.step}): {_node_metrics(journal, node)}",
+            "",
+            *(f"> {line}" if line else ">" for line in (node.plan or "(no plan)").splitlines()),
+            "",
+        ]
+        if not node.is_good:
+            out += [f"{node.status}: `{short_reason(node.error, 200)}`", ""]
+    return out
+
+
+def _best_diff(journal: Journal, original_code: str, best_code: str | None) -> list[str]:
     diff = unified_patch(original_code, best_code, journal.target) if best_code else ""
-    if diff:
-        fence = _fence(diff)
-        out += [f"{fence}diff", diff.rstrip("\n"), fence, ""]
-    else:
-        out += ["No change: the original code stays.", ""]
+    if not diff:
+        return ["## Best diff", "", "No change: the original code stays.", ""]
+    fence = _fence(diff)
+    return ["## Best diff", "", f"{fence}diff", diff.rstrip("\n"), fence, ""]
 
-    out += ["## All nodes", ""]
-    out.append(
+
+def _all_nodes(journal: Journal) -> list[str]:
+    return [
+        "## All nodes",
+        "",
         "| # | step | parent | operator | status | metrics | change | time | tokens | note "
-        "| plan |"
-    )
-    out.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for node in journal.nodes:
-        out.append(_node_row(journal, node))
-    out.append("")
-    return "\n".join(out)
+        "| plan |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *(_node_row(journal, node) for node in journal.nodes),
+        "",
+    ]
 
 
 def _node_row(journal: Journal, node: Node) -> str:

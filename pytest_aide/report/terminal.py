@@ -81,40 +81,19 @@ def summary_lines(
 
     ``already_best``: the target holds the best, written when a resumed run first finished.
     """
-    root, best = journal.root, journal.best
-    improved = best is not None and best.id != root.id
+    best = journal.best if _improved(journal) else None
     lines = [f"{journal.target} ({journal.module}), run {journal.run_id}"]
-    labels = objective_labels(journal)
-    for objective in journal.objectives:
-        nodeid = objective["nodeid"]
-        direction = "higher is better" if objective["maximize"] else "lower is better"
-        text = f"  {labels[nodeid]} ({direction}): baseline {fmt_value(root.metrics.get(nodeid))}"
-        if improved:
-            change = fmt_change(metric_change(journal, best, nodeid))  # type: ignore[arg-type]
-            text += f" -> best {fmt_value(best.metrics.get(nodeid))} ({change})"  # type: ignore[union-attr]
-        lines.append(text)
-    if improved:
-        lines.append(f"  best: node #{best.id} ({best.operator}, step {best.step})")  # type: ignore[union-attr]
-        if best.confirmed:  # type: ignore[union-attr]
-            lines.append(f"  {confirmed_text(best.confirmed)}")  # type: ignore[union-attr]
-    else:
-        lines.append("  no candidate beat the baseline")
+    lines += _objective_lines(journal, best)
+    lines += _best_lines(best)
     if journal.outcome:
         lines.append(f"  {journal.outcome}")
     lines.append("  " + totals_text(journal))
-    if already_best:
-        lines.append(f"  target: {journal.target} already holds the best (written when this "
-                     "run first finished)")
-    elif put_back:
-        lines.append(f"  target: {journal.target} written, then put back as it was: the final "
-                     "check failed")
-    else:
-        lines.append(f"  target: {journal.target} {'written' if applied else 'left unchanged'}")
+    lines.append("  " + _target_text(journal, applied, already_best, put_back))
     lines.append(f"  run dir: {display_path(run_dir, rootdir)}")
     if patch is not None:
         patch_text = display_path(patch, rootdir)
         lines.append(f"  patch: {patch_text}")
-        if not applied and improved and not already_best and not put_back:
+        if not applied and best is not None and not already_best and not put_back:
             lines.append(f"  apply it: git apply {patch_text}")
     report, tree = (
         display_path(run_dir / "report.md", rootdir),
@@ -124,3 +103,44 @@ def summary_lines(
     if resume_hint:  # a finished run is continued by asking for more steps
         lines.append(f"  {'more steps' if journal.finished else 'resume'}: {resume_hint}")
     return lines
+
+
+def _improved(journal: Journal) -> bool:
+    best = journal.best
+    return best is not None and best.id != journal.root.id
+
+
+def _objective_lines(journal: Journal, best: Node | None) -> list[str]:
+    """Each objective's baseline, and its best with the change when a candidate won."""
+    lines = []
+    labels = objective_labels(journal)
+    for objective in journal.objectives:
+        nodeid = objective["nodeid"]
+        direction = "higher is better" if objective["maximize"] else "lower is better"
+        text = (f"  {labels[nodeid]} ({direction}): baseline "
+                f"{fmt_value(journal.root.metrics.get(nodeid))}")
+        if best is not None:
+            change = fmt_change(metric_change(journal, best, nodeid))
+            text += f" -> best {fmt_value(best.metrics.get(nodeid))} ({change})"
+        lines.append(text)
+    return lines
+
+
+def _best_lines(best: Node | None) -> list[str]:
+    if best is None:
+        return ["  no candidate beat the baseline"]
+    lines = [f"  best: node #{best.id} ({best.operator}, step {best.step})"]
+    if best.confirmed:
+        lines.append(f"  {confirmed_text(best.confirmed)}")
+    return lines
+
+
+def _target_text(journal: Journal, applied: bool, already_best: bool, put_back: bool) -> str:
+    """What became of the target file."""
+    if already_best:
+        return (f"target: {journal.target} already holds the best (written when this run "
+                "first finished)")
+    if put_back:
+        return (f"target: {journal.target} written, then put back as it was: the final check "
+                "failed")
+    return f"target: {journal.target} {'written' if applied else 'left unchanged'}"
