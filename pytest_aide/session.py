@@ -203,8 +203,12 @@ class AideSession:
         plain = self._check_plainly(nodeids, workdir)
         replay_plain_run(self.config, session.items, plain)
         missing = [n for n in nodeids if n not in plain.outcomes]
-        if plain.passed and not missing:
-            return
+        if missing or not plain.passed:
+            self._final_check_failed(session, plain, missing, workdir)
+
+    def _final_check_failed(self, session: pytest.Session, plain: Any, missing: list[str],
+                            workdir: Path) -> None:
+        """Count the failure, put the written files back, and say why."""
         if plain.passed or not any(o in {"failed", "error"} for o in plain.outcomes.values()):
             session.testsfailed += 1  # no replayed report failed: count the check itself
         restored = self._put_back_written()
