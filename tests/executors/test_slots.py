@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
+from attacks import baseline_of
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.placement import Slot, placed
@@ -54,7 +57,7 @@ def test_a_child_started_in_a_slot_runs_on_its_cores_and_gpus(pytester: pytest.P
     evaluator = Evaluator(study, pytester.path)
     mine = sorted(os.sched_getaffinity(0))
     slot = Slot(0, (mine[-1],), ("7",))
-    evaluation = evaluator.evaluate("VALUE = 1\n", pytester.path / "run", slot=slot)
+    evaluation = evaluator.evaluate("VALUE = 1\n", pytester.path / "run", slot=slot, baseline=None)
     assert evaluation.outcome(nodeid) == "passed", evaluation.output_tail
     properties = evaluation.tests[nodeid].measurement.properties
     assert properties == {"cpus": f"cpu {[mine[-1]]}", "gpus": "gpu 7"}
@@ -75,37 +78,72 @@ def test_placed_pins_only_the_calling_thread() -> None:
     assert os.sched_getaffinity(0) == mine
 
 
+def blocked_in(thread: threading.Thread, function: str) -> bool:
+    """Whether ``thread`` is waiting on a condition inside ``function`` (its Python stack
+    ends in ``threading``'s wait, with ``function`` below it): a thread's place, seen
+    without sleeping for it."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None or frame.f_code.co_name != "wait":
+        return False
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.001)
+
+
 def test_a_measurement_waits_for_the_slots_to_drain_and_holds_back_new_loans() -> None:
+    """Each step waits for the one before (events, and the threads' own places), so the order
+    holds however slowly a loaded machine runs the threads."""
     gate = Gate(2)
     events: list[str] = []
     lock = threading.Lock()
+    a_in, release_a, measuring_in, release_measure = (threading.Event() for _ in range(4))
 
     def log(what: str) -> None:
         with lock:
             events.append(what)
 
-    def guard(name: str, seconds: float) -> None:
+    def guard(name: str, inside: threading.Event | None, release: threading.Event | None
+              ) -> None:
         with gate.slot():
             log(f"{name} start")
-            time.sleep(seconds)
+            if inside is not None and release is not None:
+                inside.set()
+                assert release.wait(60)
             log(f"{name} end")
 
     def measure() -> None:
         with gate.all():
             log("measure start")
-            time.sleep(0.2)
+            measuring_in.set()
+            assert release_measure.wait(60)
             log("measure end")
 
-    first = threading.Thread(target=guard, args=("a", 0.4))
-    first.start()
-    time.sleep(0.05)
+    first = threading.Thread(target=guard, args=("a", a_in, release_a))
     measuring = threading.Thread(target=measure)
+    late = threading.Thread(target=guard, args=("b", None, None))
+    first.start()
+    assert a_in.wait(60)
     measuring.start()
-    time.sleep(0.05)
-    late = threading.Thread(target=guard, args=("b", 0.0))  # a slot is free, but it waits
+    # waiting for "a" to drain (or, were the gate broken, measuring already)
+    wait_until(lambda: blocked_in(measuring, "all") or measuring_in.is_set())
     late.start()
+    wait_until(lambda: blocked_in(late, "slot") or "b start" in events)
+    assert gate.busy() == 1 and events == ["a start"]  # a slot is free, but "b" waits
+    release_a.set()
+    assert measuring_in.wait(60)
+    assert gate.busy() == 2 and "b start" not in events  # held back while it measures
+    release_measure.set()
     for thread in (first, measuring, late):
-        thread.join(5)
+        thread.join(60)
     assert events == ["a start", "a end", "measure start", "measure end", "b start", "b end"]
     assert gate.busy() == 0
 
@@ -122,9 +160,10 @@ def test_slots_with_other_gpus_are_not_taken_for_tampering(pytester: pytest.Pyte
     evaluator = Evaluator(study, pytester.path)
     cpus = tuple(sorted(os.sched_getaffinity(0)))
     original = (pytester.path / "mod.py").read_text()
-    baseline = evaluator.evaluate(original, pytester.path / "base", slot=Slot(0, cpus, ("0",)))
+    baseline = evaluator.evaluate(original, pytester.path / "base", slot=Slot(0, cpus, ("0",)),
+                                  baseline=None)
     assert baseline.completed and baseline.state
+    # the candidate is compared with the baseline's fingerprints, environment included
     candidate = evaluator.evaluate(original + "# a candidate\n", pytester.path / "cand",
-                                   slot=Slot(1, cpus, ("1",)))
-    assert evaluator._baseline_state is not None  # the candidate is compared with it
+                                   slot=Slot(1, cpus, ("1",)), baseline=baseline_of(baseline))
     assert candidate.outcome(nodeid) == "passed" and candidate.tampered == []
