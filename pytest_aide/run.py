@@ -8,7 +8,6 @@ atomically, and only if it is still the original.
 
 from __future__ import annotations
 
-import json
 import random
 import shlex
 import time
@@ -22,13 +21,7 @@ from pytest_aide.executors.base import Executor, ExecutorError, files_this_proce
 from pytest_aide.executors.choose import make_executor
 from pytest_aide.journal import Journal, Node, write_atomic
 from pytest_aide.proposers.base import Proposer
-from pytest_aide.report.artifacts import (
-    apply_best,
-    make_run_dir,
-    read_source,
-    sha256,
-    unified_patch,
-)
+from pytest_aide.report.artifacts import unified_patch
 from pytest_aide.report.formatting import proposer_text
 from pytest_aide.report.markdown import write_report_md
 from pytest_aide.report.terminal import step_line
@@ -39,6 +32,14 @@ from pytest_aide.search.objective import describe
 from pytest_aide.search.parallel import ParallelSearch
 from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
+from pytest_aide.workspace import (
+    RunNotFound,
+    apply_best,
+    find_run,
+    make_run_dir,
+    read_source,
+    sha256,
+)
 
 
 def resume_command(args: list[str], run_id: str, steps: int | None = None) -> str:
@@ -180,28 +181,10 @@ class TargetRun:
     # -- setting up -----------------------------------------------------------------------
 
     def _find_run(self, wanted: str) -> Path:
-        log_dir = self.settings.log_dir
-        runs = sorted(log_dir.glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
-        mine = []
-        for path in runs:
-            try:
-                target = json.loads(path.read_text(encoding="utf-8")).get("target")
-            except (OSError, ValueError):
-                continue
-            if target == self.relpath:
-                mine.append(path.parent)
-        if wanted == "latest":
-            if not mine:
-                raise ResumeError(f"--aide-resume latest: no earlier run for {self.relpath} in "
-                               f"{log_dir}")
-            return mine[-1]
-        path = log_dir / wanted
-        if not (path / "journal.json").is_file():
-            raise ResumeError(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
-        if path not in mine:
-            raise ResumeError(f"--aide-resume {wanted}: that run optimized another target, "
-                           f"not {self.relpath}")
-        return path
+        try:
+            return find_run(self.settings.log_dir, self.relpath, wanted)
+        except RunNotFound as exc:
+            raise ResumeError(str(exc)) from None
 
     def _open(self, current: str) -> tuple[Journal, Path, str]:
         """The journal, its run dir, and the header's words on what this run does."""

@@ -234,13 +234,11 @@ class AideSession:
 
     def _put_back_written(self) -> list[str]:
         """Undo the write of every target this session wrote (from its backup)."""
-        from pytest_aide.journal import write_atomic
+        from pytest_aide.workspace import put_back
 
         restored = []
         for result in self.results:
-            backup = result.run_dir / f"backup_{result.study.target.path.name}"
-            if result.applied and backup.is_file():
-                write_atomic(result.study.target.path, backup.read_text(encoding="utf-8"))
+            if result.applied and put_back(result.study.target.path, result.run_dir):
                 result.applied, result.put_back = False, True
                 result.apply_message = (f"the best code stays in {self._relpath(result.run_dir)}"
                                         "; the final check's output says why it failed")

@@ -10,8 +10,8 @@ import pytest
 from report_journals import single_objective_journal
 
 from pytest_aide.journal import GOOD, Journal, Node
-from pytest_aide.report.artifacts import sha256
 from pytest_aide.run import ResumeError, next_command, resume_plan
+from pytest_aide.workspace import sha256
 
 SPEED = "test_slow.py::test_speed"
 
@@ -89,7 +89,28 @@ def test_a_file_edited_during_the_run_is_not_overwritten(
     assert (slow_project.path / ".aide" / journal.run_id / "best_slow.py").is_file()
 
 
+#: test_speed with a metric that does not depend on the machine: every candidate that changes
+#: CHUNK costs 1, the original 2. The first run's first such candidate is its best and is
+#: written; the resumed run's candidates only tie with it, so the file already holds the best.
+TIED_COST_TESTS = """\
+import pytest
+import slow
+from slow import work
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 100])
+def test_correct(n):
+    assert work(n) == sum(range(n))
+
+
+@pytest.mark.optimize(metric="cost", maximize=False)
+def test_speed(record_property):
+    record_property("cost", 2 if slow.CHUNK == 2 else 1)
+"""
+
+
 def test_resume_with_more_steps_than_done_continues_a_finished_run(slow_project) -> None:
+    slow_project.makepyfile(test_slow=TIED_COST_TESTS)
     first = slow_project.runpytest_subprocess("--aide-steps", "2", "--aide-model", "tune")
     assert first.ret == 0
     (journal,) = journals(slow_project.path)
@@ -119,19 +140,17 @@ def test_resume_with_more_steps_than_done_continues_a_finished_run(slow_project)
     assert [essentials(n) for n in resumed.nodes[:3]] == [essentials(n) for n in journal.nodes]
     codes = [n.code for n in resumed.nodes if n.code]
     assert len(codes) == len(set(codes))  # the tuner did not repeat itself after resuming
-    # the first run may have written its best, and the search went on from the original
+    # the first run wrote its best, and the search went on from the original
     run_dir = slow_project.path / ".aide" / journal.run_id
     assert (run_dir / "original_slow.py").read_text() == resumed.root.code
-    assert after_first in (resumed.root.code, journal.best.code)
+    assert after_first == journal.best.code != resumed.root.code
+    # nothing after it did better (ties), so the file is left as the first run wrote it
+    assert resumed.best.id == journal.best.id
+    assert target.read_text() == after_first
     output = second.stdout.str()
-    if "target: slow.py written" in output:
-        assert target.read_text() == resumed.best.code != after_first
-    else:
-        assert target.read_text() == after_first
-    if after_first == resumed.best.code != resumed.root.code:
-        assert "target: slow.py already holds the best (written when this run first finished)" \
-            in output
-        assert "apply it" not in output
+    assert "target: slow.py already holds the best (written when this run first finished)" \
+        in output
+    assert "target: slow.py written" not in output and "apply it" not in output
     assert "steps `4`" in (run_dir / "report.md").read_text()
 
 

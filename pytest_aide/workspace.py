@@ -1,0 +1,136 @@
+"""The user's files and the run directories: the only module that writes them.
+
+The promise to the user is narrow: the target file is written once, atomically, at the end,
+only when the best candidate is better and passes, and only if the file is still the
+original; an interrupted or killed run leaves it as it was; a best that fails the final check
+is put back from its backup. Keeping every write to the user's project in one small module
+(the run directory, the backup, the write, the put-back, and finding a run to resume) makes
+that promise checkable in one place: nothing else in pytest-aide opens a user's file for
+writing. It is a data module, below everything that runs candidates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_aide.journal import write_atomic
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_source(path: Path) -> str:
+    """The file's text exactly as stored (no newline translation), so patches apply."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+def new_run_id(module: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{re.sub(r'[^A-Za-z0-9_]+', '_', module)}"
+
+
+def make_run_dir(log_dir: Path, module: str) -> tuple[str, Path]:
+    """A fresh run directory; a suffix keeps two runs in the same second apart."""
+    base = new_run_id(module)
+    for suffix in range(1000):
+        run_id = base if suffix == 0 else f"{base}-{suffix}"
+        path = log_dir / run_id
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return run_id, path
+    raise RuntimeError(f"cannot create a run directory under {log_dir}")
+
+
+def backup_path(run_dir: Path, target: Path) -> Path:
+    """Where a run keeps the target as it was before the run wrote it."""
+    return run_dir / f"backup_{target.name}"
+
+
+def write_backup(run_dir: Path, target: Path, text: str) -> Path:
+    """Keep ``text`` (the target before the write) in the run directory; a backup already
+    there (a resumed run that wrote before) is the older truth and stays."""
+    backup = backup_path(run_dir, target)
+    if not backup.exists():
+        write_atomic(backup, text)
+    return backup
+
+
+@dataclass
+class ApplyResult:
+    written: bool
+    message: str
+
+
+def apply_best(target: Path, original: str, best: str, run_dir: Path | None = None
+               ) -> ApplyResult:
+    """Write ``best`` over ``target`` atomically, only if the file is still the original.
+    With ``run_dir``, the original is backed up there first, so a put-back always has it."""
+    try:
+        current = read_source(target)
+    except OSError as exc:
+        return ApplyResult(False, f"not written: cannot read {target}: {exc}")
+    if current != original:
+        return ApplyResult(
+            False, f"not written: {target} was edited during the run; the best code is kept "
+            "in the run directory"
+        )
+    if run_dir is not None:
+        write_backup(run_dir, target, current)
+    mode = target.stat().st_mode
+    write_atomic(target, best)
+    os.chmod(target, mode)
+    return ApplyResult(True, f"written to {target}")
+
+
+def put_back(target: Path, run_dir: Path) -> bool:
+    """Write the target back as it was before the run wrote it (its backup in ``run_dir``),
+    atomically, bytes and mode as they were; False when there is no backup to put back."""
+    backup = backup_path(run_dir, target)
+    if not backup.is_file():
+        return False
+    mode = target.stat().st_mode if target.exists() else None
+    write_atomic(target, read_source(backup))
+    if mode is not None:
+        os.chmod(target, mode)
+    return True
+
+
+class RunNotFound(Exception):
+    """``--aide-resume`` names no run of this target (the message says what was looked for)."""
+
+
+def find_run(log_dir: Path, relpath: str, wanted: str) -> Path:
+    """The run directory to resume: ``wanted`` is a run id or ``latest`` (this target's most
+    recent run in ``log_dir``); RunNotFound when there is none, or it optimized another
+    target."""
+    runs = sorted(log_dir.glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
+    mine = [path.parent for path in runs if _journal_target(path) == relpath]
+    if wanted == "latest":
+        if not mine:
+            raise RunNotFound(f"--aide-resume latest: no earlier run for {relpath} in {log_dir}")
+        return mine[-1]
+    path = log_dir / wanted
+    if not (path / "journal.json").is_file():
+        raise RunNotFound(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
+    if path not in mine:
+        raise RunNotFound(f"--aide-resume {wanted}: that run optimized another target, "
+                          f"not {relpath}")
+    return path
+
+
+def _journal_target(path: Path) -> str | None:
+    """The target a journal names (None when it cannot be read)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("target")
+    except (OSError, ValueError, AttributeError):
+        return None
