@@ -89,11 +89,12 @@ def side_by_side(root: Path, module: str, tests: str, repeats: int) -> dict[str,
     times: dict[str, list[float]] = {name: [] for name in [*ways, "python -m pytest"]}
     try:
         for name, evaluator in ways.items():  # warm-up: the zygote starts once per run
-            evaluator.evaluate(module, root / ".aide" / f"first-{name}")
+            evaluator.evaluate(module, root / ".aide" / f"first-{name}", baseline=None)
         for index in range(repeats):
             for name, evaluator in ways.items():
                 started = time.perf_counter()
-                evaluation = evaluator.evaluate(module, root / ".aide" / f"{index}-{name}")
+                evaluation = evaluator.evaluate(module, root / ".aide" / f"{index}-{name}",
+                    baseline=None)
                 times[name].append(time.perf_counter() - started)
                 assert evaluation.completed and not evaluation.not_passed(nodeids)
                 assert not evaluation.tampered, evaluation.tampered

@@ -180,40 +180,28 @@ def run_trials(
 
 def confirm_sequentially(pairs: Pairs, candidate: str, most: int, max_time: float,
                          alpha: float, min_effect: float) -> tuple[bool, bool, int]:
-    """pytest-aide's confirmation (``confirm._confirm_timed``): interleaved rounds, added
-    until it decides (at most ``most``), a round whose speed probes disagree measured again
-    (at most ``MAX_DISCARDED_PER_ROUND * most`` times in all). Returns (confirmed,
+    """pytest-aide's confirmation, by its own state machine (``judge.InterleavedConfirmation``,
+    which ``confirm._confirm_timed`` drives): interleaved rounds, added until it decides (at
+    most ``most``), a round whose speed probes disagree measured again. Returns (confirmed,
     means-of-all-rounds says faster, rounds used)."""
-    from pytest_aide.evaluation.speed import comparable, won
-    from pytest_aide.search.confirm import MAX_DISCARDED_PER_ROUND
-    from pytest_aide.search.noise import confirm_interleaved, median_change, needs_more_rounds
+    from pytest_aide.search.judge import InterleavedConfirmation, RoundTaken
 
-    runs: list[tuple[list[float], list[float]]] = []
+    machine = InterleavedConfirmation(["t"], most, alpha=alpha, min_effect=min_effect)
     naive: list[tuple[list[float], list[float]]] = []  # every pair: the means' view
-    discarded = 0
-    while discarded < MAX_DISCARDED_PER_ROUND * most:
+    while not machine.done:
         pairs.measured += 1
-        if len(runs) % 2:
+        if machine.kept % 2:
             cand = measure_in_fresh_process(candidate, max_time)
             ref = measure_in_fresh_process("reference", max_time)
         else:
             ref = measure_in_fresh_process("reference", max_time)
             cand = measure_in_fresh_process(candidate, max_time)
         naive.append((ref["samples"], cand["samples"]))
-        changes = [median_change(ref["samples"], cand["samples"])]
-        if not comparable(ref["speed"], cand["speed"], changes, won(changes)):
-            discarded += 1
-            pairs.again += 1
-            continue
-        runs.append((ref["samples"], cand["samples"]))
-        verdict = confirm_interleaved(runs, maximize=False, max_rounds=most, alpha=alpha,
-                                      min_effect=min_effect)
-        if not needs_more_rounds(verdict):
-            break
-    else:
-        verdict = None
+        taken = machine.add({"t": ref["samples"]}, {"t": cand["samples"]},
+                            (ref["speed"], cand["speed"]))
+        pairs.again += taken is RoundTaken.DISCARDED
     faster = sum(_mean(c) for _, c in naive) < sum(_mean(r) for r, _ in naive)
-    return bool(verdict and verdict.better), faster, len(runs)
+    return machine.confirmed, faster, machine.kept
 
 
 def run_interleaved(
@@ -231,18 +219,15 @@ def run_interleaved(
 
 
 def screen(ref: list[float], cand: list[float], alpha: float) -> str:
-    """The search's screen, as ``judge.is_better`` applies it to a timed metric: "better",
-    "second look" (faster on average, not credibly; or no faster on average, though its
-    typical round is) or "no"."""
-    from pytest_aide.search.noise import SCREEN_MIN_EFFECT, compare_samples
+    """The search's screen on a timed metric, by its own rule (``judge.screen_samples``):
+    "better", "second look" (faster on average, not credibly; or no faster on average,
+    though its typical round is) or "no"."""
+    from pytest_aide.search.judge import Outcome, screen_samples
 
-    slower = compare_samples(cand, ref, maximize=False, alpha=alpha, min_effect=SCREEN_MIN_EFFECT)
-    if slower.better:
-        return "no"  # credibly slower, whatever the mean says
-    faster = compare_samples(ref, cand, maximize=False, alpha=alpha, min_effect=SCREEN_MIN_EFFECT)
-    if _mean(cand) >= _mean(ref):
-        return "second look" if faster.change < 0 else "no"
-    return "better" if faster.better else "second look"
+    outcome = screen_samples(ref, cand, _mean(cand) < _mean(ref), alpha=alpha)
+    if outcome is Outcome.BETTER:
+        return "better"
+    return "second look" if outcome.second_look else "no"
 
 
 @dataclass
@@ -262,10 +247,10 @@ def run_pipeline(
 ) -> tuple[Pipeline, float]:
     """What pytest-aide does end to end: the screen during the search (one pair, and a
     second look at another pair when the first may hide a speedup, as
-    ``Search._compare`` does), then, only for a candidate it passes, the interleaved
+    ``search/screen.py`` does), then, only for a candidate it passes, the interleaved
     confirmation before anything is written. Returns the counts and the share of pairs
     measured again."""
-    from pytest_aide.search.loop import MAX_REMEASURES
+    from pytest_aide.search.screen import MAX_REMEASURES
 
     result = Pipeline()
     pairs = Pairs()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.executors.base import EvaluationRequest
 from pytest_aide.executors.local import LocalExecutor
 from pytest_aide.executors.slots import plan_slots
 from pytest_aide.study import Objective, Study, Target
@@ -82,7 +83,8 @@ def throughput(executor, root: Path, count: int, workers: int, label: str) -> fl
     started = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         results = list(pool.map(
-            lambda item: executor.check(item[1], root / ".aide" / label / f"{item[0]:03d}"),
+            lambda item: executor.run_shared(EvaluationRequest(
+                item[1], root / ".aide" / label / f"{item[0]:03d}", None)),
             enumerate(candidates(count)),
         ))
     seconds = time.perf_counter() - started
@@ -112,7 +114,8 @@ def measure_throughput(root: Path, count: int) -> dict[str, float]:
         on_ray = RayExecutor(evaluator=Evaluator(study, root / "heavy", sandbox=sandbox,
                                                  protected_exclude=[root / "heavy" / ".aide"]),
                              ray=ray, workers=2, shared_fs=True)
-        on_ray.check(HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up")  # upload, workers
+        on_ray.run_shared(EvaluationRequest(  # upload, workers
+            HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up", None))
         best: dict[str, float] = {}
         for round_ in range(2):
             for label, executor, workers in (("1 local worker", one, 1),
@@ -130,7 +133,7 @@ def keep_busy(evaluator: Evaluator, workdirs: Path, slot, stop: threading.Event)
     """Evaluations of the heavy study in ``slot``, one after another, until ``stop``."""
     run = 0
     while not stop.is_set():
-        evaluator.evaluate(HEAVY_MODULE, workdirs / str(run), slot=slot)
+        evaluator.evaluate(HEAVY_MODULE, workdirs / str(run), slot=slot, baseline=None)
         run += 1
 
 
@@ -164,7 +167,7 @@ def measure_spread(root: Path, repeats: int) -> dict[str, list[float]]:
             try:
                 evaluation = timed.evaluate(TIMED_MODULE,
                                             timed_root / ".aide" / f"{index}-{label[:5]}",
-                                            slot=slots[0])
+                                            slot=slots[0], baseline=None)
             finally:
                 stop.set()
                 if busy is not None:

@@ -47,12 +47,13 @@ def pytest_aide_make_proposer(
 def pytest_aide_make_executor(
     config: pytest.Config, settings: AideSettings, evaluator: Evaluator
 ) -> Executor | None:
-    """Make the executor that runs several evaluations at once (``--aide-workers``,
-    ``--aide-gpus-per-worker``, ``--aide-executor``); each runs through ``evaluator``.
+    """Make the executor that runs the run's evaluations (executors/base.py: ``run_shared``,
+    ``run_isolated``), one or several at once (``--aide-workers``, ``--aide-gpus-per-worker``,
+    ``--aide-executor``); each runs through ``evaluator``.
 
-    Called only when the settings ask for more than the serial path. Raise
+    Called for every run, the serial one included (one local worker). Raise
     ``pytest_aide.executors.base.ExecutorError`` when it cannot be had (a usage error).
-    Default: slots on this machine, or a Ray cluster.
+    Default: this machine (one worker, or disjoint slots), or a Ray cluster.
     """
 
 

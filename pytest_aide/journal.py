@@ -9,15 +9,45 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-GOOD = "good"
-BUGGY = "buggy"
-TAMPERED = "tampered"
 
-JOURNAL_VERSION = 1
+class Status(str, Enum):
+    """A node's verdict. A ``str`` enum: the journal's JSON holds the plain word."""
+
+    GOOD = "good"
+    BUGGY = "buggy"
+    TAMPERED = "tampered"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Operator(str, Enum):
+    """How a node came to be: AIDE's operators, and the original itself."""
+
+    BASELINE = "baseline"
+    DRAFT = "draft"
+    IMPROVE = "improve"
+    DEBUG = "debug"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+GOOD = Status.GOOD
+BUGGY = Status.BUGGY
+TAMPERED = Status.TAMPERED
+
+#: 2: a duplicate is ``duplicate_of`` (not an error text), and why a good node is not the best
+#: is its ``note`` (not its ``error``). Version 1 journals are read and upgraded (``_upgrade``).
+JOURNAL_VERSION = 2
+#: How version 1 wrote a duplicate's error.
+_V1_DUPLICATE = re.compile(r"candidate is identical to node (\d+)")
 
 
 @dataclass
@@ -44,13 +74,18 @@ class Node:
     id: int
     parent: int | None
     step: int
-    operator: str  # "baseline", "draft", "improve", "debug"
+    operator: Operator
     plan: str
     code: str
     metrics: dict[str, float | None] = field(default_factory=dict)  # objective nodeid -> value
     objective: float | None = None  # higher is better; see objective.py
-    status: str = BUGGY
+    status: Status = Status.BUGGY
+    #: Why the node is buggy or tampered ("" when good).
     error: str = ""
+    #: Why a good node did not become the best, when there is more to say than "not better".
+    note: str = ""
+    #: The earlier node whose code this one repeats (it was not run again).
+    duplicate_of: int | None = None
     started: float = 0.0
     duration: float = 0.0  # seconds spent evaluating
     propose_seconds: float = 0.0
@@ -63,16 +98,22 @@ class Node:
     remeasured: int = 0  # times measured again next to the best (the machine's speed changed)
     remeasure_reason: str = ""  # why it was ("": the machine's speed had changed)
 
+    def __post_init__(self) -> None:
+        self.operator = Operator(self.operator)
+        self.status = Status(self.status)
+
     @property
     def is_good(self) -> bool:
-        return self.status == GOOD
+        return self.status == Status.GOOD
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Node:
+    def from_dict(cls, data: dict[str, Any], version: int = JOURNAL_VERSION) -> Node:
         data = dict(data)
+        if version < 2:
+            _upgrade(data)
         data["usage"] = Usage(**(data.get("usage") or {}))
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
@@ -149,7 +190,7 @@ class Journal:
             objectives=data["objectives"],
             original_sha256=data["original_sha256"],
             settings=data.get("settings", {}),
-            nodes=[Node.from_dict(n) for n in data.get("nodes", [])],
+            nodes=[Node.from_dict(n, int(data.get("version") or 1)) for n in data.get("nodes", [])],
             best_id=data.get("best_id"),
             finished=data.get("finished", False),
             outcome=data.get("outcome", ""),
@@ -162,6 +203,17 @@ class Journal:
     @classmethod
     def load(cls, path: Path) -> Journal:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _upgrade(node: dict[str, Any]) -> None:
+    """A version 1 node as version 2 writes it: the duplicate's id out of its error text, and
+    a good node's error (why it was not the best) as its note."""
+    error = node.get("error") or ""
+    duplicate = _V1_DUPLICATE.match(error)
+    if duplicate and node.get("status") == Status.BUGGY.value:
+        node["duplicate_of"] = int(duplicate.group(1))
+    elif node.get("status") == Status.GOOD.value and error:
+        node["note"], node["error"] = error, ""
 
 
 def write_atomic(path: Path, text: str) -> None:

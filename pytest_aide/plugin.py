@@ -66,7 +66,7 @@ def pytest_aide_make_proposer(
 
 @pytest.hookimpl(trylast=True)
 def pytest_aide_make_executor(settings: AideSettings, evaluator: Evaluator) -> Executor:
-    """Local slots, or Ray (``--aide-executor``)."""
+    """This machine (one worker, or slots), or Ray (``--aide-executor``)."""
     from pytest_aide.executors.choose import make_executor
 
     return make_executor(settings, evaluator)

@@ -29,7 +29,6 @@ from pytest_aide.report.tree_html import write_tree_html
 from pytest_aide.search.confirm import confirm_best
 from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import describe
-from pytest_aide.search.parallel import ParallelSearch
 from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
 from pytest_aide.workspace import (
@@ -238,20 +237,43 @@ class TargetRun:
         resumed = bool(self.settings.resume)
         # A finished run may have written its best: the search still starts from the original.
         original = journal.root.code if resumed else current
+        executor = self._executor(self._evaluator(run_dir))
+        try:
+            proposer = self.proposer_factory(original)
+            search = self._search(journal, run_dir, executor, proposer, original, started)
+            result = RunResult(study=self.study, journal=journal, run_dir=run_dir)
+            self._header(journal, executor, proposer, plan)
+            try:
+                self._start(search, resumed)
+                if executor.notice():
+                    self.write_line(f"aide: {executor.notice()}")
+                search.run(self.settings.steps)
+                result.stop_reason = search.stop_reason
+                self._finish(result, executor, search, original, current)
+            except KeyboardInterrupt:
+                self._interrupted(result)
+                raise
+        finally:
+            executor.close()
+        result.elapsed = time.perf_counter() - started
+        return result
+
+    def _evaluator(self, run_dir: Path) -> Evaluator:
         # with several workers, this process writes its output while evaluations run
         own = files_this_process_writes(self.rootdir) if self.settings.parallel else []
-        evaluator = Evaluator(
+        return Evaluator(
             study=self.study, rootdir=self.rootdir, timeout=self.settings.timeout,
             pytest_args=self.pytest_args, protected_exclude=[self.settings.log_dir, *own],
             sandbox=self.sandbox, env_drop=self.settings.env_drop,
             env_keep=self.settings.env_keep, warm=self.settings.warm == "auto",
             warm_dir=run_dir,
         )
-        executor = self._executor(evaluator)
-        proposer = self.proposer_factory(original)
+
+    def _search(self, journal: Journal, run_dir: Path, executor: Executor, proposer: Proposer,
+                original: str, started: float) -> Search:
         context = SearchContext(
             study=self.study,
-            evaluator=evaluator,
+            executor=executor,
             proposer=proposer,
             run_dir=run_dir,
             original_code=original,
@@ -263,73 +285,66 @@ class TargetRun:
             instructions=self.settings.instructions,
             budget_usd=self.settings.budget,
             on_step=lambda node: self._progress(journal, node, started),
+            measure=self.settings.measure,
         )
-        if executor is not None:
-            # the baseline, re-measurements and the confirmation measure alone (executor.py)
-            context.evaluator = executor
-            journal.settings.update(workers=executor.workers, measure=self.settings.measure,
-                                    executor=self.settings.executor)
         rng = random.Random(self.settings.seed + len(journal.nodes))
         policy = Policy(self.settings.drafts, self.settings.debug_prob,
                         self.settings.max_debug_depth, rng)
-        search = Search(context, journal, policy)
-        result = RunResult(study=self.study, journal=journal, run_dir=run_dir)
+        return Search(context, journal, policy)
+
+    def _header(self, journal: Journal, executor: Executor, proposer: Proposer,
+                plan: str) -> None:
         name = getattr(proposer, "name", None)
         journal.settings["proposer"] = name
         self.write_line(
             f"aide: optimizing {self.relpath} for {describe(self.study.objectives)} "
             f"with {proposer_text(name)}; {plan}"
         )
-        if executor is not None:
+        if self.settings.parallel:
+            journal.settings.update(workers=executor.workers, measure=self.settings.measure,
+                                    executor=self.settings.executor)
             self.write_line(f"aide: {_workers_text(executor, self.settings.measure)}")
-        try:
-            if resumed:
-                search.resume_state()
-            else:
-                try:
-                    search.baseline()
-                except BaselineError as exc:
-                    journal.outcome = f"baseline failed: {exc}"
-                    journal.save(run_dir / "journal.json")
-                    raise RunError(f"{self.relpath}: {exc}") from None
-                if search.skipped_guards:
-                    self.write_line(
-                        f"aide: {len(search.skipped_guards)} test(s) the original code skips or "
-                        "xfails are not used as guards: " + ", ".join(search.skipped_guards[:5])
-                    )
-            if evaluator.warm_notice:
-                self.write_line(f"aide: {evaluator.warm_notice}")
-            if executor is None:
-                search.run(self.settings.steps)
-            else:
-                ParallelSearch(search, executor, self.settings.measure).run(self.settings.steps)
-            result.stop_reason = search.stop_reason
-            self._finish(result, context.evaluator, search, original, current)
-        except KeyboardInterrupt:
-            journal.outcome = "interrupted"
-            journal.save(run_dir / "journal.json")
-            state = "was already written" if result.applied else "is unchanged"
-            again = (f"Resume with: {self.resume_hint(journal)}" if journal.nodes
-                     else "Nothing to resume: the baseline had not finished.")
-            self.write_line(
-                f"aide: interrupted; {self.relpath} {state}. Journal: "
-                f"{run_dir / 'journal.json'}. {again}"
-            )
-            raise
-        finally:
-            if executor is not None:
-                executor.close()
-            evaluator.close()
-        result.elapsed = time.perf_counter() - started
-        return result
 
-    def _executor(self, evaluator: Evaluator) -> Executor | None:
-        """None for the serial path (one worker, no GPUs per worker, the local executor)."""
-        if not self.settings.parallel:
-            return None
+    def _start(self, search: Search, resumed: bool) -> None:
+        """The baseline: measured for a new run (RunError when the original fails), loaded
+        for a resumed one, or measured again when that run saved none."""
+        journal = search.journal
+        if resumed:
+            if search.resume():
+                self.write_line("aide: this run saved no baseline (made by an older "
+                                "pytest-aide): the original was measured again")
+            return
+        try:
+            search.measure_baseline()
+        except BaselineError as exc:
+            journal.outcome = f"baseline failed: {exc}"
+            journal.save(search.journal_path)
+            raise RunError(f"{self.relpath}: {exc}") from None
+        skipped = search.skipped_guards
+        if skipped:
+            self.write_line(
+                f"aide: {len(skipped)} test(s) the original code skips or "
+                "xfails are not used as guards: " + ", ".join(skipped[:5])
+            )
+
+    def _interrupted(self, result: RunResult) -> None:
+        journal, run_dir = result.journal, result.run_dir
+        journal.outcome = "interrupted"
+        journal.save(run_dir / "journal.json")
+        state = "was already written" if result.applied else "is unchanged"
+        again = (f"Resume with: {self.resume_hint(journal)}" if journal.nodes
+                 else "Nothing to resume: the baseline had not finished.")
+        self.write_line(
+            f"aide: interrupted; {self.relpath} {state}. Journal: "
+            f"{run_dir / 'journal.json'}. {again}"
+        )
+
+    def _executor(self, evaluator: Evaluator) -> Executor:
+        """The executor the settings ask for (one local worker: the serial case)."""
         try:
             return self.executor_factory(self.settings, evaluator)
         except ExecutorError as exc:
+            evaluator.close()
             raise SetupError(str(exc)) from None
 
     def _progress(self, journal: Journal, node: Node, started: float) -> None:
@@ -341,7 +356,7 @@ class TargetRun:
 
     # -- finishing ------------------------------------------------------------------------
 
-    def _finish(self, result: RunResult, evaluator: Evaluator | Executor, search: Search,
+    def _finish(self, result: RunResult, executor: Executor, search: Search,
                 original: str, current: str) -> None:
         """Confirm, keep and report the best; write it over ``current`` (the file as this
         run found it: the original, or the best this run wrote when it first finished)."""
@@ -351,7 +366,7 @@ class TargetRun:
         improved = best is not None and best.id != 0
         if improved:
             confirmation = confirm_best(
-                evaluator, self.study.objectives, search.guards, journal.root, best,
+                executor, self.study.objectives, search.baseline, journal.root, best,
                 run_dir / "confirm", self.settings.confirm_rounds,
                 lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
             )

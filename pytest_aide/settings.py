@@ -65,8 +65,9 @@ class AideSettings:
 
     @property
     def parallel(self) -> bool:
-        """More than one evaluation at once, or slots or executors that the serial path
-        does not know: the scheduler of search/parallel.py runs the search."""
+        """More than one evaluation at once, or slots or an executor other than one local
+        worker: the executor places evaluations (executors/choose.py), and the header says
+        where."""
         return self.workers != 1 or self.gpus_per_worker > 0 or self.executor != "local"
 
     @property

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.study import Objective, Study, Target
 
 #: A module whose speed is its PAUSE: the tests' target for attacks on clocks and state.
@@ -61,3 +62,9 @@ def steady_study(pytester: pytest.Pytester, module: str, tests: str) -> Study:
         guard_nodeids=["test_steady.py::test_correct"],
         test_files=[pytester.path / "test_steady.py"],
     )
+
+
+def baseline_of(evaluation) -> Baseline:
+    """What the original's ``evaluation`` establishes, as the run keeps it: candidates
+    evaluated after it are compared with its fingerprints and clock brackets."""
+    return Baseline(state=evaluation.state, clock=evaluation.clock)

@@ -8,6 +8,7 @@ into the evaluator) is caught where it is written.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,15 @@ def test_each_subpackage_says_what_it_is_for_and_may_import() -> None:
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
         assert "import" in doc.lower(), f"{init.parent.name}/__init__.py: say what it may import"
+
+
+def test_the_architecture_map_names_only_files_that_exist() -> None:
+    """ARCHITECTURE.md's tables say which files to touch: a renamed file must be renamed there
+    too, or the next maintainer is sent to a file that is gone."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:pytest_aide|tests|benchmarks)/[\w/]+\.py)`", text))
+    assert len(named) >= 10, "the map should name the files to touch"
+    missing = sorted(p for p in named if not (PACKAGE.parent / p).is_file())
+    assert not missing, f"ARCHITECTURE.md names files that do not exist: {missing}"
+    for package in sorted({group_of(name) for name, _ in modules()}):
+        assert f"`{package}" in text, f"ARCHITECTURE.md does not say what {package} is for"

@@ -72,15 +72,14 @@ def test_a_file_edited_during_the_run_is_not_overwritten(
 ) -> None:
     from pytest_aide.search.loop import Search
 
-    step = Search.step
+    commit = Search.commit
 
-    def edit_then_step(self, *args, **kwargs):
-        node = step(self, *args, **kwargs)
+    def commit_then_edit(self, node, proposal):
+        commit(self, node, proposal)
         with (slow_project.path / "slow.py").open("a") as handle:
             handle.write(f"# the user edited this during step {node.step}\n")
-        return node
 
-    monkeypatch.setattr(Search, "step", edit_then_step)
+    monkeypatch.setattr(Search, "commit", commit_then_edit)
     result = slow_project.runpytest("--aide-steps", "2", "--aide-model", "tune")
     text = (slow_project.path / "slow.py").read_text()
     assert "CHUNK = 2 " in text and "edited this during step 2" in text

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from attacks import baseline_of
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
 from pytest_aide.study import Objective, Study, Target
@@ -335,8 +336,8 @@ def lost(evaluation: Evaluation, nodeids: list[str]) -> bool:
 def test_the_honest_candidate_is_not_flagged(project: Path) -> None:
     evaluator = make_evaluator(project)
     before = project_files(project)
-    baseline = evaluator.evaluate(None, project / ".aide" / "0")
-    honest = evaluator.evaluate(HONEST, project / ".aide" / "1")
+    baseline = evaluator.evaluate(None, project / ".aide" / "0", baseline=None)
+    honest = evaluator.evaluate(HONEST, project / ".aide" / "1", baseline=baseline_of(baseline))
     for evaluation in (baseline, honest):
         assert evaluation.completed, evaluation.output_tail
         assert evaluation.tampered == []
@@ -352,7 +353,7 @@ def test_an_adversarial_candidate_loses(project: Path, source: str, expected: st
     evaluator = make_evaluator(project, timeout=3.0 if expected == "timeout" else 60.0)
     nodeids = evaluator.study.nodeids
     before = project_files(project)
-    evaluation = evaluator.evaluate(textwrap.dedent(source), project / ".aide" / "1")
+    evaluation = evaluator.evaluate(textwrap.dedent(source), project / ".aide" / "1", baseline=None)
     assert lost(evaluation, nodeids), evaluation.output_tail
     if expected in {"crashed", "timeout"}:
         assert evaluation.status == expected
@@ -363,7 +364,7 @@ def test_an_adversarial_candidate_loses(project: Path, source: str, expected: st
     assert project_files(project) == before
     if expected.startswith("changed project file"):
         # The next, honest candidate is judged on the restored project and is not blamed.
-        honest = evaluator.evaluate(HONEST, project / ".aide" / "2")
+        honest = evaluator.evaluate(HONEST, project / ".aide" / "2", baseline=None)
         assert honest.tampered == [], honest.tampered
         assert honest.not_passed(nodeids) == [], honest.error_summary(nodeids)
 
@@ -385,7 +386,7 @@ def test_a_candidate_finds_no_key_in_its_environment(
         """
     )
     evaluator = make_evaluator(project)
-    evaluation = evaluator.evaluate(spy, project / ".aide" / "1")
+    evaluation = evaluator.evaluate(spy, project / ".aide" / "1", baseline=None)
     assert evaluation.tampered == []
     assert evaluation.not_passed(evaluator.study.nodeids) == []
     output = evaluation.tests["test_fastmath.py::test_dot_speed"].measurement.output
@@ -401,6 +402,6 @@ def test_introspection_the_original_does_itself_is_not_refused(pytester: pytest.
     pytester.makepyfile(fastmath=introspective, test_fastmath=TESTS)
     evaluator = make_evaluator(pytester.path)
     candidate = introspective.replace("total += x * y", "total = total + x * y")
-    evaluation = evaluator.evaluate(candidate, pytester.path / ".aide" / "1")
+    evaluation = evaluator.evaluate(candidate, pytester.path / ".aide" / "1", baseline=None)
     assert evaluation.tampered == [], evaluation.tampered
     assert evaluation.not_passed(evaluator.study.nodeids) == [], evaluation.output_tail

@@ -28,6 +28,7 @@ from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.guards import clock, fingerprint, reaper, seal
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.guards.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.guards.integrity import new_findings
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
@@ -154,10 +155,6 @@ class Evaluator:
     warm_dir: Path | None = None
     _guard: ProjectGuard = field(init=False, repr=False, compare=False)
     _warm: WarmPool | None = field(default=None, init=False, repr=False)
-    #: The original code's fingerprints and benchmark brackets, from the first evaluation.
-    _baseline_state: dict[str, Any] | None = field(default=None, init=False, repr=False)
-    _baseline_clock: dict[str, clock.Bracket] | None = field(default=None, init=False,
-                                                              repr=False)
     #: Children running now, so that an interrupted parallel run can end them all (abort).
     _running: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
 
@@ -256,13 +253,16 @@ class Evaluator:
 
     def evaluate(
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
-        slot: placement.Slot | None = None,
+        slot: placement.Slot | None = None, *, baseline: Baseline | None,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
 
         Whatever the run changed in the project is undone and, like code that reaches into
-        the measuring machinery, listed in ``Evaluation.tampered``.
+        the measuring machinery, listed in ``Evaluation.tampered``. A candidate's state and
+        clock are compared with ``baseline``'s (guards/baseline.py); a caller that has none
+        says so with ``baseline=None`` (the original's own run, or a test of one mechanism),
+        since without it, changes to the state the tests rely on go unseen.
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -276,32 +276,31 @@ class Evaluator:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
         evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
-        self._compare_state(trusted, evaluation)
-        self._compare_clock(trusted, evaluation)
+        if not trusted:
+            self._compare_state(evaluation, baseline)
+            evaluation.tampered.extend(
+                f"clock: {finding}" for finding in
+                clock.clock_findings(evaluation.clock, baseline.clock if baseline else None)
+            )
         if source is not None:
             found = new_findings(source, original)
             evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
         return evaluation
 
-    def _compare_state(self, original_code: bool, evaluation: Evaluation) -> None:
+    @staticmethod
+    def _compare_state(evaluation: Evaluation, baseline: Baseline | None) -> None:
         """The candidate's fingerprints against the original code's (fingerprint.py)."""
-        if not evaluation.state:
+        if not evaluation.state or baseline is None or not baseline.state:
             return
-        if original_code:
-            if self._baseline_state is None and evaluation.completed:
-                self._baseline_state = evaluation.state
-            return
-        baseline = self._baseline_state
-        if baseline is None:
-            return  # nothing to compare with yet (see the notes on resumed runs)
+        baseline_state = baseline.state
         at_import = fingerprint.changed_since_baseline(
-            baseline.get("at_collection", {}), evaluation.state.get("at_collection", {})
+            baseline_state.get("at_collection", {}), evaluation.state.get("at_collection", {})
         )
         if at_import:
             evaluation.tampered.append(
                 f"changed while the candidate was imported: {_names(at_import)}"
             )
-        expected = baseline.get("during", {})
+        expected = baseline_state.get("during", {})
         named: set[str] = set()
         for nodeid, names in evaluation.state.get("during", {}).items():
             new = fingerprint.new_changes(names, expected.get(nodeid, []))
@@ -312,24 +311,12 @@ class Evaluator:
             fingerprint.changed_since_baseline(state.get("at_collection", {}),
                                                state.get("at_end", {}))
             if state.get("at_end") else []
-            for state in (baseline, evaluation.state)
+            for state in (baseline_state, evaluation.state)
         ]
         new = [n for n in fingerprint.new_changes(in_session[1], in_session[0])
                if n not in named]
         if new:
             evaluation.tampered.append(f"changed during the tests: {_names(new)}")
-
-    def _compare_clock(self, original_code: bool, evaluation: Evaluation) -> None:
-        """The benchmarks' clocks against the parent's (clock.py); the original code's
-        brackets say how much longer than its rounds a test takes by itself."""
-        if original_code:
-            if self._baseline_clock is None and evaluation.completed and evaluation.clock:
-                self._baseline_clock = evaluation.clock
-            return
-        evaluation.tampered.extend(
-            f"clock: {finding}"
-            for finding in clock.clock_findings(evaluation.clock, self._baseline_clock)
-        )
 
     def abort(self) -> None:
         """Kill every child running now (an interrupted parallel run); each evaluation then

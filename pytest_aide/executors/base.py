@@ -13,30 +13,61 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from pytest_aide.evaluation.evaluator import Evaluation
+from pytest_aide.guards.baseline import Baseline
 
 
 class ExecutorError(Exception):
     """The executor cannot work as configured (Ray missing, no cluster): a usage error."""
 
 
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """One evaluation, as the search or the confirmation asks for it."""
+
+    #: The candidate's source (None: the target file as it is on disk).
+    source: str | None
+    #: Its own directory (candidate file, results, output).
+    workdir: Path
+    #: What the candidate is held to (guards/baseline.py). None only for the original's own
+    #: run, which establishes it: a candidate is never evaluated against nothing by accident.
+    baseline: Baseline | None
+    #: The tests to run (None: the study's).
+    nodeids: list[str] | None = None
+
+
 class Executor(Protocol):
+    """Where evaluations run. ``workers`` evaluations may be in flight at once."""
+
     workers: int
 
-    def check(self, source: str | None, workdir: Path,
-              nodeids: list[str] | None = None) -> Evaluation: ...
+    def run_shared(self, request: EvaluationRequest) -> Evaluation:
+        """Run in a free slot, next to other evaluations (guards: no timing is read)."""
+        ...
 
-    def evaluate(self, source: str | None, workdir: Path,
-                 nodeids: list[str] | None = None) -> Evaluation: ...
+    def run_isolated(self, request: EvaluationRequest) -> Evaluation:
+        """Run alone on the measuring place, every slot drained first (timings)."""
+        ...
 
-    def abort(self) -> None: ...
+    def abort(self) -> None:
+        """Kill every evaluation in flight (an interrupted run); each ends as a failure."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the executor holds (warm interpreters, a Ray connection)."""
+        ...
 
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """Where evaluations run, for the run's header."""
+        ...
+
+    def notice(self) -> str:
+        """Anything the user should know about how evaluations start ("" if nothing)."""
+        ...
 
 
 class Gate:

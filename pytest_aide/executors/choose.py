@@ -15,6 +15,8 @@ def make_executor(settings: AideSettings, evaluator: Evaluator) -> Executor:
         from pytest_aide.executors.ray_driver import RayExecutor
 
         return RayExecutor.connect(settings, evaluator)
+    if not settings.parallel:
+        return LocalExecutor(evaluator)
     try:
         slots = plan_slots(settings.workers, settings.gpus_per_worker)
     except SlotError as exc:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.executors.base import ExecutorError, Gate
+from pytest_aide.executors.base import EvaluationRequest, ExecutorError, Gate
 from pytest_aide.executors.ray_node import RAY_TASK_VARIABLES, Job, Outcome, run_job
 from pytest_aide.settings import AideSettings
 
@@ -119,15 +119,13 @@ class RayExecutor:
 
     # -- the Executor protocol ------------------------------------------------------------
 
-    def check(self, source: str | None, workdir: Path,
-              nodeids: list[str] | None = None) -> Evaluation:
+    def run_shared(self, request: EvaluationRequest) -> Evaluation:
         with self._gate.slot():
-            return self._evaluate(source, workdir, nodeids, exclusive=False)
+            return self._evaluate(request, exclusive=False)
 
-    def evaluate(self, source: str | None, workdir: Path,
-                 nodeids: list[str] | None = None) -> Evaluation:
+    def run_isolated(self, request: EvaluationRequest) -> Evaluation:
         with self._gate.all():
-            return self._evaluate(source, workdir, nodeids, exclusive=True)
+            return self._evaluate(request, exclusive=True)
 
     def abort(self) -> None:
         for ref in list(self._running):
@@ -136,6 +134,10 @@ class RayExecutor:
     def close(self) -> None:
         if self.connected and self.ray.is_initialized():
             self.ray.shutdown()  # disconnects; a local cluster this run started stops too
+        self.evaluator.close()
+
+    def notice(self) -> str:
+        return ""
 
     def describe(self) -> str:
         resources = self.ray.cluster_resources()
@@ -147,9 +149,9 @@ class RayExecutor:
 
     # -- running one evaluation -----------------------------------------------------------
 
-    def _evaluate(self, source: str | None, workdir: Path, nodeids: list[str] | None,
-                  exclusive: bool) -> Evaluation:
-        job = self._job(source, workdir, nodeids)
+    def _evaluate(self, request: EvaluationRequest, exclusive: bool) -> Evaluation:
+        workdir = request.workdir
+        job = self._job(request)
         options = self._options(exclusive)
         workdir.mkdir(parents=True, exist_ok=True)
         lost: list[str] = []
@@ -171,20 +173,21 @@ class RayExecutor:
                 return self._failed(workdir, [f"{type(exc).__name__}: {exc}"], rerun=False)
             finally:
                 self._running.discard(ref)
-            return self._received(outcome, workdir, source, attempt, lost)
+            return self._received(outcome, workdir, attempt, lost)
         return self._failed(workdir, lost, rerun=True)
 
-    def _job(self, source: str | None, workdir: Path, nodeids: list[str] | None) -> Job:
+    def _job(self, request: EvaluationRequest) -> Job:
         evaluator = self.evaluator
+        workdir = request.workdir
         root = evaluator.rootdir.resolve()
         excluded = [str(Path(p).resolve().relative_to(root)) for p in evaluator.protected_exclude
                     if Path(p).resolve().is_relative_to(root)]
         return Job(
-            source=source, nodeids=nodeids, study=evaluator.study,
+            source=request.source, nodeids=request.nodeids, study=evaluator.study,
             driver_rootdir=str(evaluator.rootdir), timeout=evaluator.timeout,
             pytest_args=evaluator.pytest_args, excluded=excluded, sandbox=evaluator.sandbox,
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
-            baseline_state=evaluator._baseline_state, baseline_clock=evaluator._baseline_clock,
+            baseline=request.baseline,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )
@@ -233,7 +236,7 @@ class RayExecutor:
 
     # -- results ----------------------------------------------------------------------------
 
-    def _received(self, outcome: Outcome, workdir: Path, source: str | None, attempt: int,
+    def _received(self, outcome: Outcome, workdir: Path, attempt: int,
                   lost: list[str]) -> Evaluation:
         evaluation = outcome.evaluation
         if not self.shared_fs:
@@ -241,14 +244,6 @@ class RayExecutor:
         self.placements[str(workdir)] = [*lost, f"attempt {attempt}: ran on node "
                                          f"{outcome.node} ({outcome.host}) in {outcome.rootdir}"]
         (workdir / "placement.txt").write_text("\n".join(self.placements[str(workdir)]) + "\n")
-        if (source is None or source == self.evaluator.study.target.path.read_text()) and (
-            evaluation.completed and self.evaluator._baseline_state is None
-        ):
-            # the original's fingerprints and clock brackets, which later candidates are
-            # compared with on their nodes (remote.py)
-            self.evaluator._baseline_state = evaluation.state
-            if evaluation.clock:
-                self.evaluator._baseline_clock = evaluation.clock
         if lost:
             evaluation.output_tail = (f"(run again after the first attempt was lost: "
                                       f"{lost[0]})\n" + evaluation.output_tail)

@@ -5,8 +5,8 @@ is there either as the task's working directory (the job's ``runtime_env`` ``wor
 uploaded from the driver) or at the driver's own path (a shared filesystem). An Evaluator
 made for that copy runs the child, guards the project's files there, checks the signed
 results with a key made there, and compares the candidate's fingerprints with the
-baseline's, which the driver sends along. This module imports nothing of Ray: it runs in a
-Ray worker, which has Ray loaded already.
+baseline's, which the driver sends along with every job (guards/baseline.py). This module
+imports nothing of Ray: it runs in a Ray worker, which has Ray loaded already.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
 from pytest_aide.evaluation.sandbox import Sandbox
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.study import Study, Target
 
 #: Variables Ray sets in a task's worker by the task's resources (OMP_NUM_THREADS follows
@@ -46,8 +47,8 @@ class Job:
     sandbox: Sandbox | None = None
     env_drop: list[str] = field(default_factory=list)
     env_keep: list[str] = field(default_factory=list)
-    baseline_state: dict[str, Any] | None = None
-    baseline_clock: dict[str, Any] | None = None  # the original's benchmark brackets
+    #: What candidates are held to, measured on the measuring node (guards/baseline.py).
+    baseline: Baseline | None = None
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -76,10 +77,6 @@ def run_job(job: Job, node: str) -> Outcome:
     shared = job.workdir is not None
     rootdir = Path(job.driver_rootdir) if shared else Path.cwd()
     evaluator = _evaluator(job, rootdir)
-    if job.baseline_state is not None:  # the driver's baseline, which candidates meet here
-        evaluator._baseline_state = job.baseline_state
-    if job.baseline_clock is not None:
-        evaluator._baseline_clock = job.baseline_clock
     for name, value in job.driver_environment.items():
         if value is None:
             os.environ.pop(name, None)
@@ -87,7 +84,8 @@ def run_job(job: Job, node: str) -> Outcome:
             os.environ[name] = value
     workdir = Path(job.workdir) if shared else Path(tempfile.mkdtemp(prefix="aide-eval-"))
     try:
-        evaluation = evaluator.evaluate(job.source, workdir, job.nodeids)
+        evaluation = evaluator.evaluate(job.source, workdir, job.nodeids,
+                                        baseline=job.baseline)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

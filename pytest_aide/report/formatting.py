@@ -118,13 +118,13 @@ def journal_proposer(journal: Journal) -> str | None:
 def node_note(node: Node) -> str:
     """Why a good node is not the best, or that it was measured again; empty when neither.
 
-    A good node's ``error`` is the search's verdict (e.g. "improvement within noise"); the
+    A good node's ``note`` is the search's verdict (e.g. "improvement within noise"); the
     terminal and report.md both show this text, so a node faster than the best is explained.
     """
     if not node.is_good:
         return ""
-    if node.error:
-        return node.error
+    if node.note:
+        return node.note
     if not node.remeasured:
         return ""
     return REMEASURED_NOTE + (node.remeasure_reason or SPEED_CHANGED)

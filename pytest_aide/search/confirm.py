@@ -16,16 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.speed import comparable, difference, won
+from pytest_aide.evaluation.speed import difference
+from pytest_aide.executors.base import EvaluationRequest, Executor
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.journal import GOOD, Node
-from pytest_aide.search.judge import LOCATION_STATS, judge
+from pytest_aide.search.judge import (
+    InterleavedConfirmation,
+    RoundTaken,
+    judge,
+    timed_objectives,
+)
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.study import Objective
-
-#: Rounds measured across a change of machine speed that may be discarded, per round wanted:
-#: a shared machine can change speed during half of all pairs for minutes at a time.
-MAX_DISCARDED_PER_ROUND = 2
 
 
 @dataclass
@@ -36,26 +38,30 @@ class Confirmation:
 
 
 def confirm_best(
-    evaluator: Evaluator,
+    executor: Executor,
     objectives: list[Objective],
-    guards: list[str],
+    baseline: Baseline,
     root: Node,
     best: Node,
     workdir: Path,
     rounds: int,
     progress: Callable[[str], None] = lambda line: None,
 ) -> Confirmation:
-    timed = [o for o in objectives if o.metric in LOCATION_STATS and best.samples.get(o.nodeid)]
+    """Measure ``best`` against ``root`` again, held to ``baseline`` like every candidate:
+    timed objectives in interleaved rounds, untimed ones by one more run."""
+    timed = timed_objectives(objectives, best)
     if timed and rounds > 0:
-        return _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
-                              progress)
-    return _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress)
+        return _confirm_timed(executor, objectives, timed, baseline, root, best, workdir,
+                              rounds, progress)
+    return _confirm_rerun(executor, objectives, baseline, root, best, workdir, progress)
 
 
-def _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress) -> Confirmation:
+def _confirm_rerun(executor: Executor, objectives: list[Objective], baseline: Baseline,
+                   root: Node, best: Node, workdir: Path,
+                   progress: Callable[[str], None]) -> Confirmation:
     progress("confirming the best: running it again")
-    evaluation = evaluator.evaluate(best.code, workdir / "rerun")
-    judgement = judge(evaluation, objectives, guards)
+    evaluation = executor.run_isolated(EvaluationRequest(best.code, workdir / "rerun", baseline))
+    judgement = judge(evaluation, objectives, baseline.guards)
     if judgement.status != GOOD:
         return Confirmation(False, "the best did not pass again: " + judgement.error[:300],
                             {"confirmed": False})
@@ -69,66 +75,70 @@ def _confirm_rerun(evaluator, objectives, guards, root, best, workdir, progress)
                                              "rerun_objective": value})
 
 
-def _confirm_timed(evaluator, objectives, timed, guards, root, best, workdir, rounds,
-                   progress) -> Confirmation:
-    from pytest_aide.search.noise import confirm_interleaved, median_change, needs_more_rounds
-
+def _confirm_timed(executor: Executor, objectives: list[Objective], timed: list[Objective],
+                   baseline: Baseline, root: Node, best: Node, workdir: Path, rounds: int,
+                   progress: Callable[[str], None]) -> Confirmation:
+    """Interleaved rounds in fresh processes, driven by judge.InterleavedConfirmation."""
     nodeids = [o.nodeid for o in timed]
-    pairs: dict[str, list[tuple[list[float], list[float]]]] = {n: [] for n in nodeids}
-    verdicts = {}
-    discarded = 0
-    for index in range(MAX_DISCARDED_PER_ROUND * rounds + rounds):
-        kept = len(pairs[nodeids[0]])
-        if kept == rounds or discarded == MAX_DISCARDED_PER_ROUND * rounds:
-            break
-        progress(f"confirming the best: interleaved round {kept + 1} (at most {rounds})")
-        measured, speeds = {}, {}
-        # Alternate which side runs first, so that drift within a round favours neither.
-        order = [("baseline", root.code), ("best", best.code)]
-        for label, code in order if kept % 2 == 0 else reversed(order):
-            evaluation = evaluator.evaluate(code, workdir / f"{index}-{label}", nodeids=nodeids)
-            judgement = judge(evaluation, timed, [])
-            if judgement.status != GOOD:
-                return Confirmation(
-                    False, f"the {label} failed while confirming: {judgement.error[:300]}",
-                    {"confirmed": False},
-                )
-            measured[label], speeds[label] = judgement.samples, evaluation.speed
-        changes = [median_change(measured["baseline"].get(n, []), measured["best"].get(n, []))
-                   for n in nodeids]
-        # by sign both ways (speed.comparable), so that identical code wins as often as not
-        if not comparable(speeds["baseline"], speeds["best"], changes, won(changes)):
-            discarded += 1
+    machine = InterleavedConfirmation(nodeids, rounds)
+    index = 0
+    while not machine.done:
+        progress(f"confirming the best: interleaved round {machine.kept + 1} (at most {rounds})")
+        measured = _measure_round(executor, timed, baseline, root, best, workdir, index,
+                                  first="baseline" if machine.kept % 2 == 0 else "best")
+        index += 1
+        if isinstance(measured, Confirmation):
+            return measured
+        samples, speeds = measured
+        if machine.add(samples["baseline"], samples["best"],
+                       (speeds["baseline"], speeds["best"])) is RoundTaken.DISCARDED:
             progress(f"confirming the best: round discarded, the machine's speed changed "
                      f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")
-            continue
-        for nodeid in nodeids:
-            pairs[nodeid].append((measured["baseline"].get(nodeid, []),
-                                  measured["best"].get(nodeid, [])))
-        verdicts = {n: confirm_interleaved(pairs[n], maximize=False, max_rounds=rounds)
-                    for n in nodeids}
-        undecided = [v for v in verdicts.values() if needs_more_rounds(v)]
-        if not undecided or any(not v.better and v not in undecided for v in verdicts.values()):
-            break  # decided, or one test already failed to confirm
-    rounds = len(next(iter(pairs.values())))
-    unsteady = (f" ({discarded} more discarded: the machine's speed changed during them)"
-                if discarded else "")
-    if not verdicts:
+    return _timed_confirmation(machine)
+
+
+def _measure_round(executor: Executor, timed: list[Objective], baseline: Baseline, root: Node,
+                   best: Node, workdir: Path, index: int, first: str
+                   ) -> tuple[dict[str, Any], dict[str, list[float]]] | Confirmation:
+    """One round: the baseline and the best measured one after the other (``first`` first,
+    alternating, so that drift within a round favours neither); a failure ends it all."""
+    nodeids = [o.nodeid for o in timed]
+    samples, speeds = {}, {}
+    order = [("baseline", root.code), ("best", best.code)]
+    for label, code in order if first == "baseline" else reversed(order):
+        evaluation = executor.run_isolated(EvaluationRequest(
+            code, workdir / f"{index}-{label}", baseline, nodeids))
+        judgement = judge(evaluation, timed, [])
+        if judgement.status != GOOD:
+            return Confirmation(
+                False, f"the {label} failed while confirming: {judgement.error[:300]}",
+                {"confirmed": False},
+            )
+        samples[label], speeds[label] = judgement.samples, evaluation.speed
+    return samples, speeds
+
+
+def _timed_confirmation(machine: InterleavedConfirmation) -> Confirmation:
+    """What a decided confirmation says, and keeps in the journal."""
+    discarded = machine.discarded
+    if not machine.verdicts:
         return Confirmation(False, f"NOT confirmed: the machine's speed changed during each of "
                             f"{discarded} interleaved rounds", {"confirmed": False,
                                                                 "discarded": discarded})
-    confirmed = all(v.better for v in verdicts.values())
-    parts = [f"{n.split('::')[-1]} {v.describe()}" for n, v in verdicts.items()]
-    summary = ("confirmed" if confirmed else "NOT confirmed") + f" over {rounds} interleaved " \
-        f"rounds{unsteady}: " + "; ".join(parts)
-    first = next(iter(verdicts.values()))
+    unsteady = (f" ({discarded} more discarded: the machine's speed changed during them)"
+                if discarded else "")
+    confirmed = machine.confirmed
+    parts = [f"{n.split('::')[-1]} {v.describe()}" for n, v in machine.verdicts.items()]
+    summary = ("confirmed" if confirmed else "NOT confirmed") + f" over {machine.kept} " \
+        f"interleaved rounds{unsteady}: " + "; ".join(parts)
+    first = next(iter(machine.verdicts.values()))
     details = {
         **first.to_dict(),
         "confirmed": confirmed,
         "method": "interleaved",
-        "rounds": rounds,
+        "rounds": machine.kept,
         "discarded": discarded,
         "metric": "time",
-        "per_test": {n: v.to_dict() for n, v in verdicts.items()},
+        "per_test": {n: v.to_dict() for n, v in machine.verdicts.items()},
     }
     return Confirmation(confirmed, summary, details)

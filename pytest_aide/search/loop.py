@@ -1,26 +1,35 @@
-"""AIDE's tree search over candidates: draft, debug, improve.
+"""AIDE's tree search over candidates, with one loop for one worker or many.
 
-The policy is AIDE's: draft independent rewrites of the original until there are enough
-drafts; then, with probability ``debug_prob``, debug a buggy leaf whose debug chain is not
-too deep; otherwise improve the best good node. Every node is evaluated, judged, put in the
-journal, and the journal is saved before the next step, so a killed run loses one step.
+The search owns the journal. Its one loop (``Search.run``) asks the policy for each node
+(from the journal as it stands, nodes in flight counted), hands proposals and evaluations to
+threads, and commits finished nodes in id order: judged, compared with the best, saved,
+observed, reported. With one worker one node is in flight at a time, exactly the serial
+loop; with N, N evaluations and N + 1 proposal requests, and node ids, journal writes, step
+lines and verdicts still come as a serial run of the same proposals gives them (a duplicate
+of an earlier node is one even when both were in flight).
+
+A node's step is a small API (``new_node``, ``request``, ``propose_into``, ``precheck``,
+``evaluate_node``, ``judge_evaluation``, ``commit``) that only this loop drives. The journal is
+saved after every commit, so a killed run loses the nodes in flight and nothing else; an
+interrupt (Ctrl-C) kills every child in flight and waits for their evaluations to end (each
+restores the project).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.evaluation.speed import comparable, difference
-from pytest_aide.executors.base import Executor
-from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Journal, Node, Usage
+from pytest_aide.evaluation.evaluator import Evaluation
+from pytest_aide.executors.base import EvaluationRequest, Executor
+from pytest_aide.guards import baseline as baselines
+from pytest_aide.guards.baseline import Baseline, BaselineMissing
+from pytest_aide.journal import Journal, Node, Operator, Status, Usage
 from pytest_aide.metrics import resolve
 from pytest_aide.proposers.base import (
     ObjectiveInfo,
@@ -31,16 +40,21 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
-from pytest_aide.search.judge import LOCATION_STATS, SECOND_LOOK_VERDICTS, is_better, judge
+from pytest_aide.search.flight import Flight, OneAtATime, Stage, spawn
+from pytest_aide.search.judge import LOCATION_STATS, judge, timed_objectives
+from pytest_aide.search.measure import ISOLATED, evaluate_candidate
 from pytest_aide.search.noise import MIN_SAMPLES
 from pytest_aide.search.objective import ObjectiveError, score
+from pytest_aide.search.policy import Policy
+from pytest_aide.search.screen import Screen
 from pytest_aide.study import Objective, Study
 
 MAX_FAILED_REQUESTS = 3
-#: Times a candidate and the best are measured again side by side when the machine's speed
-#: changed between their measurements, before giving up on comparing them.
-MAX_REMEASURES = 4
-DUPLICATE = "candidate is identical to node"
+#: How long the loop sleeps between looks when nothing finishes (Ctrl-C is seen at once
+#: either way).
+POLL_SECONDS = 0.5
+
+__all__ = ["BaselineError", "Policy", "Search", "SearchContext", "forges_output_metric"]
 
 
 class BaselineError(Exception):
@@ -48,43 +62,12 @@ class BaselineError(Exception):
 
 
 @dataclass
-class Policy:
-    """AIDE's choice of the next operator and parent node."""
-
-    drafts: int
-    debug_prob: float
-    max_debug_depth: int
-    rng: random.Random = field(default_factory=random.Random)
-
-    def next(self, journal: Journal, pending: Sequence[Node] = ()) -> tuple[str, Node]:
-        """The next operator and parent. ``pending``: nodes already requested but not yet in
-        the journal (a parallel run): their drafts count, and their parents are not leaves."""
-        nodes = journal.nodes[1:]
-        drafts = sum(1 for n in [*nodes, *pending] if n.operator == "draft")
-        if drafts < self.drafts:
-            return "draft", journal.root
-        if self.rng.random() < self.debug_prob:
-            taken = {n.parent for n in pending}
-            debuggable = [
-                n for n in nodes
-                if n.status == BUGGY and n.code and not n.error.startswith(DUPLICATE)
-                and not journal.children(n.id) and n.id not in taken
-                and n.debug_depth < self.max_debug_depth
-            ]
-            if debuggable:
-                return "debug", self.rng.choice(debuggable)
-        best = journal.best or journal.root
-        return "improve", best
-
-
-@dataclass
 class SearchContext:
     """What the search needs besides the journal: how to propose, run and report."""
 
     study: Study
-    #: Runs the baseline and re-measurements: an Evaluator, or with several workers an
-    #: Executor, whose ``evaluate`` measures alone (evaluation/executor.py).
-    evaluator: Evaluator | Executor
+    #: Where evaluations run (executors/base.py); one local worker is the serial case.
+    executor: Executor
     proposer: Proposer
     run_dir: Path
     original_code: str
@@ -92,6 +75,8 @@ class SearchContext:
     instructions: str = ""
     budget_usd: float | None = None
     on_step: Callable[[Node], None] = lambda node: None
+    #: ``--aide-measure``: timed tests alone on the measuring place (isolated) or not.
+    measure: str = ISOLATED
 
 
 class Search:
@@ -100,65 +85,96 @@ class Search:
         self.journal = journal
         self.policy = policy
         self.objectives: list[Objective] = context.study.objectives
-        self.guards: list[str] = []
-        self.skipped_guards: list[str] = []
-        self.output_metrics: list[str] = []  # metrics read from printed lines
+        proposer = context.proposer
+        # in flight, proposals are requested from threads
+        self.proposer = proposer if getattr(proposer, "concurrent", False) \
+            else OneAtATime(proposer)
+        #: What every candidate is held to; set by ``measure_baseline`` or ``resume``.
+        self.baseline: Baseline | None = None
         self.stop_reason = ""
         self.exhausted = False  # the proposer had nothing new: more steps would add none
-        self.last_request_failed = False
 
     @property
     def journal_path(self) -> Path:
         return self.context.run_dir / "journal.json"
 
-    # -- evaluation ---------------------------------------------------------------------
+    @property
+    def guards(self) -> list[str]:
+        """The tests every candidate must pass (the baseline's)."""
+        return list(self._baseline().guards)
 
-    def _evaluate(self, node: Node, guards: list[str] | None = None) -> Evaluation:
-        started = time.perf_counter()
-        workdir = self.context.run_dir / "nodes" / f"{node.id:04d}"
-        evaluation = self.context.evaluator.evaluate(node.code, workdir)
-        node.duration = time.perf_counter() - started
-        self._judge(node, evaluation, self.guards if guards is None else guards)
-        return evaluation
+    @property
+    def skipped_guards(self) -> list[str]:
+        return list(self.baseline.skipped) if self.baseline else []
 
-    def _judge(self, node: Node, evaluation: Evaluation, guards: list[str]) -> None:
-        judgement = judge(evaluation, self.objectives, guards)
-        node.status = judgement.status
-        node.metrics = judgement.metrics
-        node.samples = judgement.samples
-        node.outcomes = judgement.outcomes
-        node.error = judgement.error
-        node.speed = evaluation.speed
-        if node.status == GOOD:
-            baseline = self.journal.root.metrics if self.journal.nodes else None
-            try:
-                node.objective = score(self.objectives, node.metrics, baseline)
-            except ObjectiveError as exc:
-                node.status, node.error = BUGGY, str(exc)
+    def _baseline(self) -> Baseline:
+        if self.baseline is None:
+            raise BaselineMissing("the search has no baseline: measure_baseline() or resume()")
+        return self.baseline
 
-    def baseline(self) -> Node:
-        """Evaluate the original code as the root; raise BaselineError when it cannot be.
+    # -- the baseline -------------------------------------------------------------------
+
+    def measure_baseline(self) -> Node:
+        """Evaluate the original code as the root, alone, and keep what it established as
+        the run's baseline (saved beside the journal); raise BaselineError when it cannot be.
 
         Guard tests that the original code skips or xfails (a GPU-only test on a CPU
         machine, say) guard nothing here and are left out; every other test must pass.
         """
-        node = Node(id=0, parent=None, step=0, operator="baseline", plan="original code",
-                    code=self.context.original_code, started=time.time())
+        node = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
+                    plan="original code", code=self.context.original_code, started=time.time())
+        found = self._judge_original(node, self._run_original(node))
+        self.journal.nodes.append(node)
+        self.journal.best_id = 0
+        self.journal.save(self.journal_path)
+        found.save(self.context.run_dir)
+        self.baseline = found
+        self.proposer.observe(node, None)
+        self.context.on_step(node)
+        return node
+
+    def resume(self) -> bool:
+        """Pick up a loaded journal: the run's saved baseline (or, for a run that saved none,
+        the original measured again), and the proposer's memory. True when the baseline had
+        to be measured again."""
+        loaded = baselines.load(self.context.run_dir)
+        measured_again = loaded is None
+        if loaded is None:
+            root = self.journal.root
+            again = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
+                         plan=root.plan, code=root.code)
+            found = self._judge_original(again, self._run_original(again, "0000-resumed"))
+            # the guards the run has used so far: its candidates were held to those
+            guards = [n for n, outcome in root.outcomes.items() if outcome == "passed"]
+            loaded = dataclasses.replace(found, guards=tuple(guards))
+            loaded.save(self.context.run_dir)
+        self.baseline = loaded
+        for node in self.journal.nodes:
+            self.proposer.observe(node, None)
+        return measured_again
+
+    def _run_original(self, node: Node, name: str = "0000") -> Evaluation:
+        started = time.perf_counter()
+        evaluation = self.context.executor.run_isolated(EvaluationRequest(
+            node.code, self.context.run_dir / "nodes" / name, baseline=None,
+            nodeids=self.context.study.nodeids))
+        node.duration = time.perf_counter() - started
+        return evaluation
+
+    def _judge_original(self, node: Node, evaluation: Evaluation) -> Baseline:
+        """Judge the original's run (BaselineError when it does not pass or measure), and
+        what it establishes: the tests that guard candidates, its state and clocks."""
         marked = {o.nodeid for o in self.objectives}
-        evaluation = self._evaluate(node, self.context.study.nodeids)
-        self.skipped_guards = [
-            n for n in self.context.study.nodeids
-            if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}
-        ]
-        self.output_metrics = [
+        nodeids = self.context.study.nodeids
+        skipped = [n for n in nodeids
+                   if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}]
+        output_metrics = [
             o.metric for o in self.objectives
             if (result := evaluation.tests.get(o.nodeid))
             and resolve(result.measurement, o.metric)[1] == "output"
         ]
-        if self.skipped_guards:
-            kept = [n for n in self.context.study.nodeids if n not in self.skipped_guards]
-            self._judge(node, evaluation, kept)
-        if node.status != GOOD:
+        self.judge_evaluation(node, evaluation, [n for n in nodeids if n not in skipped])
+        if node.status != Status.GOOD:
             raise BaselineError(_baseline_message(node))
         too_few = [
             f"{o.nodeid} recorded {len(node.samples[o.nodeid])} round(s)"
@@ -171,22 +187,19 @@ class Search:
                 "told from noise, so no candidate could ever count as faster. Let "
                 "pytest-benchmark run more rounds (e.g. benchmark.pedantic(..., rounds=10))."
             )
-        self.guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
-        self.journal.nodes.append(node)
-        self.journal.best_id = 0
-        self.journal.save(self.journal_path)
-        self.context.proposer.observe(node, None)
-        self.context.on_step(node)
-        return node
+        guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
+        return Baseline(state=evaluation.state, clock=evaluation.clock, guards=tuple(guards),
+                        skipped=tuple(skipped), output_metrics=tuple(output_metrics))
 
-    def resume_state(self) -> None:
-        """Rebuild what the loop needs from a loaded journal (guards, proposer memory)."""
-        root = self.journal.root
-        self.guards = [n for n, outcome in root.outcomes.items() if outcome == "passed"]
-        for node in self.journal.nodes:
-            self.context.proposer.observe(node, None)
+    # -- a node's step ------------------------------------------------------------------
 
-    # -- the loop -------------------------------------------------------------------------
+    def new_node(self, step: int, pending: Sequence[Node] = ()) -> tuple[Node, Node]:
+        """The next node as the policy chooses it (no plan or code yet), and its parent."""
+        operator, parent = self.policy.next(self.journal, pending)
+        node = Node(id=step, parent=parent.id, step=step, operator=operator,
+                    plan="", code="", started=time.time(),
+                    debug_depth=parent.debug_depth + 1 if operator == Operator.DEBUG else 0)
+        return node, parent
 
     def request(self, operator: str, parent: Node, step: int, steps: int) -> ProposalRequest:
         """What the proposer is asked, from the journal as it stands now."""
@@ -209,54 +222,22 @@ class Search:
             objectives=infos,
             memory=list(self.journal.nodes),
             instructions=self.context.instructions,
-            error_output=parent.error if operator == "debug" else "",
+            error_output=parent.error if operator == Operator.DEBUG else "",
             step=step,
             steps=steps,
         )
 
-    def step(self, step: int, steps: int) -> Node | None:
-        """One proposal, judged and journaled; None when the proposer has nothing new."""
-        node, parent = self.new_node(step)
-        try:
-            proposal = self.propose(node, parent, steps)
-        except SearchExhausted as exc:
-            self.stop_reason = f"stopped early: {exc}"
-            self.exhausted = True
-            return None
-        if proposal is not None:
-            self._check_and_evaluate(node)
-        self.commit(node, proposal)
-        return node
-
-    # The step's parts, which search/parallel.py also runs, some of them in other threads.
-
-    def new_node(self, step: int, pending: Sequence[Node] = ()) -> tuple[Node, Node]:
-        """The next node as the policy chooses it (no plan or code yet), and its parent."""
-        operator, parent = self.policy.next(self.journal, pending)
-        node = Node(id=step, parent=parent.id, step=step, operator=operator,
-                    plan="", code="", started=time.time(),
-                    debug_depth=parent.debug_depth + 1 if operator == "debug" else 0)
-        return node, parent
-
-    def propose(self, node: Node, parent: Node, steps: int,
-                request: ProposalRequest | None = None) -> Proposal | None:
-        """Ask the proposer for ``node``'s code. A failed proposal makes the node buggy (and
-        returns None); SearchExhausted passes through. Touches nothing but ``node``."""
-        proposal, self.last_request_failed = self.propose_into(
-            node, request or self.request(node.operator, parent, node.step, steps)
-        )
-        return proposal
-
     def propose_into(self, node: Node, request: ProposalRequest) -> tuple[Proposal | None, bool]:
-        """``propose`` without touching the search (safe in another thread): the proposal,
-        and whether the request itself failed (ProposerRequestError)."""
+        """Ask the proposer for ``node``'s code; touches nothing but ``node`` (safe in another
+        thread). The proposal, and whether the request itself failed (ProposerRequestError).
+        A failed proposal makes the node buggy; SearchExhausted passes through."""
         proposal: Proposal | None = None
         failed = False
         began = time.perf_counter()
         try:
-            proposal = self.context.proposer.propose(request)
+            proposal = self.proposer.propose(request)
         except ProposerError as exc:
-            node.status, node.error = BUGGY, f"proposal failed: {exc}"
+            node.status, node.error = Status.BUGGY, f"proposal failed: {exc}"
             failed = isinstance(exc, ProposerRequestError)
             node.plan = "(no proposal)"
             usage = getattr(exc, "usage", None)
@@ -267,131 +248,88 @@ class Search:
             node.plan, node.code, node.usage = proposal.plan, proposal.code, proposal.usage
         return proposal, failed
 
-    def commit(self, node: Node, proposal: Proposal | None) -> None:
-        """Journal a judged node: compare it with the best, save, tell the proposer, report."""
-        self.journal.nodes.append(node)
-        if node.status == GOOD:
-            best = self.journal.best or self.journal.root
-            better, why = self._compare(node, best)
-            if better:
-                self.journal.best_id = node.id
-            elif why not in {"not better", ""}:
-                node.error = why
-        self.journal.save(self.journal_path)
-        self.context.proposer.observe(node, proposal)
-        self.context.on_step(node)
+    def duplicate_of(self, node: Node, earlier: Sequence[Node] = ()) -> Node | None:
+        """The journaled node (or one of ``earlier``) whose code ``node`` repeats."""
+        return next((n for n in [*self.journal.nodes, *earlier] if n.code == node.code), None)
+
+    @staticmethod
+    def mark_duplicate(node: Node, duplicate: Node) -> None:
+        """``node`` repeats ``duplicate``: not run (or its run discarded), nothing learnt."""
+        node.status, node.duplicate_of = Status.BUGGY, duplicate.id
+        node.error = f"candidate is identical to node {duplicate.id}: nothing changed"
+        node.metrics, node.samples, node.outcomes = {}, {}, {}
+        node.objective, node.speed, node.duration = None, [], 0.0
 
     def precheck(self, node: Node, earlier: Sequence[Node] = ()) -> bool:
         """True when ``node`` must be evaluated; else it is judged here without running: a
         duplicate of a journaled node (or of one in ``earlier``), code that does not
         compile, or code that forges a metric read from the output."""
-        duplicate = next((n for n in [*self.journal.nodes, *earlier] if n.code == node.code),
-                         None)
+        duplicate = self.duplicate_of(node, earlier)
         if duplicate is not None:
-            node.status = BUGGY
-            node.error = f"{DUPLICATE} {duplicate.id}: nothing changed"
+            self.mark_duplicate(node, duplicate)
             return False
         try:
             compile(node.code, self.journal.target, "exec")
         except SyntaxError as exc:
-            node.status = BUGGY
+            node.status = Status.BUGGY
             node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
             return False
-        forged = forges_output_metric(node.code, self.context.original_code, self.output_metrics)
+        forged = forges_output_metric(node.code, self.context.original_code,
+                                      list(self._baseline().output_metrics))
         if forged:
-            node.status = TAMPERED
+            node.status = Status.TAMPERED
             node.error = forged
             return False
         return True
 
-    def judge_evaluation(self, node: Node, evaluation: Evaluation) -> None:
-        """``node``'s verdict on an evaluation run elsewhere (search/parallel.py)."""
-        self._judge(node, evaluation, self.guards)
+    def evaluate_node(self, node: Node) -> Evaluation:
+        """Run ``node``'s tests (in a thread of its own when several are in flight)."""
+        started = time.perf_counter()
+        baseline = self._baseline()
+        timed = [o.nodeid for o in timed_objectives(self.objectives, self.journal.root)]
+        evaluation = evaluate_candidate(
+            self.context.executor, node.code,
+            self.context.run_dir / "nodes" / f"{node.id:04d}", baseline,
+            self.context.study.nodeids, timed, self.context.measure,
+        )
+        node.duration = time.perf_counter() - started
+        return evaluation
 
-    def _check_and_evaluate(self, node: Node) -> None:
-        if self.precheck(node):
-            self._evaluate(node)
+    def judge_evaluation(self, node: Node, evaluation: Evaluation,
+                         guards: list[str] | None = None) -> None:
+        """``node``'s verdict on an evaluation: status, metrics, and its objective."""
+        judgement = judge(evaluation, self.objectives,
+                          self.guards if guards is None else guards)
+        node.status = Status(judgement.status)
+        node.metrics = judgement.metrics
+        node.samples = judgement.samples
+        node.outcomes = judgement.outcomes
+        node.error = judgement.error
+        node.speed = evaluation.speed
+        if node.status == Status.GOOD:
+            baseline = self.journal.root.metrics if self.journal.nodes else None
+            try:
+                node.objective = score(self.objectives, node.metrics, baseline)
+            except ObjectiveError as exc:
+                node.status, node.error = Status.BUGGY, str(exc)
 
-    def _compare(self, node: Node, best: Node) -> tuple[bool, str]:
-        """``is_better``, on measurements that may be compared (``_comparable``).
+    def commit(self, node: Node, proposal: Proposal | None) -> None:
+        """Journal a judged node: compare it with the best, save, tell the proposer, report."""
+        self.journal.nodes.append(node)
+        if node.status == Status.GOOD:
+            best = self.journal.best or self.journal.root
+            comparison = self._screen().compare(node, best)
+            if comparison.better:
+                self.journal.best_id = node.id
+            else:
+                node.note = comparison.reason
+        self.journal.save(self.journal_path)
+        self.proposer.observe(node, proposal)
+        self.context.on_step(node)
 
-        A timed candidate measured while the machine ran at another speed than when the best
-        was measured (see speed.py), unless it won on a machine no faster or lost on one no
-        slower, is measured again next to the best, alternately, until the two may be
-        compared; the candidate keeps the measurement that was compared.
-        A timed candidate faster than the best, but within noise, or no faster on average
-        though its typical round is, is given one second look next to the best
-        (``SECOND_LOOK_VERDICTS``): one noisy pair of processes hides a real speedup often
-        enough (``benchmarks/bench_noise.py``), and the confirmation, not this screen,
-        guards what is written.
-        """
-        timed = [o.nodeid for o in self.objectives
-                 if o.metric in LOCATION_STATS and node.samples.get(o.nodeid)]
-        if not timed:
-            return is_better(node, best, self.objectives)
-        if _comparable(node, best, timed):
-            better, first = is_better(node, best, self.objectives)
-            if first not in SECOND_LOOK_VERDICTS:
-                return better, first
-            second, why = self._measure_again(node, best, timed, second_look=first)
-            return second, "" if second else f"{first}; measured again next to the best: {why}"
-        return self._measure_again(node, best, timed)
-
-    def _measure_again(self, node: Node, best: Node, timed: list[str],
-                       second_look: str = "") -> tuple[bool, str]:
-        """The candidate and the best measured side by side until a pair may be compared
-        (at most ``MAX_REMEASURES`` pairs), then ``is_better`` on that pair. The candidate
-        takes the compared measurement, unless this is a ``second_look`` (the first verdict,
-        one of ``SECOND_LOOK_VERDICTS``) that it lost: its first, comparable measurement
-        stays."""
-        changed = difference(best.speed, node.speed)
-        for attempt in range(1, MAX_REMEASURES + 1):
-            pair = self._measure_side_by_side(node, best, attempt)
-            if isinstance(pair, str):
-                return False, pair
-            candidate, reference = pair
-            if _comparable(candidate, reference, timed):
-                better, why = is_better(candidate, reference, self.objectives)
-                if better or not second_look:
-                    node.metrics, node.samples = candidate.metrics, candidate.samples
-                    node.objective, node.speed = candidate.objective, candidate.speed
-                    node.remeasured = attempt
-                    node.remeasure_reason = SECOND_LOOK_VERDICTS.get(second_look, "")
-                if not better and why == "not better" and not second_look:
-                    why = "not better than the best when measured again next to it"
-                return better, why
-            changed = difference(reference.speed, candidate.speed)
-        return False, (f"not compared: the machine's speed changed ({changed}) during each of "
-                       f"{MAX_REMEASURES + (not second_look)} measurements next to the best")
-
-    def _measure_side_by_side(
-        self, node: Node, best: Node, attempt: int
-    ) -> tuple[Node, Node] | str:
-        """(candidate, best) measured again, one after the other (which first alternates);
-        only the marked tests run, since the candidate already passed its guards."""
-        nodeids = [o.nodeid for o in self.objectives]
-        measured = {}
-        sides = [("best", best), ("candidate", node)]
-        for label, source in sides if attempt % 2 else reversed(sides):
-            workdir = self.context.run_dir / "nodes" / f"{node.id:04d}-again{attempt}-{label}"
-            evaluation = self.context.evaluator.evaluate(source.code, workdir, nodeids=nodeids)
-            again = dataclasses.replace(source, samples={}, metrics={}, objective=None)
-            self._judge(again, evaluation, [])
-            if again.status != GOOD:
-                return (f"the {label} did not pass when measured again next to the "
-                        f"{'best' if label == 'candidate' else 'candidate'}: {again.error[:300]}")
-            measured[label] = again
-        return measured["candidate"], measured["best"]
-
-    def run(self, steps: int) -> None:
-        """Propose until the journal holds ``steps`` proposals, or a stop condition."""
-        failed_requests = 0
-        while len(self.journal.nodes) - 1 < steps:
-            if self.step(len(self.journal.nodes), steps) is None:
-                break
-            failed_requests = failed_requests + 1 if self.last_request_failed else 0
-            if self.should_stop(failed_requests):
-                break
+    def _screen(self) -> Screen:
+        return Screen(self.context.executor, self.objectives, self.context.run_dir,
+                      self._baseline(), self.judge_evaluation)
 
     def should_stop(self, failed_requests: int) -> bool:
         """After a committed step: too many failed requests in a row, or the budget spent
@@ -412,6 +350,121 @@ class Search:
             return True
         return False
 
+    # -- the one loop -------------------------------------------------------------------
+
+    def run(self, steps: int) -> None:
+        """Propose until the journal holds ``steps`` proposals, or a stop condition, with up
+        to ``executor.workers`` evaluations in flight."""
+        self._baseline()
+        workers = self.context.executor.workers
+        # proposals requested ahead of the evaluations only when several run at once: with
+        # one worker, each proposal sees every earlier result, as AIDE's loop does
+        in_flight = 1 if workers == 1 else 2 * workers + 1
+        flights: dict[int, Flight] = {}
+        next_id = len(self.journal.nodes)
+        failed_requests = 0
+        stopping = False
+        try:
+            while True:
+                while (not stopping and next_id <= steps and len(flights) < in_flight
+                       and _count(flights, Stage.PROPOSING, Stage.READY) < workers + 1):
+                    flights[next_id] = self._request(next_id, steps, flights)
+                    next_id += 1
+                self._start_evaluations(flights, workers)
+                while flights and flights[min(flights)].stage == Stage.DONE:
+                    flight = flights.pop(min(flights))
+                    if flight.exhausted:
+                        self.stop_reason = f"stopped early: {flight.exhausted}"
+                        self.exhausted = True
+                        stopping = True
+                        self._drop(flights)
+                        break
+                    self._commit(flight)
+                    failed_requests = failed_requests + 1 if flight.request_failed else 0
+                    stopping = self.should_stop(failed_requests) or stopping
+                if not flights:
+                    if stopping or next_id > steps:
+                        return
+                    continue  # the next node is requested at the top
+                self._collect(flights)
+        except BaseException:
+            self._drop(flights)
+            raise
+
+    def _request(self, node_id: int, steps: int, flights: dict[int, Flight]) -> Flight:
+        pending = [f.node for f in flights.values()]
+        node, parent = self.new_node(node_id, pending)
+        request = self.request(node.operator, parent, node.step, steps)
+        flight = Flight(node)
+        flight.future = spawn(self._propose, flight, request)
+        return flight
+
+    def _propose(self, flight: Flight, request: ProposalRequest) -> None:
+        try:
+            flight.proposal, flight.request_failed = self.propose_into(flight.node, request)
+        except SearchExhausted as exc:
+            flight.exhausted = str(exc)
+
+    def _start_evaluations(self, flights: dict[int, Flight], workers: int) -> None:
+        for node_id in sorted(flights):
+            flight = flights[node_id]
+            if flight.stage != Stage.READY:
+                continue
+            if flight.proposal is None or flight.exhausted:
+                flight.stage = Stage.DONE
+                continue
+            earlier = [f.node for i, f in flights.items() if i < node_id and f.node.code]
+            if not self.precheck(flight.node, earlier):
+                flight.stage = Stage.DONE
+                continue
+            if _count(flights, Stage.EVALUATING) >= workers:
+                continue
+            flight.stage = Stage.EVALUATING
+            flight.future = spawn(self.evaluate_node, flight.node)
+
+    def _collect(self, flights: dict[int, Flight]) -> None:
+        """Wait until something in flight finishes, then move it on."""
+        running = [f.future for f in flights.values() if f.future is not None]
+        if running:
+            wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        for flight in flights.values():
+            future = flight.future
+            if future is None or not future.done():
+                continue
+            flight.future = None
+            result = future.result()  # a bug in a thread is raised here, not lost
+            if flight.stage == Stage.PROPOSING:
+                flight.stage = Stage.READY
+            elif flight.stage == Stage.EVALUATING:
+                self.judge_evaluation(flight.node, result)
+                flight.evaluated = True
+                flight.stage = Stage.DONE
+
+    def _commit(self, flight: Flight) -> None:
+        node = flight.node
+        if flight.evaluated:
+            # an earlier node still in flight when this one started may have had its code
+            duplicate = self.duplicate_of(node)
+            if duplicate is not None:
+                self.mark_duplicate(node, duplicate)
+        self.commit(node, flight.proposal)
+
+    def _drop(self, flights: dict[int, Flight]) -> None:
+        """Give up on every node in flight: kill their children, and wait until their
+        evaluations have ended (and restored the project). Proposal requests are left to
+        finish in their daemon threads; nothing reads them."""
+        evaluating = [f.future for f in flights.values()
+                      if f.stage == Stage.EVALUATING and f.future is not None]
+        if evaluating:
+            self.context.executor.abort()
+            while wait(evaluating, timeout=1.0).not_done:
+                self.context.executor.abort()  # one may have started a child since
+        flights.clear()
+
+
+def _count(flights: dict[int, Flight], *stages: Stage) -> int:
+    return sum(1 for f in flights.values() if f.stage in stages)
+
 
 def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
     """A reason when the candidate adds text that could print a ``metric: value`` line.
@@ -427,21 +480,6 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
     return ""
 
 
-def _comparable(node: Node, best: Node, timed: list[str]) -> bool:
-    """``speed.comparable`` for a candidate against the best."""
-    changes = [_relative(node.metrics.get(n), best.metrics.get(n)) for n in timed]
-    won = (None if node.objective is None or best.objective is None
-           else node.objective > best.objective)
-    return comparable(best.speed, node.speed, changes, won)
-
-
-def _relative(value: float | None, reference: float | None) -> float:
-    """``value`` against ``reference`` (-0.8: 80% lower); NaN when either is unusable."""
-    if value is None or reference is None or reference <= 0:
-        return math.nan
-    return value / reference - 1
-
-
 def _baseline_message(node: Node) -> str:
-    what = "is tampered" if node.status == TAMPERED else "does not pass or measure"
+    what = "is tampered" if node.status == Status.TAMPERED else "does not pass or measure"
     return f"the original code {what}, so there is nothing to improve from:\n{node.error}"

@@ -5,7 +5,7 @@ the baseline's, which ran alone. So with ``--aide-measure isolated`` (the defaul
 candidate with timed objectives is run in two children: first its guard tests (every test
 but the timed ones) in a slot of its own, in parallel with other candidates'; then, only
 when they all pass, its timed tests alone on the measuring place, once every slot has
-drained (``Executor.evaluate``). Buggy candidates, usually most of them, never hold the
+drained (``Executor.run_isolated``). Buggy candidates, usually most of them, never hold the
 machine; a timed test that fails is still a failed guard. Untimed objectives (accuracy)
 run with the guards. With ``--aide-measure shared`` the whole evaluation runs in a slot,
 next to the others: faster, and as noisy as ``benchmarks/bench_workers.py`` shows.
@@ -17,7 +17,8 @@ import dataclasses
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.executors.base import Executor
+from pytest_aide.executors.base import EvaluationRequest, Executor
+from pytest_aide.guards.baseline import Baseline
 
 ISOLATED = "isolated"
 
@@ -26,20 +27,26 @@ def evaluate_candidate(
     executor: Executor,
     code: str,
     workdir: Path,
+    baseline: Baseline,
     nodeids: list[str],
     timed: list[str],
-    guards: list[str],
     measure: str = ISOLATED,
 ) -> Evaluation:
     """The candidate's evaluation over ``nodeids``, its ``timed`` tests measured alone when
-    ``measure`` is isolated; ``guards`` are the tests that must pass before they are."""
+    ``measure`` is isolated; the baseline's guards must pass before they are. With one
+    worker nothing runs beside an evaluation: one child runs everything."""
+    if executor.workers == 1:
+        return executor.run_isolated(EvaluationRequest(code, workdir, baseline, nodeids))
     if measure != ISOLATED or not timed:
-        return executor.check(code, workdir, nodeids)
+        return executor.run_shared(EvaluationRequest(code, workdir, baseline, nodeids))
     untimed = [n for n in nodeids if n not in timed]
-    checked = executor.check(code, workdir, untimed) if untimed else None
-    if checked is not None and not _passes(checked, [g for g in guards if g not in timed]):
+    checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed))
+               if untimed else None)
+    if checked is not None and not _passes(checked, [g for g in baseline.guards
+                                                     if g not in timed]):
         return checked
-    measured = executor.evaluate(code, workdir.with_name(workdir.name + "-timed"), timed)
+    measured = executor.run_isolated(EvaluationRequest(
+        code, workdir.with_name(workdir.name + "-timed"), baseline, timed))
     return measured if checked is None else combine(checked, measured)
 
 

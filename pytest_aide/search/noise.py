@@ -69,6 +69,8 @@ class Verdict:
     p_value: float | None
     method: str
     rounds: list[float] = field(default_factory=list)  # per-round changes (interleaved only)
+    #: Interleaved only: the sequential design has not decided yet; more rounds are wanted.
+    more_wanted: bool = False
 
     def describe(self) -> str:
         """E.g. ``-10.2% [-12.1%, -8.0%]``."""
@@ -81,6 +83,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (non-finite numbers become None), e.g. for ``Node.confirmed``."""
         data = asdict(self)
+        del data["more_wanted"]
         for key in ("change", "low", "high", "p_value"):
             value = data[key]
             if value is not None and not math.isfinite(value):
@@ -168,7 +171,31 @@ def confirm_interleaved(
     first = min(FIRST_LOOK, rounds_max)
     if len(runs) < first:
         return Verdict(False, math.nan, -math.inf, math.inf, None,
-                       f"more rounds wanted ({len(runs)} of {first} for the first look)")
+                       f"more rounds wanted ({len(runs)} of {first} for the first look)",
+                       more_wanted=True)
+    per_round = _round_changes(runs)
+    if isinstance(per_round, Verdict):
+        return per_round
+    sign = 1.0 if maximize else -1.0
+    n = len(per_round)
+    improved = sum(sign * c > 0 for c in per_round)
+    typical = _median(per_round)
+    big_enough = sign * typical >= min_effect
+    # alpha spent at the first look (every round improving) is not available at the second
+    level = alpha - 2.0**-first if rounds_max > first else alpha
+    p_value = _sign_test_p(improved, n)
+    low, high = _median_interval(per_round)
+    state, better, more = _sequential_state(improved, n, first, rounds_max, level, p_value,
+                                            big_enough)
+    method = (f"interleaved rounds: {state}; {improved}/{n} rounds improved, sign test "
+              f"p={p_value:.3g}; median round change {_percent(typical)}"
+              + ("" if big_enough else f" (below {min_effect:.0%})"))
+    return Verdict(better, typical, low, high, p_value, method, per_round, more_wanted=more)
+
+
+def _round_changes(runs: Sequence[tuple[Sequence[float], Sequence[float]]]
+                   ) -> list[float] | Verdict:
+    """Each usable round's median change, or the verdict that there are too few of them."""
     usable = [(_finite(a), _finite(b)) for a, b in runs]
     usable = [(a, b) for a, b in usable if len(a) >= MIN_SAMPLES and len(b) >= MIN_SAMPLES]
     if len(usable) < MIN_ROUNDS:
@@ -179,34 +206,25 @@ def confirm_interleaved(
     if any(math.isnan(c) for c in per_round):
         return Verdict(False, math.nan, -math.inf, math.inf, None,
                        "a round's median is zero: no relative change", per_round)
-    sign = 1.0 if maximize else -1.0
-    n = len(per_round)
-    improved = sum(sign * c > 0 for c in per_round)
-    typical = _median(per_round)
-    big_enough = sign * typical >= min_effect
-    # alpha spent at the first look (every round improving) is not available at the second
-    level = alpha - 2.0**-first if rounds_max > first else alpha
-    p_value = _sign_test_p(improved, n)
-    low, high = _median_interval(per_round)
-    if n < rounds_max and n >= first:
+    return per_round
+
+
+def _sequential_state(improved: int, n: int, first: int, rounds_max: int, level: float,
+                      p_value: float, big_enough: bool) -> tuple[str, bool, bool]:
+    """The two-look design's state: (words, confirmed, more rounds wanted)."""
+    if first <= n < rounds_max:
         if improved == n and big_enough:
-            state, better = "confirmed at the first look", True
-        elif not _can_still_pass(improved, n, rounds_max, level):
-            state, better = "rejected at the first look", False
-        else:
-            state, better = "more rounds wanted", False
-    else:
-        better = p_value <= level and big_enough
-        state = "confirmed" if better else "not confirmed"
-    method = (f"interleaved rounds: {state}; {improved}/{n} rounds improved, sign test "
-              f"p={p_value:.3g}; median round change {_percent(typical)}"
-              + ("" if big_enough else f" (below {min_effect:.0%})"))
-    return Verdict(better, typical, low, high, p_value, method, per_round)
+            return "confirmed at the first look", True, False
+        if not _can_still_pass(improved, n, rounds_max, level):
+            return "rejected at the first look", False, False
+        return "more rounds wanted", False, True
+    better = p_value <= level and big_enough
+    return ("confirmed" if better else "not confirmed"), better, False
 
 
 def needs_more_rounds(verdict: Verdict) -> bool:
     """Whether ``confirm_interleaved`` wants more rounds before it decides."""
-    return "more rounds wanted" in verdict.method
+    return verdict.more_wanted
 
 
 def _sign_test_p(successes: int, n: int) -> float:

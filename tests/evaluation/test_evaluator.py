@@ -33,14 +33,12 @@ def test_flat_module_candidate_is_measured_and_user_file_untouched(slow_project)
     before = digest(study.target.path)
     candidate = study.target.path.read_text().replace("CHUNK = 2", "CHUNK = 16")
     evaluation = Evaluator(study, slow_project.path).evaluate(
-        candidate, slow_project.path / ".aide" / "n1"
-    )
+        candidate, slow_project.path / ".aide" / "n1", baseline=None)
     assert evaluation.completed, evaluation.output_tail
     assert evaluation.not_passed(study.nodeids) == []
     fast = evaluation.metric(study.objectives[0])
     baseline = Evaluator(study, slow_project.path).evaluate(
-        None, slow_project.path / ".aide" / "n0"
-    )
+        None, slow_project.path / ".aide" / "n0", baseline=None)
     slow = baseline.metric(study.objectives[0])
     assert fast is not None and slow is not None
     assert fast < slow / 2  # 8x fewer sleeps: the candidate, not the file, was measured
@@ -54,7 +52,8 @@ def test_flat_module_candidate_is_measured_and_user_file_untouched(slow_project)
 def test_candidate_that_fails_a_guard(slow_project) -> None:
     study = flat_study(slow_project)
     wrong = study.target.path.read_text().replace("total += sum", "total -= sum")
-    evaluation = Evaluator(study, slow_project.path).evaluate(wrong, slow_project.path / "w")
+    evaluation = Evaluator(study, slow_project.path).evaluate(wrong, slow_project.path / "w",
+        baseline=None)
     assert evaluation.completed
     failed = evaluation.not_passed(study.nodeids)
     assert "test_slow.py::test_correct[7]" in failed
@@ -79,7 +78,7 @@ def test_timeout_kills_the_whole_process_group(slow_project) -> None:
         """
     )
     evaluator = Evaluator(study, slow_project.path, timeout=4)
-    evaluation = evaluator.evaluate(hang, slow_project.path / "h")
+    evaluation = evaluator.evaluate(hang, slow_project.path / "h", baseline=None)
     assert evaluation.status == "timeout"
     assert evaluation.duration < 20
     assert "timed out" in evaluation.error_summary(study.nodeids)
@@ -94,7 +93,8 @@ def test_timeout_kills_the_whole_process_group(slow_project) -> None:
 )
 def test_child_that_dies_without_results_is_an_error(slow_project, crash: str) -> None:
     study = flat_study(slow_project)
-    evaluation = Evaluator(study, slow_project.path).evaluate(crash, slow_project.path / "c")
+    evaluation = Evaluator(study, slow_project.path).evaluate(crash, slow_project.path / "c",
+        baseline=None)
     assert evaluation.status == "crashed"
     assert evaluation.not_passed(study.nodeids) == study.nodeids
     assert "died without results" in evaluation.error_summary(study.nodeids)
@@ -128,7 +128,8 @@ def test_src_layout_package_with_relative_imports(pytester: pytest.Pytester) -> 
     candidate = core.read_text().replace(
         "return sum(double(x) for x in xs)", "return 2 * sum(xs)  # candidate"
     )
-    evaluation = Evaluator(study, pytester.path).evaluate(candidate, pytester.path / "run" / "1")
+    evaluation = Evaluator(study, pytester.path).evaluate(candidate, pytester.path / "run" / "1",
+        baseline=None)
     assert evaluation.completed, evaluation.output_tail
     assert evaluation.outcome("tests/test_core.py::test_total") == "passed"
     recorded = evaluation.tests["tests/test_core.py::test_total"].measurement.properties
@@ -143,7 +144,8 @@ def test_parallel_evaluations_do_not_share_files(slow_project) -> None:
     evaluator = Evaluator(study, slow_project.path)
     with ThreadPoolExecutor(2) as pool:
         futures = {
-            chunk: pool.submit(evaluator.evaluate, code, slow_project.path / f"p{chunk}")
+            chunk: pool.submit(evaluator.evaluate, code, slow_project.path / f"p{chunk}",
+                               baseline=None)
             for chunk, code in candidates.items()
         }
         results = {chunk: f.result() for chunk, f in futures.items()}
@@ -237,10 +239,11 @@ def test_triton_kernel_candidate_under_the_interpreter(pytester: pytest.Pytester
         guard_nodeids=["test_tkernel.py::test_add"],
     )
     candidate = kernel.replace("BLOCK = 64", "BLOCK = 128").replace("x + y, mask", "y + x, mask")
-    evaluation = Evaluator(study, pytester.path).evaluate(candidate, pytester.path / "t")
+    evaluation = Evaluator(study, pytester.path).evaluate(candidate, pytester.path / "t",
+        baseline=None)
     assert evaluation.completed, evaluation.output_tail
     assert evaluation.outcome("test_tkernel.py::test_add") == "passed", evaluation.output_tail
     assert evaluation.metric(study.objectives[0]) == 128
     broken = kernel.replace("x + y, mask", "x - y, mask")
-    bad = Evaluator(study, pytester.path).evaluate(broken, pytester.path / "t2")
+    bad = Evaluator(study, pytester.path).evaluate(broken, pytester.path / "t2", baseline=None)
     assert bad.outcome("test_tkernel.py::test_add") == "failed"

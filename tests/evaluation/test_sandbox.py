@@ -139,7 +139,7 @@ def evaluate(root: Path, candidate: str, sandbox: Sandbox | None, name: str) -> 
     evaluator = Evaluator(study, root, timeout=60, sandbox=sandbox,
                           pytest_args=["-p", "no:randomly"], protected_exclude=[root / ".aide"])
     workdir = root / ".aide" / "run" / name  # as in hostile_candidate
-    evaluation = evaluator.evaluate(candidate, workdir)
+    evaluation = evaluator.evaluate(candidate, workdir, baseline=None)
     assert evaluation.completed, evaluation.output_tail
     seen_path = workdir / "seen.json"
     assert seen_path.exists(), evaluation.output_tail
@@ -243,7 +243,7 @@ def test_a_stale_pyc_of_the_original_never_stands_in_for_the_candidate(
     wrong = target.read_text().replace("total += sum", "total -= sum")
     evaluator = Evaluator(study_of(root), root, timeout=60, sandbox=choose("bwrap").sandbox,
                           protected_exclude=[root / ".aide"])
-    evaluation = evaluator.evaluate(wrong, root / ".aide" / "run" / "pyc")
+    evaluation = evaluator.evaluate(wrong, root / ".aide" / "run" / "pyc", baseline=None)
     assert evaluation.completed, evaluation.output_tail
     assert evaluation.outcome("test_slow.py::test_correct[7]") == "failed"
 
@@ -261,7 +261,7 @@ def test_a_project_under_tmp_is_still_visible(pytester: pytest.Pytester) -> None
     study = Study(target=Target("slow", pytester.path / "slow.py"), objectives=[],
                   guard_nodeids=["test_slow.py::test_correct"])
     evaluator = Evaluator(study, pytester.path, sandbox=choose("bwrap").sandbox)
-    evaluation = evaluator.evaluate(None, pytester.path / ".aide" / "base")
+    evaluation = evaluator.evaluate(None, pytester.path / ".aide" / "base", baseline=None)
     assert evaluation.completed, evaluation.output_tail
     assert evaluation.outcome("test_slow.py::test_correct") == "passed"
 
@@ -289,7 +289,7 @@ def test_tmp_itself_on_the_python_path_leaves_the_sandbox_its_own_tmp(
     evaluator = Evaluator(study, pytester.path, sandbox=choose("bwrap").sandbox,
                           protected_exclude=[pytester.path / ".aide"])
     try:
-        evaluation = evaluator.evaluate(None, pytester.path / ".aide" / "base")
+        evaluation = evaluator.evaluate(None, pytester.path / ".aide" / "base", baseline=None)
     finally:
         outside.unlink()
     assert evaluation.completed, evaluation.output_tail

@@ -15,6 +15,8 @@ from pytest_aide.evaluation.speed import (
     too_large_to_explain,
     won,
 )
+from pytest_aide.executors.base import EvaluationRequest
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.journal import GOOD, Node
 from pytest_aide.metrics import Measurement
 from pytest_aide.search.confirm import confirm_best
@@ -80,14 +82,17 @@ def test_probe_is_short_and_positive() -> None:
 
 @dataclass
 class ScriptedEvaluator:
-    """Evaluations without a child process: the baseline ("A") takes 1.0 per round, the
+    """An executor without a child process: the baseline ("A") takes 1.0 per round, the
     best ("B") 0.8, and each evaluation gets the next machine speed from ``speeds``."""
 
     speeds: list[list[float]]
     best_level: float = 0.8
     calls: list[str] = field(default_factory=list)
 
-    def evaluate(self, source: str | None, workdir: Path, nodeids: list[str] | None = None):
+    workers = 1
+
+    def run_isolated(self, request: EvaluationRequest) -> Evaluation:
+        source = request.source
         self.calls.append(source or "")
         level = 1.0 if source == "A" else self.best_level
         samples = [level * (1 + 0.01 * i) for i in range(10)]
@@ -103,7 +108,8 @@ def confirm(evaluator: ScriptedEvaluator, rounds: int, tmp_path: Path):
                 samples={NODEID: [1.0] * 10})
     best = Node(1, 0, 1, "draft", "", "B", status=GOOD, objective=-0.8,
                 samples={NODEID: [0.8] * 10})
-    return confirm_best(evaluator, [objective], [], root, best, tmp_path, rounds)
+    return confirm_best(evaluator, [objective], Baseline(),  # type: ignore[arg-type]
+                        root, best, tmp_path, rounds)
 
 
 def test_a_round_measured_across_a_speed_change_is_measured_again(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def test_warm_children_have_the_libraries_loaded_and_judge_like_cold_ones(projec
         results = {}
         for name, chosen in (("warm", warm), ("cold", cold)):
             root = pytester.path / ".aide" / name
-            results[name] = [chosen.evaluate(code, root / str(i))
+            results[name] = [chosen.evaluate(code, root / str(i), baseline=None)
                              for i, code in enumerate((None, faster, wrong))]
         assert warm.warm_notice == ""
     finally:
@@ -102,8 +102,8 @@ def test_a_warm_child_leaves_nothing_to_the_next(project) -> None:
     warm = evaluator(pytester, study, warm=True)
     original = study.target.path.read_text()
     try:
-        first = warm.evaluate(LITTERS + original, pytester.path / ".aide" / "1")
-        second = warm.evaluate(LOOKS + original, pytester.path / ".aide" / "2")
+        first = warm.evaluate(LITTERS + original, pytester.path / ".aide" / "1", baseline=None)
+        second = warm.evaluate(LOOKS + original, pytester.path / ".aide" / "2", baseline=None)
     finally:
         warm.close()
     assert first.completed and first.not_passed(study.nodeids) == []
@@ -118,8 +118,8 @@ def test_a_warm_child_that_hangs_times_out_and_the_next_starts_warm_again(projec
     original = study.target.path.read_text()
     try:
         hung = warm.evaluate(original.replace("    total = 0", "    time.sleep(60)\n    total = 0"),
-                             pytester.path / ".aide" / "1")
-        after = warm.evaluate(None, pytester.path / ".aide" / "2")
+                             pytester.path / ".aide" / "1", baseline=None)
+        after = warm.evaluate(None, pytester.path / ".aide" / "2", baseline=None)
     finally:
         warm.close()
     assert hung.status == "timeout" and hung.duration < 30
@@ -143,7 +143,7 @@ def test_where_forking_is_unsafe_evaluations_start_cold_and_say_why(
     test_file.write_text("import threaded\n" + test_file.read_text())
     warm = evaluator(pytester, study, warm=True)
     try:
-        evaluation = warm.evaluate(None, pytester.path / ".aide" / "1")
+        evaluation = warm.evaluate(None, pytester.path / ".aide" / "1", baseline=None)
     finally:
         warm.close()
     assert evaluation.completed and evaluation.not_passed(study.nodeids) == []

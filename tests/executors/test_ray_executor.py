@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 import ray
+from attacks import baseline_of
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
+from pytest_aide.executors.base import EvaluationRequest
 from pytest_aide.executors.ray_driver import RayExecutor
+from pytest_aide.guards.baseline import Baseline
 from pytest_aide.journal import Journal
 from pytest_aide.study import Objective, Study, Target
 
@@ -112,13 +115,23 @@ def kill_workers(times: int, how: int = signal.SIGKILL,
     return thread
 
 
+def isolated(executor: RayExecutor, source: str, workdir: Path):
+    return executor.run_isolated(EvaluationRequest(source, workdir, None))
+
+
+def shared(executor: RayExecutor, source: str, workdir: Path, baseline: Baseline | None = None):
+    return executor.run_shared(EvaluationRequest(source, workdir, baseline))
+
+
 def test_a_candidate_runs_as_a_task(cluster, project) -> None:
     executor = executor_for(project)
-    baseline = executor.evaluate(MODULE, project.path / "run" / "base")  # the measuring node
+    baseline = isolated(executor, MODULE, project.path / "run" / "base")  # the measuring node
     assert baseline.completed and baseline.outcome("test_mod.py::test_value") == "passed", (
         baseline.output_tail)
-    good = executor.check("VALUE = 1  # same, written differently\n", project.path / "run" / "a")
-    wrong = executor.check("VALUE = 2\n", project.path / "run" / "b")
+    # the baseline reaches the node as data: an honest candidate there is not tampered
+    good = shared(executor, "VALUE = 1  # same, written differently\n", project.path / "run" / "a",
+                  baseline_of(baseline))
+    wrong = shared(executor, "VALUE = 2\n", project.path / "run" / "b", baseline_of(baseline))
     assert good.outcome("test_mod.py::test_value") == "passed" and not good.tampered
     assert wrong.outcome("test_mod.py::test_value") == "failed"
     placement = (project.path / "run" / "a" / "placement.txt").read_text()
@@ -131,9 +144,9 @@ def test_the_project_is_guarded_where_the_child_ran(cluster, project) -> None:
     # unsandboxed, a candidate can write the project's copy on the node: that is caught there
     executor = executor_for(project, sandboxed=False)
     tests = (project.path / "test_mod.py").read_text()
-    executor.evaluate(MODULE, project.path / "run" / "base")
+    isolated(executor, MODULE, project.path / "run" / "base")
     cheat = "import pathlib\npathlib.Path('test_mod.py').write_text('def test_value(): pass')\n"
-    evaluation = executor.check(cheat + MODULE, project.path / "run" / "cheat")
+    evaluation = shared(executor, cheat + MODULE, project.path / "run" / "cheat")
     assert any("changed project file: modified test_mod.py" in t for t in evaluation.tampered)
     assert (project.path / "test_mod.py").read_text() == tests  # undone by the node's guard
 
@@ -141,7 +154,7 @@ def test_the_project_is_guarded_where_the_child_ran(cluster, project) -> None:
 def test_a_task_whose_worker_dies_is_run_once_more(cluster, project) -> None:
     executor = executor_for(project)
     killer = kill_workers(times=1)
-    evaluation = executor.check(SLOW_MODULE.format(2), project.path / "run" / "once")
+    evaluation = shared(executor, SLOW_MODULE.format(2), project.path / "run" / "once")
     killer.join(5)
     assert evaluation.outcome("test_mod.py::test_value") == "passed"  # the second attempt's
     assert "run again after the first attempt was lost: attempt 1: WorkerCrashedError" in (
@@ -151,7 +164,7 @@ def test_a_task_whose_worker_dies_is_run_once_more(cluster, project) -> None:
 def test_a_task_lost_twice_is_an_error_never_a_pass(cluster, project) -> None:
     executor = executor_for(project)
     killer = kill_workers(times=2)
-    evaluation = executor.check(SLOW_MODULE.format(30), project.path / "run" / "twice")
+    evaluation = shared(executor, SLOW_MODULE.format(30), project.path / "run" / "twice")
     killer.join(5)
     assert evaluation.status == "error" and not evaluation.tests
     assert evaluation.not_passed(["test_mod.py::test_value"]) == ["test_mod.py::test_value"]
@@ -166,7 +179,7 @@ def test_the_driver_cancels_a_task_past_its_timeout(cluster, project) -> None:
     killer = kill_workers(times=1, how=signal.SIGSTOP, signalled=frozen)
     started = time.monotonic()
     try:
-        evaluation = executor.check(SLOW_MODULE.format(1), project.path / "run" / "frozen")
+        evaluation = shared(executor, SLOW_MODULE.format(1), project.path / "run" / "frozen")
         elapsed = time.monotonic() - started
     finally:
         killer.join(5)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from attacks import SLOW_CLOCK, STEADY_MODULE, steady_study
+from attacks import SLOW_CLOCK, STEADY_MODULE, baseline_of, steady_study
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import choose
@@ -59,7 +59,7 @@ def test_a_clock_slowed_below_python_is_caught_by_the_parents_clock(
     sandbox = choose("bwrap").sandbox if sandboxed else None
     evaluator = Evaluator(study, pytester.path, sandbox=sandbox)
     original = study.target.path.read_text()
-    baseline = evaluator.evaluate(None, pytester.path / ".aide" / "n0")
+    baseline = evaluator.evaluate(None, pytester.path / ".aide" / "n0", baseline=None)
     assert baseline.completed and not baseline.tampered, baseline.output_tail
     bracket = baseline.clock["test_steady.py::test_speed"]
     assert bracket.rounds == 15
@@ -69,10 +69,11 @@ def test_a_clock_slowed_below_python_is_caught_by_the_parents_clock(
     assert bracket.span - bracket.reported < (baseline.duration - bracket.reported) / 2
 
     honest = evaluator.evaluate(original.replace("PAUSE = 0.004", "PAUSE = 0.002"),
-                                pytester.path / ".aide" / "n1")
+                                pytester.path / ".aide" / "n1", baseline=baseline_of(baseline))
     assert honest.completed and not honest.tampered, honest.tampered
 
-    cheat = evaluator.evaluate(slowed_clock_candidate(original), pytester.path / ".aide" / "n2")
+    cheat = evaluator.evaluate(slowed_clock_candidate(original), pytester.path / ".aide" / "n2",
+        baseline=baseline_of(baseline))
     assert cheat.completed, cheat.output_tail
     assert cheat.not_passed(study.nodeids) == []  # it passes, and looks 8x faster inside
     assert cheat.metric(study.objectives[0]) < baseline.metric(study.objectives[0]) / 4
@@ -84,11 +85,12 @@ def test_ctypes_reaching_memory_from_the_candidate_is_refused(steady_project) ->
     pytester, study = steady_project
     evaluator = Evaluator(study, pytester.path, sandbox=None)
     original = study.target.path.read_text()
-    evaluator.evaluate(None, pytester.path / ".aide" / "n0")
+    base = evaluator.evaluate(None, pytester.path / ".aide" / "n0", baseline=None)
     # the same attack written plainly in the candidate's own file
     plain = original + "\nKEEP = []\n" + SLOW_CLOCK.replace(
         "worker = threading.Thread(target=patch)\nworker.start()\nworker.join()\n", "patch()\n")
-    evaluation = evaluator.evaluate(plain, pytester.path / ".aide" / "n1")
+    evaluation = evaluator.evaluate(plain, pytester.path / ".aide" / "n1",
+        baseline=baseline_of(base))
     assert any("reached native memory by address" in t for t in evaluation.tampered), (
         evaluation.tampered, evaluation.output_tail)
 

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from attacks import baseline_of
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.guards.fingerprint import changed_since_baseline, digests, new_changes
@@ -98,31 +99,34 @@ def evaluator_of(pytester: pytest.Pytester) -> Evaluator:
 
 def test_each_attack_at_import_is_tampering(project: pytest.Pytester) -> None:
     evaluator = evaluator_of(project)
-    baseline = evaluator.evaluate(None, project.path / ".aide" / "base")
+    baseline = evaluator.evaluate(None, project.path / ".aide" / "base", baseline=None)
     assert baseline.completed and not baseline.tampered, baseline.error_summary([])
     honest = evaluator.evaluate(ORIGINAL.replace("sum(values)", "float(sum(values))"),
-                                project.path / ".aide" / "honest")
+                                project.path / ".aide" / "honest", baseline=baseline_of(baseline))
     assert honest.tampered == [] and honest.not_passed(evaluator.study.nodeids) == []
     for number, (what, attack) in enumerate(ATTACKS.items()):
-        evaluation = evaluator.evaluate(attack + WRONG, project.path / ".aide" / f"a{number}")
+        evaluation = evaluator.evaluate(attack + WRONG, project.path / ".aide" / f"a{number}",
+            baseline=baseline_of(baseline))
         changes = [t for t in evaluation.tampered if "changed" in t]
         assert changes, f"{what}: not caught; tampered={evaluation.tampered}"
 
 
 def test_interpreter_settings_changed_at_import_are_tampering(project: pytest.Pytester) -> None:
     evaluator = evaluator_of(project)
-    evaluator.evaluate(None, project.path / ".aide" / "base")
+    base = evaluator.evaluate(None, project.path / ".aide" / "base", baseline=None)
     quiet_gc = "import gc\ngc.disable()\n" + ORIGINAL
-    evaluation = evaluator.evaluate(quiet_gc, project.path / ".aide" / "gc")
+    evaluation = evaluator.evaluate(quiet_gc, project.path / ".aide" / "gc",
+        baseline=baseline_of(base))
     assert any("interpreter: gc enabled" in t for t in evaluation.tampered), evaluation.tampered
     path = "import sys\nsys.path.insert(0, '/nowhere')\n" + ORIGINAL
-    evaluation = evaluator.evaluate(path, project.path / ".aide" / "path")
+    evaluation = evaluator.evaluate(path, project.path / ".aide" / "path",
+        baseline=baseline_of(base))
     assert any("interpreter: sys.path" in t for t in evaluation.tampered), evaluation.tampered
 
 
 def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pytester) -> None:
     evaluator = evaluator_of(project)
-    evaluator.evaluate(None, project.path / ".aide" / "base")
+    base = evaluator.evaluate(None, project.path / ".aide" / "base", baseline=None)
     sneaky = textwrap.dedent("""
         import gc
 
@@ -130,7 +134,8 @@ def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pyte
             gc.disable()  # the collector stays off for whatever is measured next
             return sum(values) / len(values)
     """)
-    evaluation = evaluator.evaluate(sneaky, project.path / ".aide" / "during")
+    evaluation = evaluator.evaluate(sneaky, project.path / ".aide" / "during",
+        baseline=baseline_of(base))
     found = [t for t in evaluation.tampered if "interpreter: gc enabled" in t]
     assert found and "test_stats.py::test_against_numpy" in found[0], evaluation.tampered
 
@@ -141,7 +146,7 @@ def test_a_replacement_that_claims_to_equal_the_original_is_still_a_change(
     """Before and after a test, objects are compared by identity: a planted import hook or
     signal handler whose ``__eq__`` says it is the old one does not pass for it."""
     evaluator = evaluator_of(project)
-    evaluator.evaluate(None, project.path / ".aide" / "base")
+    base = evaluator.evaluate(None, project.path / ".aide" / "base", baseline=None)
     liar = textwrap.dedent("""
         import signal
         import sys
@@ -163,7 +168,8 @@ def test_a_replacement_that_claims_to_equal_the_original_is_still_a_change(
                 signal.signal(signal.SIGUSR2, Same(signal.getsignal(signal.SIGUSR2)))
             return sum(values) / len(values)
     """)
-    evaluation = evaluator.evaluate(liar, project.path / ".aide" / "liar")
+    evaluation = evaluator.evaluate(liar, project.path / ".aide" / "liar",
+        baseline=baseline_of(base))
     found = " ".join(t for t in evaluation.tampered if "changed during" in t)
     assert "interpreter: sys.meta_path" in found, evaluation.tampered
     assert "interpreter: signal handlers" in found, evaluation.tampered
@@ -181,9 +187,10 @@ def test_what_the_original_code_changes_itself_is_not_held_against_a_candidate(
     study = Study(target=Target("stats", pytester.path / "stats.py"), objectives=[],
                   guard_nodeids=["test_stats.py::test_mean"])
     evaluator = Evaluator(study, pytester.path)
-    evaluator.evaluate(None, pytester.path / ".aide" / "base")
+    base = evaluator.evaluate(None, pytester.path / ".aide" / "base", baseline=None)
     candidate = (pytester.path / "stats.py").read_text().replace("sum(values)", "sum(values) + 0")
-    evaluation = evaluator.evaluate(candidate, pytester.path / ".aide" / "same")
+    evaluation = evaluator.evaluate(candidate, pytester.path / ".aide" / "same",
+        baseline=baseline_of(base))
     assert evaluation.tampered == [], evaluation.tampered
 
 
@@ -286,13 +293,14 @@ def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(
 ) -> None:
     """The same function object, other code: object identities do not change, digests do."""
     evaluator = evaluator_of(project)
-    evaluator.evaluate(None, project.path / ".aide" / "base")
+    base = evaluator.evaluate(None, project.path / ".aide" / "base", baseline=None)
     recode = textwrap.dedent("""
         def mean(values):
             import reference
             reference.expected_mean.__code__ = (lambda values: 0.0).__code__
             return 0.0
     """)
-    evaluation = evaluator.evaluate(recode, project.path / ".aide" / "recode")
+    evaluation = evaluator.evaluate(recode, project.path / ".aide" / "recode",
+        baseline=baseline_of(base))
     found = [t for t in evaluation.tampered if "changed during the tests" in t]
     assert found and "reference.expected_mean" in found[0], evaluation.tampered

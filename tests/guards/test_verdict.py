@@ -98,7 +98,8 @@ def test_a_candidate_that_hides_its_tests_call_phase_does_not_pass(
     study = Study(target=Target("calc", pytester.path / "calc.py"), objectives=[],
                   guard_nodeids=["test_calc.py::test_add"])
     source = (pytester.path / "calc.py").read_text()
-    evaluation = Evaluator(study, pytester.path).evaluate(source, pytester.path / "w")
+    evaluation = Evaluator(study, pytester.path).evaluate(source, pytester.path / "w",
+        baseline=None)
     assert evaluation.outcome("test_calc.py::test_add") != "passed"
     assert evaluation.not_passed(study.nodeids) == ["test_calc.py::test_add"]
 
@@ -130,7 +131,7 @@ def test_the_key_reaches_the_worker_by_a_pipe_and_never_by_a_file(
     """)
     candidate = (root / "slow.py").read_text() + spy
     workdir = root / ".aide" / "k"
-    evaluation = Evaluator(study, root).evaluate(candidate, workdir)
+    evaluation = Evaluator(study, root).evaluate(candidate, workdir, baseline=None)
     assert evaluation.completed, evaluation.error_summary([])
     # the spy is flagged for what its source reads (/proc), and for nothing else
     assert all(t.startswith("suspicious code") for t in evaluation.tampered), evaluation.tampered

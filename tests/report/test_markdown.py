@@ -114,24 +114,24 @@ def test_report_md_of_an_older_journal_never_says_none() -> None:
     assert "- steps `7`" in text
 
 
-@pytest.mark.parametrize(("error", "remeasured"), [
+@pytest.mark.parametrize(("note", "remeasured"), [
     ("improvement within noise", 0),
     ("not better than the best when measured again next to it", 1),
 ])
 def test_report_md_explains_a_node_faster_than_the_best_as_the_terminal_does(
-    error: str, remeasured: int
+    note: str, remeasured: int
 ) -> None:
     journal = single_objective_journal()
     faster = journal[7]  # faster than the best (#6, 0.0011), but not taken
     faster.metrics, faster.objective = {BENCH: 0.00105}, -0.00105
-    faster.error, faster.remeasured = error, remeasured
+    faster.note, faster.remeasured = note, remeasured
     text = render_report_md(journal, ORIGINAL, BEST)
     header = re.search(r"^\| # \|.*\|$", text, flags=re.M)[0]
     assert [c.strip() for c in header.strip("|").split(" | ")][-2:] == ["note", "plan"]
     cells = _row(text, 7)
-    assert cells[5] == "mean=0.00105" and cells[-2] == error
+    assert cells[5] == "mean=0.00105" and cells[-2] == note
     assert cells[-1] == "plan of #7: improve"
-    assert f"({error})" in step_line(journal, faster, steps=7, elapsed=1.0)
+    assert f"({note})" in step_line(journal, faster, steps=7, elapsed=1.0)
 
 
 def test_report_md_notes_a_node_measured_again_like_the_terminal() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.executors.local import LocalExecutor
 from pytest_aide.journal import BUGGY, GOOD, Journal, Node
 from pytest_aide.proposers.base import (
     Proposal,
@@ -16,8 +17,9 @@ from pytest_aide.proposers.base import (
     ProposerError,
     SearchExhausted,
 )
-from pytest_aide.search.loop import MAX_REMEASURES, BaselineError, Policy, Search, SearchContext
+from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import ObjectiveError, score
+from pytest_aide.search.screen import MAX_REMEASURES
 from pytest_aide.study import Objective, Study, Target
 
 
@@ -109,7 +111,7 @@ def make_search(project: pytest.Pytester, proposer: ScriptedProposer, objective:
     journal = Journal(run_id="r", target="slow.py", module="slow",
                       objectives=[], original_sha256="")
     context = SearchContext(
-        study=study, evaluator=Evaluator(study, project.path), proposer=proposer,
+        study=study, executor=LocalExecutor(Evaluator(study, project.path)), proposer=proposer,
         run_dir=project.path / ".aide" / "r", original_code=path.read_text(),
         test_sources={"test_slow.py": (project.path / "test_slow.py").read_text()},
     )
@@ -125,7 +127,7 @@ def test_loop_keeps_the_best_passing_candidate(slow_project) -> None:
     search, journal = make_search(
         slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
     )
-    search.baseline()
+    search.measure_baseline()
     search.run(5)
     statuses = [n.status for n in journal.nodes]
     assert statuses == [GOOD, GOOD, BUGGY, BUGGY, BUGGY, BUGGY]
@@ -134,6 +136,7 @@ def test_loop_keeps_the_best_passing_candidate(slow_project) -> None:
     assert "does not compile" in journal.nodes[3].error
     assert "proposal failed" in journal.nodes[4].error
     assert "identical to node 1" in journal.nodes[5].error
+    assert journal.nodes[5].duplicate_of == 1 and journal.nodes[2].duplicate_of is None
     assert proposer.requests[0].operator == "draft"
     assert proposer.requests[1].operator == "improve" and proposer.requests[1].parent.id == 1
     assert "CHUNK = 2" in proposer.requests[0].original_code
@@ -149,7 +152,7 @@ def test_baseline_that_fails_a_guard_stops_the_search(slow_project) -> None:
         slow_project, ScriptedProposer([]), Objective("test_slow.py::test_speed", "mean", False)
     )
     with pytest.raises(BaselineError, match=r"test_correct\[7\]: failed"):
-        search.baseline()
+        search.measure_baseline()
     assert journal.nodes == []
 
 
@@ -159,7 +162,7 @@ def test_baseline_without_its_metric_names_what_was_recorded(slow_project) -> No
         Objective("test_slow.py::test_speed", "accuracy", True),
     )
     with pytest.raises(BaselineError) as info:
-        search.baseline()
+        search.measure_baseline()
     message = str(info.value)
     assert "test_slow.py::test_speed: metric 'accuracy' is missing" in message
     assert "benchmark stats (" in message
@@ -183,7 +186,7 @@ def test_guards_the_original_skips_are_left_out(slow_project) -> None:
         slow_project, ScriptedProposer([]), Objective("test_slow.py::test_speed", "mean", False)
     )
     search.context.study.guard_nodeids.append("test_slow.py::test_gpu_only")
-    root = search.baseline()
+    root = search.measure_baseline()
     assert root.status == GOOD
     assert search.skipped_guards == ["test_slow.py::test_gpu_only"]
     assert "test_slow.py::test_gpu_only" not in search.guards
@@ -204,7 +207,7 @@ def test_the_search_stops_early_when_the_proposer_is_exhausted(slow_project) -> 
     search, journal = make_search(
         slow_project, ScriptedProposer([fast]), Objective("test_slow.py::test_speed", "mean", False)
     )
-    search.baseline()
+    search.measure_baseline()
     search.run(10)
     assert len(journal.nodes) == 2
     assert search.stop_reason == "stopped early: nothing left to try"
@@ -216,8 +219,8 @@ class SpeedScriptedEvaluator(Evaluator):
 
     speeds: list[list[float]]
 
-    def evaluate(self, source, workdir, nodeids=None):
-        evaluation = super().evaluate(source, workdir, nodeids)
+    def evaluate(self, source, workdir, nodeids=None, slot=None, *, baseline):
+        evaluation = super().evaluate(source, workdir, nodeids, slot, baseline=baseline)
         evaluation.speed = self.speeds.pop(0) if self.speeds else [1.0, 1.0]
         return evaluation
 
@@ -233,8 +236,8 @@ def scripted_search(slow_project, evaluator_class: type[Evaluator], script: str,
     )
     evaluator = evaluator_class(search.context.study, slow_project.path)
     setattr(evaluator, script, values)
-    search.context.evaluator = evaluator
-    search.baseline()
+    search.context.executor = LocalExecutor(evaluator)
+    search.measure_baseline()
     search.run(1)
     return journal
 
@@ -276,8 +279,9 @@ def test_a_candidate_never_measured_at_the_best_speed_is_not_taken(slow_project)
         slow_project, best_first + (best_first + candidate_first) * (MAX_REMEASURES // 2))
     candidate = journal.nodes[1]
     assert candidate.status == GOOD and journal.best_id == 0
-    assert "not compared: the machine's speed changed (" in candidate.error
-    assert f"during each of {attempts} measurements next to the best" in candidate.error
+    assert "not compared: the machine's speed changed (" in candidate.note
+    assert f"during each of {attempts} measurements next to the best" in candidate.note
+    assert candidate.error == ""
 
 
 def test_a_candidate_faster_on_a_slower_machine_is_not_measured_again(slow_project) -> None:
@@ -299,8 +303,8 @@ class SampleScriptedEvaluator(Evaluator):
 
     rounds: list[list[float]]
 
-    def evaluate(self, source, workdir, nodeids=None):
-        evaluation = super().evaluate(source, workdir, nodeids)
+    def evaluate(self, source, workdir, nodeids=None, slot=None, *, baseline):
+        evaluation = super().evaluate(source, workdir, nodeids, slot, baseline=baseline)
         measurement = evaluation.tests["test_slow.py::test_speed"].measurement
         measurement.samples = self.rounds.pop(0)
         measurement.benchmark["mean"] = sum(measurement.samples) / len(measurement.samples)
@@ -351,8 +355,8 @@ def test_a_second_look_that_is_within_noise_again_keeps_the_best(slow_project) -
                                            BASELINE_ROUNDS, WITHIN_NOISE_ROUNDS])
     candidate = journal.nodes[1]
     assert journal.best_id == 0 and candidate.status == GOOD and candidate.remeasured == 0
-    assert candidate.error == ("improvement within noise; measured again next to the best: "
-                               "improvement within noise")
+    assert candidate.note == ("improvement within noise; measured again next to the best: "
+                              "improvement within noise")
     nodes = slow_project.path / ".aide" / "r" / "nodes"
     assert (nodes / "0001-again1-best").is_dir() and (nodes / "0001-again1-candidate").is_dir()
 

@@ -1,4 +1,5 @@
-"""The search with two workers: the serial run's journal, in order, faster."""
+"""The search with two workers: the serial run's journal, in order, faster. One loop serves
+both: with one worker it is the serial run."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pytest_aide.executors.slots import plan_slots
 from pytest_aide.journal import Journal, Node
 from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerError
 from pytest_aide.search.loop import Policy, Search, SearchContext
-from pytest_aide.search.parallel import ParallelSearch
 from pytest_aide.study import Objective, Study, Target
 
 SPEED = "test_slow.py::test_speed"
@@ -52,7 +52,7 @@ class ByStep:
         self.observed.append(node.id)
 
 
-def make_search(project: pytest.Pytester, proposer: ByStep, run: str):
+def make_search(project: pytest.Pytester, proposer: ByStep, run: str, workers: int = 1):
     path = project.path / "slow.py"
     study = Study(
         target=Target("slow", path),
@@ -66,7 +66,9 @@ def make_search(project: pytest.Pytester, proposer: ByStep, run: str):
     context = SearchContext(
         # the log dir is not the project: the journal is written while evaluations run
         study=study, proposer=proposer,
-        evaluator=Evaluator(study, project.path, protected_exclude=[project.path / ".aide"]),
+        executor=LocalExecutor(Evaluator(study, project.path,
+                                         protected_exclude=[project.path / ".aide"]),
+                               plan_slots(workers) if workers > 1 else []),
         run_dir=project.path / ".aide" / run, original_code=path.read_text(),
         test_sources={"test_slow.py": (project.path / "test_slow.py").read_text()},
         on_step=lambda node: reported.append(node.id),
@@ -82,15 +84,14 @@ def test_two_workers_give_the_serial_verdicts_in_order(slow_project) -> None:
     codes = {1: wrong, 2: fast, 3: "def broken(:\n", 4: "FAIL", 5: fast,
              6: original.replace("CHUNK = 2", "CHUNK = 1")}
     serial, serial_journal, _ = make_search(slow_project, ByStep(dict(codes)), "serial")
-    serial.baseline()
+    serial.measure_baseline()
     serial.run(6)
+    assert serial.context.executor.workers == 1
 
     proposer = ByStep(dict(codes), delay=0.3)
-    search, journal, reported = make_search(slow_project, proposer, "parallel")
-    executor = LocalExecutor(search.context.evaluator, plan_slots(2))
-    search.context.evaluator = executor
-    search.baseline()
-    ParallelSearch(search, executor).run(6)
+    search, journal, reported = make_search(slow_project, proposer, "parallel", workers=2)
+    search.measure_baseline()
+    search.run(6)
 
     def verdicts(j: Journal) -> list[tuple[int, int, str, str, str]]:
         return [(n.id, n.step, n.operator, n.status, n.error.split(":")[0]) for n in j.nodes]

@@ -1,0 +1,88 @@
+"""The baseline: what running the original code established, as a value.
+
+Every candidate's evaluation is compared with it: its fingerprints of the state the tests
+rely on (fingerprint.py), its benchmarks' clock brackets (clock.py), and which tests guard a
+candidate. It is measured once per run, kept in the run directory (``baseline.json``), loaded
+by a resumed run (or measured again when an older run has none) and handed to every
+evaluation and to the confirmation, on this machine or a Ray node. It used to live in the
+evaluator as state learnt from whichever trusted evaluation ran first, so a resumed run, which
+runs none, compared candidates with nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_aide.guards.clock import Bracket
+
+#: The file in the run directory.
+FILENAME = "baseline.json"
+#: Bumped when the file's layout changes; an unknown version is measured again.
+VERSION = 1
+
+
+class BaselineMissing(LookupError):
+    """A candidate was to be compared with a baseline that nobody measured."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The original's evidence that candidates are held to."""
+
+    #: Fingerprints of the state the tests rely on, from the original's run.
+    state: dict[str, Any] = field(default_factory=dict)
+    #: Each benchmark's reported time bracketed by the parent's clock, on the original.
+    clock: dict[str, Bracket] = field(default_factory=dict)
+    #: Tests that passed on the original: every candidate must pass them.
+    guards: tuple[str, ...] = ()
+    #: Selected tests the original skips or xfails: they guard nothing.
+    skipped: tuple[str, ...] = ()
+    #: Metrics read from the tests' printed output (a candidate must not print them).
+    output_metrics: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "state": self.state,
+            "clock": {nodeid: bracket.to_dict() for nodeid, bracket in self.clock.items()},
+            "guards": list(self.guards),
+            "skipped": list(self.skipped),
+            "output_metrics": list(self.output_metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        return cls(
+            state=dict(data.get("state") or {}),
+            clock={nodeid: Bracket(**values)
+                   for nodeid, values in (data.get("clock") or {}).items()},
+            guards=tuple(data.get("guards") or ()),
+            skipped=tuple(data.get("skipped") or ()),
+            output_metrics=tuple(data.get("output_metrics") or ()),
+        )
+
+    def save(self, run_dir: Path) -> Path:
+        """Write ``baseline.json`` into ``run_dir`` (atomically: a reader never sees half)."""
+        path = run_dir / FILENAME
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(self.to_dict(), sort_keys=True), encoding="utf-8")
+        partial.replace(path)
+        return path
+
+
+def load(run_dir: Path) -> Baseline | None:
+    """The baseline a run saved, or None when it has none this code can read (a run made
+    before baselines were saved, or a damaged file): the caller measures it again."""
+    try:
+        data = json.loads((run_dir / FILENAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return None
+    try:
+        return Baseline.from_dict(data)
+    except (TypeError, ValueError):
+        return None
