@@ -90,9 +90,13 @@ class AideSession:
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
     def _write_line(self, line: str, **markup: bool) -> None:
+        """A line of the run's progress; it may quote a candidate (step lines, errors), so
+        its control characters are escaped here, once for every caller."""
+        from pytest_aide.report.formatting import printable
+
         terminal = self._terminal()
         if terminal is not None:
-            terminal.write_line(line, **markup)
+            terminal.write_line(printable(line, keep_newlines=True), **markup)
 
     def _optimize_all(self) -> bool:
         """One run per target; True when any of them wrote its target."""
@@ -274,6 +278,7 @@ class AideSession:
             terminalreporter.write_line(f"{nodeid:<{width}}  {objective.metric}={shown}")
 
     def _optimization_summary(self, terminalreporter: Any) -> None:
+        from pytest_aide.report.formatting import printable
         from pytest_aide.report.terminal import summary_lines
         from pytest_aide.run import next_command
 
@@ -289,9 +294,10 @@ class AideSession:
             for line in lines:
                 terminalreporter.write_line(line)
             if not result.applied and result.apply_message:
-                terminalreporter.write_line(f"  {result.apply_message}")
-        for error in self.errors:
-            terminalreporter.write_line(f"aide error: {error}", red=True)
+                terminalreporter.write_line(printable(f"  {result.apply_message}"))
+        for error in self.errors:  # a final check's error may name files a candidate made
+            terminalreporter.write_line(printable(f"aide error: {error}", keep_newlines=True),
+                                        red=True)
 
 
 def final_check_failure(plain: Any, missing: list[str]) -> str:
@@ -308,6 +314,8 @@ def final_check_failure(plain: Any, missing: list[str]) -> str:
 def replay_plain_run(config: pytest.Config, items: list[pytest.Item], plain: Any) -> None:
     """Show the plain run's outcomes as this session's own, test by test (one report each:
     the plain run's phases are not known, only its verdict per test)."""
+    from pytest_aide.report.formatting import printable
+
     sections = plain.failures()
     hook = config.hook
     for item in items:
@@ -322,7 +330,9 @@ def replay_plain_run(config: pytest.Config, items: list[pytest.Item], plain: Any
             path, line, _ = item.location
             longrepr = (path, (line or 0) + 1, f"{outcome} in the final check")
         elif reported == "failed":
-            longrepr = sections.get(item.location[2]) or f"{outcome} in the final check"
+            # the written candidate's failure output: shown, its escape sequences not obeyed
+            longrepr = printable(sections.get(item.location[2]) or "", keep_newlines=True) \
+                or f"{outcome} in the final check"
         report = pytest.TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
                                    reported, longrepr, when)
         if outcome in {"xfailed", "xpassed"}:

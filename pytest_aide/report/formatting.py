@@ -1,5 +1,8 @@
 """Small formatters and what the journal says, shared by the terminal, ``report.md`` and
 ``tree.html`` so that all three tell the same story.
+
+Candidate text (plans, errors, code) is data: wherever it is shown, :func:`printable` makes
+its control characters visible instead of letting a terminal or a Markdown page act on them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,37 @@ TUNER_TEXT = "tune (built-in offline tuner)"
 REMEASURED_NOTE = "measured again next to the best: "
 #: Why, when the journal does not say (older journals, or the speed check).
 SPEED_CHANGED = "the machine's speed had changed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Candidate text is data
+
+#: Unicode's explicit bidirectional formatting characters: they reorder the text that
+#: follows on screen, so code or a message can read differently from what it is
+#: ("Trojan Source", CVE-2021-42574).
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+#: C0 controls but tab and newline, DEL, C1 controls (``\x9b`` is a one-byte CSI),
+#: Unicode's line and paragraph separators, and the bidi controls.
+_UNSAFE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029" + BIDI_CONTROLS
+_ONE_LINE = re.compile(f"[\n{_UNSAFE}]")  # one line: a newline is escaped too
+_LINES = re.compile(f"[{_UNSAFE}]")
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    r"""``text`` with each control character written as Python writes it in a string
+    literal (``\x1b``, ``\r``, ``\u202e``), so escape sequences that come from a candidate
+    (clear line, window title, hidden text, a carriage return or backspaces that overwrite
+    what was printed, bidi overrides) are shown, never obeyed.
+
+    Tab always stays; newline only with ``keep_newlines``, where several lines are shown (a
+    carriage return never: CRLF text shows ``\r`` at its line ends). Text without control
+    characters comes back unchanged, and so does text that was already escaped (the escapes
+    are printable), so applying it twice is harmless. A backslash is not escaped: a literal
+    ``\x1b`` in the text looks the same as an escaped ESC, the price of leaving ordinary
+    text (Windows paths, regular expressions) as it is.
+    """
+    pattern = _LINES if keep_newlines else _ONE_LINE
+    return pattern.sub(lambda match: ascii(match[0])[1:-1], text)
 
 
 # ---------------------------------------------------------------------------------------------

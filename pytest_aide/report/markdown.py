@@ -1,5 +1,9 @@
 """``report.md``: the run as a page to read or paste into a pull request (and the CI job's
 summary when ``$GITHUB_STEP_SUMMARY`` is set).
+
+Plans, errors and code come from candidates: their control characters are escaped
+(``formatting.printable``) before they are placed, so the page holds no escape sequence for
+a terminal that ``cat``s it nor a bidi override for a reader; newline and tab stay.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pytest_aide.report.formatting import (
     metric_change,
     node_note,
     objective_labels,
+    printable,
     proposer_text,
     short_reason,
     token_totals,
@@ -38,7 +43,16 @@ def _fence(text: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """One table cell: escaped, on one line, with no ``|`` that would end it."""
+    return printable(text, keep_newlines=True).replace("\n", " ").replace("|", "\\|")
+
+
+def _code_span(text: str) -> str:
+    """Inline code that a backtick inside ``text`` cannot end early."""
+    text = printable(text)
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _node_metrics(journal: Journal, node: Node) -> str:
@@ -55,7 +69,8 @@ def render_report_md(journal: Journal, original_code: str, best_code: str | None
         *_best_diff(journal, original_code, best_code),
         *_all_nodes(journal),
     ]
-    return "\n".join(out)
+    # every part escapes what it places; this keeps the promise for anything added later
+    return printable("\n".join(out), keep_newlines=True)
 
 
 def _header(journal: Journal) -> list[str]:
@@ -69,7 +84,8 @@ def _header(journal: Journal) -> list[str]:
     if journal.outcome:
         facts.append(journal.outcome)
     facts.append(totals_text(journal))
-    return [f"# pytest-aide run `{journal.run_id}`", "", *("- " + fact for fact in facts), ""]
+    return [f"# pytest-aide run `{journal.run_id}`", "",
+            *("- " + printable(fact) for fact in facts), ""]
 
 
 def _objectives(journal: Journal) -> list[str]:
@@ -103,16 +119,23 @@ def _path_to_best(journal: Journal) -> list[str]:
         out += [
             f"### #{node.id} {node.operator} (step {node.step}): {_node_metrics(journal, node)}",
             "",
-            *(f"> {line}" if line else ">" for line in (node.plan or "(no plan)").splitlines()),
+            *(f"> {line}" if line else ">" for line in _lines(node.plan or "(no plan)")),
             "",
         ]
         if not node.is_good:
-            out += [f"{node.status}: `{short_reason(node.error, 200)}`", ""]
+            out += [f"{node.status}: {_code_span(short_reason(node.error, 200))}", ""]
     return out
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of a candidate's text, escaped: only a newline ends one (not a carriage
+    return, a form feed or U+2028, where ``str.splitlines`` would split)."""
+    return printable(text, keep_newlines=True).splitlines()
 
 
 def _best_diff(journal: Journal, original_code: str, best_code: str | None) -> list[str]:
     diff = unified_patch(original_code, best_code, journal.target) if best_code else ""
+    diff = printable(diff, keep_newlines=True)  # shown, not applied: best.patch stays raw
     if not diff:
         return ["## Best diff", "", "No change: the original code stays.", ""]
     fence = _fence(diff)

@@ -17,6 +17,7 @@ from pytest_aide.report.formatting import (
     metric_change,
     node_note,
     objective_labels,
+    printable,
     short_reason,
     token_totals,
     totals_text,
@@ -31,6 +32,9 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     """One terminal line for a finished step, e.g.
 
     ``step 3/20 improve <- 2  mean=0.00123  best=0.0011 (-12.3%)  4.1s  1.2k tok``
+
+    A buggy node's reason is a line of the candidate's error output: escaped (printable),
+    as the whole line is, so that it cannot move the cursor or retitle the window.
     """
     head = f"step {node.step}/{steps} {node.operator}"
     if node.parent is not None:
@@ -53,7 +57,7 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
     tokens, _ = token_totals(node)
     if tokens:
         parts.append(f"{fmt_tokens(tokens)} tok")
-    return "  ".join(parts)
+    return printable("  ".join(parts))
 
 
 def display_path(path: Path, rootdir: Path) -> str:
@@ -80,6 +84,8 @@ def summary_lines(
     back: its patch is not offered as something to apply.
 
     ``already_best``: the target holds the best, written when a resumed run first finished.
+
+    Each line is escaped (printable): the outcome may quote a proposer's or a provider's text.
     """
     best = journal.best if _improved(journal) else None
     lines = [f"{journal.target} ({journal.module}), run {journal.run_id}"]
@@ -102,7 +108,7 @@ def summary_lines(
     lines.append(f"  report: {report}, {tree}")
     if resume_hint:  # a finished run is continued by asking for more steps
         lines.append(f"  {'more steps' if journal.finished else 'resume'}: {resume_hint}")
-    return lines
+    return [printable(line) for line in lines]
 
 
 def _improved(journal: Journal) -> bool:
