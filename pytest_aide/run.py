@@ -19,6 +19,7 @@ from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import Sandbox
 from pytest_aide.executors.base import Executor, ExecutorError, files_this_process_writes
 from pytest_aide.executors.choose import make_executor
+from pytest_aide.guards.selection import GuardMode
 from pytest_aide.journal import Journal, Node, write_atomic
 from pytest_aide.proposers.base import Proposer
 from pytest_aide.report.artifacts import unified_patch
@@ -114,6 +115,13 @@ def _steps(count: int) -> str:
     return f"{count} step" if count == 1 else f"{count} steps"
 
 
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 def _wrote_its_best(journal: Journal, current: str) -> bool:
     """The file holds the best that this finished run wrote, and the journal still has the
     original it started from: such a run may be continued."""
@@ -145,11 +153,6 @@ class RunResult:
     put_back: bool = False  # written, then put back because the final check failed
     apply_message: str = ""
     patch: Path | None = None
-    report_path: Path | None = None
-    tree_path: Path | None = None
-    confirmation: str = ""
-    stop_reason: str = ""
-    elapsed: float = 0.0
 
 
 @dataclass
@@ -169,6 +172,9 @@ class TargetRun:
     #: hook; its default is executors/choose.py's make_executor); ExecutorError when it
     #: cannot be had.
     executor_factory: Callable[[AideSettings, Evaluator], Executor] = make_executor
+    #: With ``--aide-guards auto``: the test files (relative to the rootdir) that the guard
+    #: probe runs on the original under coverage (session.py finds them).
+    guard_suite: list[str] = field(default_factory=list)
 
     @property
     def relpath(self) -> str:
@@ -248,14 +254,12 @@ class TargetRun:
                 if executor.notice():
                     self.write_line(f"aide: {executor.notice()}")
                 search.run(self.settings.steps)
-                result.stop_reason = search.stop_reason
                 self._finish(result, executor, search, original, current)
             except KeyboardInterrupt:
                 self._interrupted(result)
                 raise
         finally:
             executor.close()
-        result.elapsed = time.perf_counter() - started
         return result
 
     def _evaluator(self, run_dir: Path) -> Evaluator:
@@ -286,6 +290,9 @@ class TargetRun:
             budget_usd=self.settings.budget,
             on_step=lambda node: self._progress(journal, node, started),
             measure=self.settings.measure,
+            guard_mode=GuardMode(self.settings.guards),
+            guard_suite=self.guard_suite,
+            read_test=lambda path: _read_or_empty(self.rootdir / path),
         )
         rng = random.Random(self.settings.seed + len(journal.nodes))
         policy = Policy(self.settings.drafts, self.settings.debug_prob,
@@ -309,23 +316,26 @@ class TargetRun:
         """The baseline: measured for a new run (RunError when the original fails), loaded
         for a resumed one, or measured again when that run saved none."""
         journal = search.journal
-        if resumed:
-            if search.resume():
+        try:
+            if resumed and search.resume():
                 self.write_line("aide: this run saved no baseline (made by an older "
                                 "pytest-aide): the original was measured again")
-            return
-        try:
-            search.measure_baseline()
+            elif not resumed:
+                search.measure_baseline()
         except BaselineError as exc:
             journal.outcome = f"baseline failed: {exc}"
             journal.save(search.journal_path)
             raise RunError(f"{self.relpath}: {exc}") from None
-        skipped = search.skipped_guards
-        if skipped:
-            self.write_line(
-                f"aide: {len(skipped)} test(s) the original code skips or "
-                "xfails are not used as guards: " + ", ".join(skipped[:5])
-            )
+        choice = search.guard_choice
+        if choice is not None:
+            self.write_line(f"aide: {choice.header(self.study.target.path.name)}")
+            if choice.only_marked():
+                self.write_line(
+                    f"aide: warning: only the marked tests guard {self.relpath}: a faster "
+                    "candidate that computes something else but keeps the metric would pass. "
+                    "Add tests that check its answers (any file of the suite: --aide-guards "
+                    "auto finds them by coverage)"
+                )
 
     def _interrupted(self, result: RunResult) -> None:
         journal, run_dir = result.journal, result.run_dir
@@ -371,7 +381,6 @@ class TargetRun:
                 lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
             )
             best.confirmed = confirmation.details
-            result.confirmation = confirmation.summary
             write_atomic(run_dir / f"best_{name}", best.code)
             patch = unified_patch(original, best.code, self.relpath)
             result.patch = run_dir / "best.patch"
@@ -393,10 +402,10 @@ class TargetRun:
         else:
             result.apply_message = "not written: no candidate beat the baseline"
         journal.finished = True
-        journal.outcome = result.stop_reason or "completed"
+        journal.outcome = search.stop_reason or "completed"
         journal.exhausted = search.exhausted
         journal.save(run_dir / "journal.json")
-        result.report_path = write_report_md(
+        write_report_md(
             journal, run_dir, original, best.code if improved else None
         )
-        result.tree_path = write_tree_html(journal, run_dir / "tree.html")
+        write_tree_html(journal, run_dir / "tree.html")

@@ -37,6 +37,7 @@ class AideSession:
         self.errors: list[str] = []
         self.notices: list[str] = []
         self.sandbox: Any = None  # evaluation.sandbox.Sandbox, chosen when optimizing
+        self.selected_files: list[str] = []
 
     # -- collection -----------------------------------------------------------------------
 
@@ -44,6 +45,10 @@ class AideSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.studies = build_studies(session.items, self.rootdir)
         self.marked = {o.nodeid: o for study in self.studies for o in study.objectives}
+        self.selected_files = sorted({str(item.path) for item in session.items})
+        if self.settings.guards == "selected":
+            for study in self.studies:
+                study.guard_nodeids = [item.nodeid for item in session.items]
 
     # -- plain run: report metrics --------------------------------------------------------
 
@@ -178,7 +183,21 @@ class AideSession:
             verbose=self.config.get_verbosity() >= 0,
             sandbox=self.sandbox,
             executor_factory=self._make_executor,
+            guard_suite=self._guard_suite(study) if self.settings.guards == "auto" else [],
         )
+
+    def _guard_suite(self, study: Study) -> list[str]:
+        """The files the guard probe runs (``--aide-guards auto``): the suite's test files
+        (its ``testpaths``, else the rootdir) that import the target's package, and every
+        file the command line selected, relative to the rootdir."""
+        from pytest_aide.study import suite_files
+
+        testpaths = [p for pattern in self.config.getini("testpaths")
+                     for p in sorted(self.rootdir.glob(pattern))] or [self.rootdir]
+        found = suite_files(testpaths, list(self.config.getini("python_files")),
+                            study.target.module)
+        files = dict.fromkeys([*(Path(f) for f in self.selected_files), *found])
+        return [self._relpath(path) for path in files]
 
     def _choose_sandbox(self) -> None:
         """Once per session (the pytest_aide_make_sandbox hook): bwrap, or a notice (header
@@ -199,9 +218,14 @@ class AideSession:
     def _final_check(self, session: pytest.Session) -> None:
         """A plain ``python -m pytest`` of the selected tests against the written files
         (evaluation/plain.py): its exit status decides, and a failure puts the files back."""
-        nodeids = [item.nodeid for item in session.items]
-        self._write_line(f"aide: final check: a plain python -m pytest of the {len(nodeids)} "
-                         "selected test(s) against the written code")
+        selected = [item.nodeid for item in session.items]
+        # the guards from other files than the selected ones hold the written code too
+        guards = [n for study in self.studies for n in study.guard_nodeids
+                  if n not in set(selected)]
+        nodeids = list(dict.fromkeys([*selected, *guards]))
+        more = f" and {len(set(guards))} guard(s) from other files" if guards else ""
+        self._write_line(f"aide: final check: a plain python -m pytest of the {len(selected)} "
+                         f"selected test(s){more} against the written code")
         run_dir = self.results[0].run_dir if self.results else self.settings.log_dir
         workdir = run_dir / "final-check"
         plain = self._check_plainly(nodeids, workdir)

@@ -23,6 +23,13 @@ MEASURE_MODES = ("isolated", "shared")
 #: --aide-executor's values: slots on this machine, or tasks on a Ray cluster.
 EXECUTORS = ("local", "ray")
 
+#: --aide-guards's values: the tests that run the target's code (coverage), the tests in the
+#: marked tests' files, or exactly the selected tests.
+GUARD_MODES = ("auto", "files", "selected")
+
+#: --aide-compare's values: replay the original's recorded answers against each candidate.
+COMPARE_MODES = ("on", "off")
+
 #: The fewest interleaved rounds with which the sign test can reach alpha = 0.01.
 MIN_CONFIRM_ROUNDS = 7
 
@@ -48,6 +55,9 @@ class AideSettings:
     max_debug_depth: int = 1
     seed: int = 0
     confirm_rounds: int = 20
+    # the judge (session.py, run.py, search/): which tests guard, and answer replay
+    guards: str = "auto"
+    compare: str = "on"
     # one evaluation (evaluation/, the sandbox hook)
     timeout: float = 600.0
     sandbox: str = "auto"
@@ -303,6 +313,13 @@ OPTIONS: tuple[Option, ...] = (
            "CREDENTIAL or AUTH", check=_names),
     Option("env-keep", Kind.STR, "comma-separated variables to pass to the evaluations "
            "although their names look secret (a test needs them)", check=_names),
+    Option("guards", Kind.STR, "which tests guard a candidate: 'auto' (the tests of the "
+           "suite that execute the target's code on the original, by coverage), 'files' "
+           "(the tests in the marked tests' files) or 'selected' (exactly the selected tests) "
+           "(default auto)", "auto", check=_one_of("guards", GUARD_MODES)),
+    Option("compare", Kind.STR, "replay the original's recorded answers against each "
+           "candidate: 'on' or 'off' (default on)", "on",
+           check=_one_of("compare", COMPARE_MODES)),
     Option("confirm-rounds", Kind.INT, "most interleaved confirmation rounds of the best; a "
            "clear win stops after 8 (default 20)", "20", check=_confirm_rounds),
     Option("workers", Kind.STR, "evaluations run at once, each in its own slot of CPU cores "

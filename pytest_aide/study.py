@@ -329,3 +329,60 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
             item.nodeid for item in items if Path(str(item.path)).resolve() in files
         ]
     return list(studies.values())
+
+
+# -- the suite a guard may come from -----------------------------------------------------
+
+#: Directories never searched for tests (pytest's own defaults, and environments).
+_NOT_TESTS = {"node_modules", "__pycache__", "build", "dist", "site-packages", "CVS", "_darcs",
+              "{arch}"}
+
+
+def suite_files(roots: list[Path], patterns: list[str], module: str) -> list[Path]:
+    """Test files under ``roots`` (the configured ``testpaths``, or the rootdir) whose source
+    imports ``module``'s top-level package, or, inside that package, imports relatively: the
+    files whose tests may run the target's code. A cheap look at the source, so that the
+    guard probe does not run a whole unrelated suite (a monorepo's, or this one's around its
+    examples); coverage then decides which of their tests really run the target."""
+    top = module.split(".")[0]
+    found: dict[Path, None] = {}
+    for root in roots:
+        files = [root] if root.is_file() else _test_files(root, patterns)
+        for path in files:
+            if _imports(path, top):
+                found[path.resolve()] = None
+    return list(found)
+
+
+def _test_files(root: Path, patterns: list[str]) -> list[Path]:
+    import fnmatch
+    import os
+
+    out = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(
+            d for d in subdirs
+            if not d.startswith(".") and d not in _NOT_TESTS
+            and not (Path(directory, d) / "pyvenv.cfg").exists()
+        )
+        out += [Path(directory, f) for f in sorted(files)
+                if f.endswith(".py") and any(fnmatch.fnmatch(f, p) for p in patterns)]
+    return out
+
+
+def _imports(path: Path, top: str) -> bool:
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+            a.name.split(".")[0] == top for a in node.names
+        ):
+            return True
+        if isinstance(node, ast.ImportFrom) and (
+            (node.level == 0 and (node.module or "").split(".")[0] == top)
+            or (node.level > 0 and top in path.parts)
+        ):
+            return True
+    return False

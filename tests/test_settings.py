@@ -34,8 +34,8 @@ def test_defaults(pytester: pytest.Pytester) -> None:
 NAMES = [
     "steps", "model", "base-url", "instructions", "log-dir", "preserve-source", "timeout",
     "drafts", "debug-prob", "max-debug-depth", "resume", "reflect", "budget", "seed", "sandbox",
-    "network", "warm", "env-drop", "env-keep", "confirm-rounds", "workers", "gpus-per-worker",
-    "measure", "executor", "ray-address", "ray-shared-fs",
+    "network", "warm", "env-drop", "env-keep", "guards", "compare", "confirm-rounds", "workers",
+    "gpus-per-worker", "measure", "executor", "ray-address", "ray-shared-fs",
 ]
 
 
@@ -58,7 +58,8 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         "--aide-debug-prob", "0.25", "--aide-max-debug-depth", "4", "--aide-resume", "latest",
         "--aide-reflect", "--aide-budget", "1.5", "--aide-seed", "9", "--aide-sandbox", "OFF",
         "--aide-network", "--aide-warm", "off", "--aide-env-drop", "A, B",
-        "--aide-env-keep", "C D", "--aide-confirm-rounds", "7", "--aide-workers", "auto",
+        "--aide-env-keep", "C D", "--aide-guards", "Files", "--aide-compare", "off",
+        "--aide-confirm-rounds", "7", "--aide-workers", "auto",
         "--aide-gpus-per-worker", "1", "--aide-measure", "shared", "--aide-executor", "ray",
         "--aide-ray-address", "auto", "--aide-ray-shared-fs",
     )
@@ -67,7 +68,8 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         log_dir=tmp_path / "runs", preserve_source=True, timeout=30.0, drafts=3,
         debug_prob=0.25, max_debug_depth=4, resume="latest", reflect=True, budget=1.5,
         seed=9, sandbox="off", network=True, warm="off", env_drop=["A", "B"],
-        env_keep=["C", "D"], confirm_rounds=7, workers=None, gpus_per_worker=1,
+        env_keep=["C", "D"], guards="files", compare="off", confirm_rounds=7, workers=None,
+        gpus_per_worker=1,
         measure="shared", executor="ray", ray_address="auto", ray_shared_fs=True,
     )
 
@@ -81,6 +83,7 @@ def test_every_value_from_the_ini_file(pytester: pytest.Pytester) -> None:
         "aide_max_debug_depth = 5\naide_reflect = true\naide_budget = 3\naide_seed = 4\n"
         "aide_sandbox = auto\naide_network = on\naide_warm = auto\n"
         "aide_env_drop =\n    ONE\n    TWO\naide_env_keep = THREE\n"
+        "aide_guards = selected\naide_compare = on\n"
         "aide_confirm_rounds = 9\naide_workers = 3\naide_gpus_per_worker = 0\n"
         "aide_measure = isolated\naide_executor = local\n"
     ))
@@ -89,7 +92,7 @@ def test_every_value_from_the_ini_file(pytester: pytest.Pytester) -> None:
         instructions="read the docs\n", log_dir=Path(str(pytester.path)) / "runs",
         preserve_source=True, timeout=12.5, drafts=2, debug_prob=1.0, max_debug_depth=5,
         reflect=True, budget=3.0, seed=4, network=True, env_drop=["ONE", "TWO"],
-        env_keep=["THREE"], confirm_rounds=9, workers=3,
+        env_keep=["THREE"], guards="selected", confirm_rounds=9, workers=3,
     )
     assert got.parallel
 
@@ -124,6 +127,8 @@ def test_search_defaults_scale_with_the_steps(pytester: pytest.Pytester) -> None
     (["--aide-sandbox", "docker"], "",
      "--aide-sandbox must be one of auto, bwrap, off, not 'docker'"),
     (["--aide-warm", "hot"], "", "--aide-warm must be one of auto, off, not 'hot'"),
+    (["--aide-guards", "all"], "", "--aide-guards must be one of auto, files, selected, not 'all'"),
+    (["--aide-compare", "yes"], "", "--aide-compare must be one of on, off, not 'yes'"),
     (["--aide-workers", "0"], "",
      "--aide-workers must be a number of evaluations at once (1 or more) or 'auto', not '0'"),
     (["--aide-gpus-per-worker", "-1"], "",

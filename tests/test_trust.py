@@ -360,7 +360,7 @@ def test_an_adversarial_candidate_loses(project: Path, source: str, expected: st
     elif expected == "not passed":
         assert evaluation.completed and evaluation.not_passed(nodeids)
     else:
-        assert any(expected in entry for entry in evaluation.tampered), evaluation.tampered
+        assert any(expected in entry for entry in evaluation.findings_text), evaluation.tampered
     assert project_files(project) == before
     if expected.startswith("changed project file"):
         # The next, honest candidate is judged on the restored project and is not blamed.

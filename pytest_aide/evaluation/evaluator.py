@@ -25,11 +25,12 @@ from typing import Any
 
 from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, placement
 from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
-from pytest_aide.evaluation.sandbox import Sandbox, python_paths
+from pytest_aide.evaluation.sandbox import NO_SANDBOX, NoSandbox, Sandbox, python_paths
 from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.guards import clock, fingerprint, reaper, seal
 from pytest_aide.guards.baseline import Baseline
 from pytest_aide.guards.boundary import ProjectGuard, measuring_code_dirs
+from pytest_aide.guards.findings import Finding, FindingKind
 from pytest_aide.guards.integrity import new_findings
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import Measurement, resolve
@@ -80,17 +81,25 @@ class Evaluation:
     output_tail: str = ""
     reports: list[dict[str, Any]] = field(default_factory=list)
     collection_errors: list[str] = field(default_factory=list)
-    tampered: list[str] = field(default_factory=list)
+    #: What the guards saw the candidate do (any finding makes it tampered).
+    tampered: list[Finding] = field(default_factory=list)
     #: Machine speed probes just before and after the tests (see speed.py).
     speed: list[float] = field(default_factory=list)
     #: Fingerprints of the state the tests rely on (see fingerprint.py).
     state: dict[str, Any] = field(default_factory=dict)
     #: Each benchmark's reported time bracketed by the parent's clock (see clock.py).
     clock: dict[str, clock.Bracket] = field(default_factory=dict)
+    #: With ``coverage=True``: the tests during which the target's code ran.
+    executed_target: list[str] | None = None
 
     @property
     def completed(self) -> bool:
         return self.status == "completed"
+
+    @property
+    def findings_text(self) -> list[str]:
+        """The findings as a person reads them."""
+        return [str(finding) for finding in self.tampered]
 
     def outcome(self, nodeid: str) -> str:
         result = self.tests.get(nodeid)
@@ -163,8 +172,14 @@ class Evaluator:
         # evaluations started at once from several threads share it.
         # The sandbox mounts everything but the scratch directory read-only: the measuring
         # code outside the project needs watching only without it.
-        watch = measuring_code_dirs(self.rootdir) if self.sandbox is None else []
+        watch = [] if self._isolation.capabilities.read_only_filesystem \
+            else measuring_code_dirs(self.rootdir)
         self._guard = ProjectGuard(self.rootdir, self.protected_exclude, watch)
+
+    @property
+    def _isolation(self) -> Sandbox | NoSandbox:
+        """The sandbox each child runs in, ``NO_SANDBOX`` when there is none."""
+        return self.sandbox if self.sandbox is not None else NO_SANDBOX
 
     @property
     def warm_notice(self) -> str:
@@ -177,7 +192,9 @@ class Evaluator:
             self._warm.close()
 
     def _warm_pool(self, workdir: Path) -> WarmPool | None:
-        if not self.warm or self.sandbox is None:
+        capabilities = self._isolation.capabilities
+        # a zygote ends every process it sees, and mounts each candidate at the target's path
+        if not self.warm or not (capabilities.own_pid_namespace and capabilities.mounts_files):
             return None
         if self._warm is None:
             sandbox = self.sandbox
@@ -224,7 +241,7 @@ class Evaluator:
         candidate.parent.mkdir(parents=True, exist_ok=True)
         candidate.write_text(source, encoding="utf-8")
         settings["module"] = target.module
-        if self.sandbox is not None:
+        if self._isolation.capabilities.mounts_files:
             # bind-mounted at the target's own path (see _command): imported as the original
             settings["candidate"] = str(target.path)
             settings["mounted"] = str(mounted or candidate)
@@ -237,12 +254,10 @@ class Evaluator:
     def _command(self, nodeids: list[str], settings: dict[str, Any], workdir: Path) -> list[str]:
         """The child's command line, inside the sandbox when there is one."""
         command = self.command(nodeids)
-        if self.sandbox is None:
-            return command
         mounts = []
         if settings.get("mounted"):
             mounts.append((Path(settings["mounted"]), self.study.target.path))
-        return self.sandbox.command(
+        return self._isolation.command(
             command,
             workdir=workdir,
             cwd=self.rootdir,
@@ -254,6 +269,7 @@ class Evaluator:
     def evaluate(
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
+        coverage: bool = False,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -262,7 +278,9 @@ class Evaluator:
         the measuring machinery, listed in ``Evaluation.tampered``. A candidate's state and
         clock are compared with ``baseline``'s (guards/baseline.py); a caller that has none
         says so with ``baseline=None`` (the original's own run, or a test of one mechanism),
-        since without it, changes to the state the tests rely on go unseen.
+        since without it, changes to the state the tests rely on go unseen. ``coverage``:
+        record which tests run the target's code (``Evaluation.executed_target``), with
+        pytest-benchmark's timing off (``--benchmark-disable``: one call, no rounds).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -271,20 +289,20 @@ class Evaluator:
         token = self._guard.begin(exclude=[workdir])
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            evaluation = self._run(source, workdir, nodeids, original, slot)
+            evaluation = self._run(source, workdir, nodeids, original, slot, coverage)
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
-        evaluation.tampered[:0] = [f"changed project file: {c}" for c in changed]
+        evaluation.tampered[:0] = [Finding(FindingKind.PROJECT_FILE, c) for c in changed]
         if not trusted:
             self._compare_state(evaluation, baseline)
             evaluation.tampered.extend(
-                f"clock: {finding}" for finding in
+                Finding(FindingKind.CLOCK, finding) for finding in
                 clock.clock_findings(evaluation.clock, baseline.clock if baseline else None)
             )
         if source is not None:
             found = new_findings(source, original)
-            evaluation.tampered[:0] = [f"suspicious code: {f}" for f in found]
+            evaluation.tampered[:0] = [Finding(FindingKind.CODE, f) for f in found]
         return evaluation
 
     @staticmethod
@@ -297,16 +315,17 @@ class Evaluator:
             baseline_state.get("at_collection", {}), evaluation.state.get("at_collection", {})
         )
         if at_import:
-            evaluation.tampered.append(
-                f"changed while the candidate was imported: {_names(at_import)}"
-            )
+            evaluation.tampered.append(Finding(
+                FindingKind.STATE, f"changed while the candidate was imported: {_names(at_import)}"
+            ))
         expected = baseline_state.get("during", {})
         named: set[str] = set()
         for nodeid, names in evaluation.state.get("during", {}).items():
             new = fingerprint.new_changes(names, expected.get(nodeid, []))
             named.update(new)
             if new:
-                evaluation.tampered.append(f"changed during {nodeid}: {_names(new)}")
+                evaluation.tampered.append(
+                    Finding(FindingKind.STATE, f"changed during {nodeid}: {_names(new)}"))
         in_session = [
             fingerprint.changed_since_baseline(state.get("at_collection", {}),
                                                state.get("at_end", {}))
@@ -316,7 +335,8 @@ class Evaluator:
         new = [n for n in fingerprint.new_changes(in_session[1], in_session[0])
                if n not in named]
         if new:
-            evaluation.tampered.append(f"changed during the tests: {_names(new)}")
+            evaluation.tampered.append(
+                Finding(FindingKind.STATE, f"changed during the tests: {_names(new)}"))
 
     def abort(self) -> None:
         """Kill every child running now (an interrupted parallel run); each evaluation then
@@ -326,10 +346,11 @@ class Evaluator:
 
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None,
-        slot: placement.Slot | None = None,
+        slot: placement.Slot | None = None, coverage: bool = False,
     ) -> Evaluation:
-        # A slot's child starts cold: a warm one would be forked by a zygote, on its cores.
-        pool = self._warm_pool(workdir) if slot is None else None
+        # A slot's child starts cold: a warm one would be forked by a zygote, on its cores;
+        # so does a coverage probe, whose tracing must start before anything is imported.
+        pool = self._warm_pool(workdir) if slot is None and not coverage else None
         zygote = pool.take() if pool is not None else None
         if zygote is not None:
             try:
@@ -340,6 +361,8 @@ class Evaluator:
                 pool.give_back(zygote)  # type: ignore[union-attr]
                 return evaluation
         settings = self._worker_settings(source, workdir, original)
+        if coverage:
+            settings["coverage_of"] = str(self.study.target.path)
         key, env, results_path = self._hand_over(settings, workdir / "worker.json")
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
@@ -347,7 +370,9 @@ class Evaluator:
         env[clock.MARKS_FD_ENV] = str(marks.write_fd)
         if slot is not None:
             env.update(slot.environment())
-        command = self._command(nodeids or self.study.nodeids, settings, workdir)
+        arguments = nodeids or self.study.nodeids
+        command = self._command([*arguments, "--benchmark-disable"] if coverage else arguments,
+                                settings, workdir)
         try:
             launched = self._launch(command, env, workdir, (key_fd, marks.write_fd),
                                     started=marks.start, slot=slot)
@@ -411,12 +436,11 @@ class Evaluator:
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             command = plain_command(self.pytest_args, nodeids, self.python)
-            if self.sandbox is not None:
-                command = self.sandbox.command(
-                    command, workdir=workdir, cwd=self.rootdir,
-                    visible=[self.rootdir, *python_paths()], hidden=self.protected_exclude,
-                    mounts=[],
-                )
+            command = self._isolation.command(
+                command, workdir=workdir, cwd=self.rootdir,
+                visible=[self.rootdir, *python_paths()], hidden=self.protected_exclude,
+                mounts=[],
+            )
             env = child_environment(drop=self.env_drop, keep=self.env_keep)
             launched = self._launch(command, env, workdir, ())
         finally:
@@ -452,7 +476,9 @@ class Evaluator:
                 return Launched("error", None, 0.0, output_path)
             if started is not None:
                 started(process.pid)
-            reaps = self.sandbox is None and reaper.become_subreaper()
+            # without a PID namespace of its own, the child's leftovers are reaped here
+            reaps = (not self._isolation.capabilities.own_pid_namespace
+                     and reaper.become_subreaper())
             if reaps:
                 reaper.started(process.pid)
             self._running.add(process)
@@ -542,20 +568,24 @@ def _evaluation(launched: Launched, results_path: Path, key: str,
 def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:
     data, forged = seal.read_signed(path, key)
     if forged:
-        evaluation.tampered.append(forged)
+        evaluation.tampered.append(Finding(FindingKind.RESULTS, forged))
         return
     if data is None:
         evaluation.status = "crashed"
         return
-    evaluation.tampered.extend(disagreements(data, returncode=evaluation.returncode,
-                                             output=evaluation.output_tail))
+    evaluation.tampered.extend(
+        Finding(FindingKind.RESULTS, disagreement) for disagreement in
+        disagreements(data, returncode=evaluation.returncode, output=evaluation.output_tail))
     evaluation.reports = data.get("reports", [])
     evaluation.collection_errors = data.get("collection_errors", [])
-    evaluation.tampered.extend(data.get("tampered", []))
+    evaluation.tampered.extend(Finding(FindingKind.MEASURING, str(t))
+                               for t in data.get("tampered", []))
     evaluation.speed = [float(s) for s in data.get("speed", [])]
     evaluation.state = data.get("state") or {}
+    if "executed_target" in data:
+        evaluation.executed_target = [str(n) for n in data["executed_target"]]
     evaluation.clock, problems = marks.brackets(data.get("clock") or {})
-    evaluation.tampered.extend(f"clock: {problem}" for problem in problems)
+    evaluation.tampered.extend(Finding(FindingKind.CLOCK, problem) for problem in problems)
     for nodeid, entry in data.get("tests", {}).items():
         evaluation.tests[nodeid] = TestResult(
             nodeid=nodeid,

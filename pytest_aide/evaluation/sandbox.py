@@ -57,11 +57,42 @@ class SandboxUnavailable(Exception):
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a sandbox guarantees, so that the evaluator asks instead of assuming."""
+
+    #: The project and the Python environment cannot be written from inside: the measuring
+    #: code outside the project needs no watching.
+    read_only_filesystem: bool
+    #: Every process the child starts ends with it (its own PID namespace): nothing needs
+    #: reaping, and a warm zygote may end all it sees.
+    own_pid_namespace: bool
+    #: A file can be bound over another path: the candidate is seen at the target's own path.
+    mounts_files: bool
+
+
+@dataclass(frozen=True)
+class NoSandbox:
+    """No OS sandbox (``--aide-sandbox off``): the command runs as it is, and the in-process
+    guards, the project guard and the subreaper do what they can."""
+
+    capabilities = Capabilities(read_only_filesystem=False, own_pid_namespace=False,
+                                mounts_files=False)
+
+    def command(self, command: list[str], **_: object) -> list[str]:
+        return command
+
+
+NO_SANDBOX = NoSandbox()
+
+
+@dataclass(frozen=True)
 class Sandbox:
     """How to wrap one evaluation's command in bwrap."""
 
     bwrap: str
     network: bool = False
+    capabilities = Capabilities(read_only_filesystem=True, own_pid_namespace=True,
+                                mounts_files=True)
 
     def command(
         self,

@@ -147,6 +147,35 @@ class StateWatch:
                 "during": self.during}
 
 
+class TargetCoverage:
+    """Which tests execute the target's code (``--aide-guards auto``): coverage.py measuring
+    only the target's file, with one context per test, so that a line run while the module
+    was imported (collection) counts for no test."""
+
+    def __init__(self, path: str) -> None:
+        import coverage
+
+        self.cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
+        self.cov.start()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        self.cov.switch_context(item.nodeid)
+        yield
+        self.cov.switch_context("")
+
+    def executed(self) -> list[str]:
+        """The tests during which a line of the target ran."""
+        self.cov.stop()
+        data = self.cov.get_data()
+        contexts: set[str] = set()
+        for measured in data.measured_files():
+            for names in (data.contexts_by_lineno(measured) or {}).values():
+                contexts.update(names)
+        contexts.discard("")
+        return sorted(contexts)
+
+
 class WorkerRecorder:
     """Collects outcomes, measurements and serialised reports; writes them at the end."""
 
@@ -161,6 +190,7 @@ class WorkerRecorder:
         self.state = StateWatch(settings.get("module") or "", Path(str(config.rootpath)))
         self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
         self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
+        self.coverage: TargetCoverage | None = None
 
     def _test(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(
@@ -234,6 +264,8 @@ class WorkerRecorder:
             "state": self.state.to_dict(),
             "clock": self.clock,
         }
+        if self.coverage is not None:
+            payload["executed_target"] = self.coverage.executed()
         _write_results(json.dumps(payload, default=str))
 
 
@@ -242,4 +274,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if _CONFIG:
         _INTEGRITY.arm()
         _INTEGRITY.note_benchmark_timer(config)
-        config.pluginmanager.register(WorkerRecorder(config, _CONFIG), "aide-worker-recorder")
+        recorder = WorkerRecorder(config, _CONFIG)
+        config.pluginmanager.register(recorder, "aide-worker-recorder")
+        if _CONFIG.get("coverage_of"):
+            recorder.coverage = TargetCoverage(_CONFIG["coverage_of"])
+            config.pluginmanager.register(recorder.coverage, "aide-target-coverage")

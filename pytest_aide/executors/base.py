@@ -36,8 +36,10 @@ class EvaluationRequest:
     #: What the candidate is held to (guards/baseline.py). None only for the original's own
     #: run, which establishes it: a candidate is never evaluated against nothing by accident.
     baseline: Baseline | None
-    #: The tests to run (None: the study's).
+    #: The tests to run (None: the study's): node ids, or files and directories.
     nodeids: list[str] | None = None
+    #: Record which tests run the target's code (the guard probe of ``--aide-guards auto``).
+    coverage: bool = False
 
 
 class Executor(Protocol):

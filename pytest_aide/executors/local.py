@@ -42,7 +42,8 @@ class LocalExecutor:
 
     def _run(self, request: EvaluationRequest, slot: Slot | None) -> Evaluation:
         return self.evaluator.evaluate(request.source, request.workdir, request.nodeids,
-                                       slot=slot, baseline=request.baseline)
+                                       slot=slot, baseline=request.baseline,
+                                       coverage=request.coverage)
 
     def abort(self) -> None:
         self.evaluator.abort()

@@ -187,7 +187,7 @@ class RayExecutor:
             driver_rootdir=str(evaluator.rootdir), timeout=evaluator.timeout,
             pytest_args=evaluator.pytest_args, excluded=excluded, sandbox=evaluator.sandbox,
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
-            baseline=request.baseline,
+            baseline=request.baseline, coverage=request.coverage,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )

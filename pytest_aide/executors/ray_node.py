@@ -49,6 +49,8 @@ class Job:
     env_keep: list[str] = field(default_factory=list)
     #: What candidates are held to, measured on the measuring node (guards/baseline.py).
     baseline: Baseline | None = None
+    #: Record which tests run the target's code (the guard probe).
+    coverage: bool = False
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -85,7 +87,7 @@ def run_job(job: Job, node: str) -> Outcome:
     workdir = Path(job.workdir) if shared else Path(tempfile.mkdtemp(prefix="aide-eval-"))
     try:
         evaluation = evaluator.evaluate(job.source, workdir, job.nodeids,
-                                        baseline=job.baseline)
+                                        baseline=job.baseline, coverage=job.coverage)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aide.guards.clock import Bracket
+from pytest_aide.guards.selection import GuardChoice, GuardMode
 
 #: The file in the run directory.
 FILENAME = "baseline.json"
@@ -42,6 +43,19 @@ class Baseline:
     skipped: tuple[str, ...] = ()
     #: Metrics read from the tests' printed output (a candidate must not print them).
     output_metrics: tuple[str, ...] = ()
+    #: How the guards were chosen (guards/selection.py), for the header of a resumed run.
+    guard_mode: str = "files"
+    #: Tests the guard probe ran (0: no probe).
+    suite: int = 0
+    #: Tests that ran the target but guard nothing, by their outcome on the original.
+    left_out: dict[str, int] = field(default_factory=dict)
+
+    def guard_choice(self, marked: list[str]) -> GuardChoice:
+        """How the guards were chosen, as the header says it (``marked``: the tests that
+        measure, which every candidate runs anyway)."""
+        return GuardChoice(mode=GuardMode(self.guard_mode),
+                           guards=tuple(g for g in self.guards if g not in marked),
+                           suite=self.suite, left_out=dict(self.left_out))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +65,9 @@ class Baseline:
             "guards": list(self.guards),
             "skipped": list(self.skipped),
             "output_metrics": list(self.output_metrics),
+            "guard_mode": self.guard_mode,
+            "suite": self.suite,
+            "left_out": dict(self.left_out),
         }
 
     @classmethod
@@ -62,6 +79,9 @@ class Baseline:
             guards=tuple(data.get("guards") or ()),
             skipped=tuple(data.get("skipped") or ()),
             output_metrics=tuple(data.get("output_metrics") or ()),
+            guard_mode=str(data.get("guard_mode") or "files"),
+            suite=int(data.get("suite") or 0),
+            left_out={str(k): int(v) for k, v in (data.get("left_out") or {}).items()},
         )
 
     def save(self, run_dir: Path) -> Path:

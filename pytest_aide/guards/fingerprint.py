@@ -259,12 +259,25 @@ def changed_since_baseline(baseline: Mapping[str, str], candidate: Mapping[str, 
     """Names both fingerprints have, with other digests; test module globals added or
     removed (a name planted in a test module, such as ``abs``, is not in the baseline); and
     the candidate's own code planted under another module's name."""
+    # a test module that one of the two runs did not collect (it ran other tests) changed
+    # nothing: only globals added to or removed from a module both have count
+    both = _test_modules(baseline) & _test_modules(candidate)
     return sorted(
         k for k in baseline.keys() | candidate.keys()
         if baseline.get(k) != candidate.get(k) and k != _PLACEMENT
-        and ((k in baseline and k in candidate) or k.endswith(_TEST_MODULE)
+        and ((k in baseline and k in candidate)
+             or (k.endswith(_TEST_MODULE) and _test_module_of(k) in both)
              or str(candidate.get(k, "")).startswith("target:"))
     )
+
+
+def _test_module_of(key: str) -> str:
+    """``tests.test_x.name (a test module's global)`` -> ``tests.test_x``."""
+    return key[: -len(_TEST_MODULE)].rpartition(".")[0]
+
+
+def _test_modules(digest: Mapping[str, str]) -> set[str]:
+    return {_test_module_of(k) for k in digest if k.endswith(_TEST_MODULE)}
 
 
 def new_changes(candidate: Iterable[str], baseline: Iterable[str]) -> list[str]:

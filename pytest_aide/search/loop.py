@@ -22,13 +22,14 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
+from pytest_aide.guards.selection import GuardChoice, GuardMode, choose
 from pytest_aide.journal import Journal, Node, Operator, Status, Usage
 from pytest_aide.metrics import resolve
 from pytest_aide.proposers.base import (
@@ -77,6 +78,14 @@ class SearchContext:
     on_step: Callable[[Node], None] = lambda node: None
     #: ``--aide-measure``: timed tests alone on the measuring place (isolated) or not.
     measure: str = ISOLATED
+    #: ``--aide-guards``; with AUTO, ``guard_suite`` (files, relative to the rootdir) is what
+    #: the guard probe runs on the original under coverage (guards/selection.py).
+    guard_mode: GuardMode = GuardMode.FILES
+    guard_suite: list[str] = field(default_factory=list)
+    #: Characters of test source the prompt may show (the guard tests, most specific first).
+    test_source_budget: int = 60_000
+    #: Reads a test file's source for the prompt (relative path -> text).
+    read_test: Callable[[str], str] = lambda path: ""
 
 
 class Search:
@@ -91,6 +100,8 @@ class Search:
             else OneAtATime(proposer)
         #: What every candidate is held to; set by ``measure_baseline`` or ``resume``.
         self.baseline: Baseline | None = None
+        #: How the guards were chosen, for the header.
+        self.guard_choice: GuardChoice | None = None
         self.stop_reason = ""
         self.exhausted = False  # the proposer had nothing new: more steps would add none
 
@@ -123,7 +134,10 @@ class Search:
         """
         node = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
                     plan="original code", code=self.context.original_code, started=time.time())
-        found = self._judge_original(node, self._run_original(node))
+        probed = self._probe_guards() if self.context.guard_mode is GuardMode.AUTO else None
+        if probed is not None:  # the baseline runs the chosen guards
+            self.context.study.guard_nodeids = list(probed.guards)
+        found = self._judge_original(node, self._run_original(node), probed)
         self.journal.nodes.append(node)
         self.journal.best_id = 0
         self.journal.save(self.journal_path)
@@ -149,6 +163,7 @@ class Search:
             loaded = dataclasses.replace(found, guards=tuple(guards))
             loaded.save(self.context.run_dir)
         self.baseline = loaded
+        self._use_guards(list(loaded.guards), loaded.guard_choice(self._marked()))
         for node in self.journal.nodes:
             self.proposer.observe(node, None)
         return measured_again
@@ -161,13 +176,61 @@ class Search:
         node.duration = time.perf_counter() - started
         return evaluation
 
-    def _judge_original(self, node: Node, evaluation: Evaluation) -> Baseline:
+    def _marked(self) -> list[str]:
+        return [o.nodeid for o in self.objectives]
+
+    def _probe_guards(self) -> GuardChoice | None:
+        """Run the suite's tests that may reach the target once on the original, under
+        coverage, and choose as guards those during which the target's code ran and that
+        passed (guards/selection.py). None when there is no suite to probe."""
+        if not self.context.guard_suite:
+            return None
+        evaluation = self.context.executor.run_isolated(EvaluationRequest(
+            None, self.context.run_dir / "nodes" / "0000-guards", baseline=None,
+            nodeids=list(self.context.guard_suite), coverage=True))
+        if not evaluation.completed or evaluation.executed_target is None:
+            raise BaselineError(
+                "the guard probe (the suite's tests under coverage, to find those that run the "
+                f"target) did not complete ({evaluation.status}); pass --aide-guards files to "
+                "use the marked tests' files instead:\n"
+                + evaluation.error_summary(list(self.context.guard_suite))[-3000:])
+        outcomes = {n: t.outcome for n, t in evaluation.tests.items()}
+        return choose(GuardMode.AUTO, outcomes, self._marked(), evaluation.executed_target)
+
+    def _use_guards(self, guards: list[str], choice: GuardChoice) -> None:
+        """Every later evaluation runs ``guards`` (with the marked tests), and the prompt
+        shows their files."""
+        marked = self._marked()
+        self.context.study.guard_nodeids = [g for g in guards if g not in marked]
+        self.guard_choice = choice
+        self.context.test_sources = self._guard_sources()
+
+    def _guard_sources(self) -> dict[str, str]:
+        """The test files the prompt shows: the marked tests' first, then the files with the
+        most guards, within the budget (a file that does not fit is left out)."""
+        sources = dict(self.context.test_sources)
+        counts: dict[str, int] = {}
+        for nodeid in self.context.study.guard_nodeids:
+            path = nodeid.split("::")[0]
+            counts[path] = counts.get(path, 0) + 1
+        room = self.context.test_source_budget - sum(len(t) for t in sources.values())
+        for path in sorted(counts, key=lambda p: (-counts[p], p)):
+            if path in sources:
+                continue
+            text = self.context.read_test(path)
+            if text and len(text) <= room:
+                sources[path] = text
+                room -= len(text)
+        return sources
+
+    def _judge_original(self, node: Node, evaluation: Evaluation,
+                        probed: GuardChoice | None = None) -> Baseline:
         """Judge the original's run (BaselineError when it does not pass or measure), and
         what it establishes: the tests that guard candidates, its state and clocks."""
-        marked = {o.nodeid for o in self.objectives}
+        marked = set(self._marked())
         nodeids = self.context.study.nodeids
-        skipped = [n for n in nodeids
-                   if n not in marked and evaluation.outcome(n) in {"skipped", "xfailed"}]
+        skipped = [n for n in nodeids if n not in marked
+                   and evaluation.outcome(n) in {"skipped", "xfailed", "xpassed"}]
         output_metrics = [
             o.metric for o in self.objectives
             if (result := evaluation.tests.get(o.nodeid))
@@ -176,20 +239,22 @@ class Search:
         self.judge_evaluation(node, evaluation, [n for n in nodeids if n not in skipped])
         if node.status != Status.GOOD:
             raise BaselineError(_baseline_message(node))
-        too_few = [
-            f"{o.nodeid} recorded {len(node.samples[o.nodeid])} round(s)"
-            for o in self.objectives
-            if o.metric in LOCATION_STATS and 0 < len(node.samples.get(o.nodeid, [])) < MIN_SAMPLES
-        ]
-        if too_few:
-            raise BaselineError(
-                "; ".join(too_few) + f": with fewer than {MIN_SAMPLES} rounds no change can be "
-                "told from noise, so no candidate could ever count as faster. Let "
-                "pytest-benchmark run more rounds (e.g. benchmark.pedantic(..., rounds=10))."
-            )
+        _check_rounds(node, self.objectives)
         guards = [n for n, outcome in node.outcomes.items() if outcome == "passed"]
+        choice = probed or choose(self.context.guard_mode,
+                                  {n: evaluation.outcome(n) for n in nodeids}, list(marked))
+        left_out = dict(choice.left_out)
+        if probed is not None:  # the probe's count, and what the baseline's own run skipped
+            for nodeid in skipped:
+                outcome = evaluation.outcome(nodeid)
+                left_out[outcome] = left_out.get(outcome, 0) + 1
+        choice = GuardChoice(choice.mode, tuple(g for g in guards if g not in marked),
+                             choice.suite, left_out)
+        self._use_guards(guards, choice)
         return Baseline(state=evaluation.state, clock=evaluation.clock, guards=tuple(guards),
-                        skipped=tuple(skipped), output_metrics=tuple(output_metrics))
+                        skipped=tuple(skipped), output_metrics=tuple(output_metrics),
+                        guard_mode=choice.mode.value, suite=choice.suite,
+                        left_out=choice.left_out)
 
     # -- a node's step ------------------------------------------------------------------
 
@@ -478,6 +543,21 @@ def forges_output_metric(code: str, original: str, metrics: list[str]) -> str:
             return (f"the candidate adds text that prints the metric line '{metric}: ...' "
                     "(the metric is read from the test's output)")
     return ""
+
+
+def _check_rounds(node: Node, objectives: list[Objective]) -> None:
+    """A timed baseline with too few rounds can never be beaten credibly: say so now."""
+    too_few = [
+        f"{o.nodeid} recorded {len(node.samples[o.nodeid])} round(s)"
+        for o in objectives
+        if o.metric in LOCATION_STATS and 0 < len(node.samples.get(o.nodeid, [])) < MIN_SAMPLES
+    ]
+    if too_few:
+        raise BaselineError(
+            "; ".join(too_few) + f": with fewer than {MIN_SAMPLES} rounds no change can be "
+            "told from noise, so no candidate could ever count as faster. Let "
+            "pytest-benchmark run more rounds (e.g. benchmark.pedantic(..., rounds=10))."
+        )
 
 
 def _baseline_message(node: Node) -> str:

@@ -63,21 +63,3 @@ def describe(objectives: Sequence[Objective]) -> str:
         "(higher is better; 1.0 = baseline): "
         + ", ".join(f"{o.metric} of {o.nodeid} ({o.direction})" for o in objectives)
     )
-
-
-def display_value(objectives: Sequence[Objective], objective_value: float | None) -> float | None:
-    """The number to show: the raw metric for one objective, the score for several."""
-    if objective_value is None:
-        return None
-    if len(objectives) == 1 and not objectives[0].maximize:
-        return -objective_value
-    return objective_value
-
-
-def relative_change(objectives: Sequence[Objective], new: float, old: float) -> float:
-    """Relative change of the shown value (e.g. -0.12: 12% lower), 0 when undefined."""
-    shown_new = display_value(objectives, new)
-    shown_old = display_value(objectives, old)
-    if shown_new is None or shown_old is None or shown_old == 0:
-        return 0.0
-    return (shown_new - shown_old) / abs(shown_old)

@@ -144,7 +144,7 @@ def evaluate(root: Path, candidate: str, sandbox: Sandbox | None, name: str) -> 
     seen_path = workdir / "seen.json"
     assert seen_path.exists(), evaluation.output_tail
     seen = json.loads(seen_path.read_text())
-    seen["tampered"] = evaluation.tampered
+    seen["tampered"] = evaluation.findings_text
     seen["outcome"] = evaluation.outcome("test_slow.py::test_correct[7]")
     return seen
 

@@ -147,7 +147,7 @@ def test_the_project_is_guarded_where_the_child_ran(cluster, project) -> None:
     isolated(executor, MODULE, project.path / "run" / "base")
     cheat = "import pathlib\npathlib.Path('test_mod.py').write_text('def test_value(): pass')\n"
     evaluation = shared(executor, cheat + MODULE, project.path / "run" / "cheat")
-    assert any("changed project file: modified test_mod.py" in t for t in evaluation.tampered)
+    assert any("changed project file: modified test_mod.py" in t for t in evaluation.findings_text)
     assert (project.path / "test_mod.py").read_text() == tests  # undone by the node's guard
 
 

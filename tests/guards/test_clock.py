@@ -77,7 +77,7 @@ def test_a_clock_slowed_below_python_is_caught_by_the_parents_clock(
     assert cheat.completed, cheat.output_tail
     assert cheat.not_passed(study.nodeids) == []  # it passes, and looks 8x faster inside
     assert cheat.metric(study.objectives[0]) < baseline.metric(study.objectives[0]) / 4
-    clock = [t for t in cheat.tampered if t.startswith("clock:")]
+    clock = [t for t in cheat.findings_text if t.startswith("clock:")]
     assert clock and "runs slow" in clock[0] and "test_speed" in clock[0], cheat.tampered
 
 
@@ -91,7 +91,7 @@ def test_ctypes_reaching_memory_from_the_candidate_is_refused(steady_project) ->
         "worker = threading.Thread(target=patch)\nworker.start()\nworker.join()\n", "patch()\n")
     evaluation = evaluator.evaluate(plain, pytester.path / ".aide" / "n1",
         baseline=baseline_of(base))
-    assert any("reached native memory by address" in t for t in evaluation.tampered), (
+    assert any("reached native memory by address" in t for t in evaluation.findings_text), (
         evaluation.tampered, evaluation.output_tail)
 
 

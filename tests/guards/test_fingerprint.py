@@ -66,8 +66,9 @@ WRONG = "\ndef mean(values):\n    return 0.0\n"
 #: Each attack makes the wrong mean above pass the test it names.
 ATTACKS = {
     "numpy's allclose": "import numpy\nnumpy.allclose = lambda *a, **k: True\n",
+    # wherever pytest keeps it (_pytest.python_api before 9.1, _pytest.approx since)
     "pytest.approx's comparison": (
-        "import _pytest.python_api as api\napi.ApproxScalar.__eq__ = lambda self, other: True\n"
+        "import pytest\ntype(pytest.approx(1.0)).__eq__ = lambda self, other: True\n"
     ),
     "statistics": "import statistics\nstatistics.mean = lambda data: 0.0\n",
     "the reference module": (
@@ -107,7 +108,9 @@ def test_each_attack_at_import_is_tampering(project: pytest.Pytester) -> None:
     for number, (what, attack) in enumerate(ATTACKS.items()):
         evaluation = evaluator.evaluate(attack + WRONG, project.path / ".aide" / f"a{number}",
             baseline=baseline_of(baseline))
-        changes = [t for t in evaluation.tampered if "changed" in t]
+        # the attack ran (a stale one that fails at import would be caught for nothing)
+        assert evaluation.tests, f"{what}: did not import: {evaluation.output_tail[-500:]}"
+        changes = [t for t in evaluation.findings_text if "changed" in t]
         assert changes, f"{what}: not caught; tampered={evaluation.tampered}"
 
 
@@ -117,11 +120,12 @@ def test_interpreter_settings_changed_at_import_are_tampering(project: pytest.Py
     quiet_gc = "import gc\ngc.disable()\n" + ORIGINAL
     evaluation = evaluator.evaluate(quiet_gc, project.path / ".aide" / "gc",
         baseline=baseline_of(base))
-    assert any("interpreter: gc enabled" in t for t in evaluation.tampered), evaluation.tampered
+    assert any("interpreter: gc enabled" in t for t in evaluation.findings_text), (
+        evaluation.tampered)
     path = "import sys\nsys.path.insert(0, '/nowhere')\n" + ORIGINAL
     evaluation = evaluator.evaluate(path, project.path / ".aide" / "path",
         baseline=baseline_of(base))
-    assert any("interpreter: sys.path" in t for t in evaluation.tampered), evaluation.tampered
+    assert any("interpreter: sys.path" in t for t in evaluation.findings_text), evaluation.tampered
 
 
 def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pytester) -> None:
@@ -136,7 +140,7 @@ def test_a_change_made_during_a_test_is_named_with_the_test(project: pytest.Pyte
     """)
     evaluation = evaluator.evaluate(sneaky, project.path / ".aide" / "during",
         baseline=baseline_of(base))
-    found = [t for t in evaluation.tampered if "interpreter: gc enabled" in t]
+    found = [t for t in evaluation.findings_text if "interpreter: gc enabled" in t]
     assert found and "test_stats.py::test_against_numpy" in found[0], evaluation.tampered
 
 
@@ -170,7 +174,7 @@ def test_a_replacement_that_claims_to_equal_the_original_is_still_a_change(
     """)
     evaluation = evaluator.evaluate(liar, project.path / ".aide" / "liar",
         baseline=baseline_of(base))
-    found = " ".join(t for t in evaluation.tampered if "changed during" in t)
+    found = " ".join(t for t in evaluation.findings_text if "changed during" in t)
     assert "interpreter: sys.meta_path" in found, evaluation.tampered
     assert "interpreter: signal handlers" in found, evaluation.tampered
 
@@ -302,5 +306,5 @@ def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(
     """)
     evaluation = evaluator.evaluate(recode, project.path / ".aide" / "recode",
         baseline=baseline_of(base))
-    found = [t for t in evaluation.tampered if "changed during the tests" in t]
+    found = [t for t in evaluation.findings_text if "changed during the tests" in t]
     assert found and "reference.expected_mean" in found[0], evaluation.tampered

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_aide.evaluation.evaluator import Evaluator
+from pytest_aide.guards.findings import FindingKind
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome, pytest_counts
 from pytest_aide.study import Objective, Study, Target
 
@@ -134,7 +135,7 @@ def test_the_key_reaches_the_worker_by_a_pipe_and_never_by_a_file(
     evaluation = Evaluator(study, root).evaluate(candidate, workdir, baseline=None)
     assert evaluation.completed, evaluation.error_summary([])
     # the spy is flagged for what its source reads (/proc), and for nothing else
-    assert all(t.startswith("suspicious code") for t in evaluation.tampered), evaluation.tampered
+    assert all(f.kind is FindingKind.CODE for f in evaluation.tampered), evaluation.tampered
     seen = json.loads((workdir / "spy.json").read_text())
     assert seen["env"] == []
     assert "worker.json" not in seen["files"]  # read and deleted before the project loads
