@@ -55,8 +55,10 @@ class PlainRun:
 
 def plain_command(pytest_args: list[str], nodeids: list[str],
                   python: str = sys.executable) -> list[str]:
-    """``python -m pytest -v`` of the tests: what a user would type, plus -v to read."""
-    return [python, "-m", "pytest", "-p", "no:cacheprovider", "-v", *pytest_args, *nodeids]
+    """``python -m pytest -v`` of the tests: what a user would type, plus -v to read, and no
+    colour (``PY_COLORS``/``FORCE_COLOR`` in CI would wrap each line in escape codes)."""
+    return [python, "-m", "pytest", "-p", "no:cacheprovider", "-v", *pytest_args,
+            "--color=no", *nodeids]
 
 
 def parse_outcomes(output: str, nodeids: list[str]) -> dict[str, str]:

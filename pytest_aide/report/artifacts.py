@@ -14,9 +14,11 @@ from pytest_aide.workspace import read_source  # noqa: F401
 
 def unified_patch(original: str, best: str, relpath: str) -> str:
     """A diff that ``git apply`` takes from the rootdir."""
+    # lines as git sees them: split at "\n" only (str.splitlines also splits at form feeds,
+    # "\r", "\x1c"... and git apply then rejects the patch)
     lines = difflib.unified_diff(
-        original.splitlines(keepends=True),
-        best.splitlines(keepends=True),
+        _lines(original),
+        _lines(best),
         fromfile=f"a/{relpath}",
         tofile=f"b/{relpath}",
     )
@@ -26,3 +28,10 @@ def unified_patch(original: str, best: str, relpath: str) -> str:
     if text:
         text = f"diff --git a/{relpath} b/{relpath}\n" + text
     return text
+
+
+def _lines(text: str) -> list[str]:
+    """``text``'s lines, each with its ``\n`` (the last may have none)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    return lines + ([parts[-1]] if parts[-1] else [])
