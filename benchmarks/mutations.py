@@ -70,6 +70,21 @@ BREAKS: tuple[Break, ...] = (
          "tests/test_adversaries.py"),
     ),
     Break(
+        "judge ignores the replayed answers",
+        (Edit("pytest_aide/search/judge.py",
+              "    if evaluation.differences:\n",
+              "    if False:  # mutation: behaviour differences ignored\n"),),
+        ("tests/test_behaviour.py",),
+    ),
+    Break(
+        "guards chosen by file only",
+        (Edit("pytest_aide/search/loop.py",
+              "        auto = self.context.guard_mode is GuardMode.AUTO and "
+              "bool(self.context.guard_suite)\n",
+              "        auto = False  # mutation: guards chosen by file\n"),),
+        ("tests/test_guards.py",),
+    ),
+    Break(
         "confirmation always true",
         (Edit("pytest_aide/search/confirm.py",
               "    confirmed = machine.confirmed\n",

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from pytest_aide.proposers.base import Proposer
 
 MARKER_HELP = (
-    "optimize(metric, maximize=None, target=None): let pytest-aide optimize the target "
-    "module for this test's metric (a pytest-benchmark statistic such as 'mean', or a value "
-    "recorded with record_property); run with --aide-steps N to search."
+    "optimize(metric, maximize=None, target=None, inputs=None, compare=True, rtol=None, "
+    "atol=None): let pytest-aide optimize the target module for this test's metric (a "
+    "pytest-benchmark statistic such as 'mean', or a value recorded with record_property); "
+    "candidates must give the original's answers (compare, within rtol/atol for floats); run "
+    "with --aide-steps N to search."
 )
 
 

@@ -115,6 +115,10 @@ def _steps(count: int) -> str:
     return f"{count} step" if count == 1 else f"{count} steps"
 
 
+def _first(*values: float | None) -> float | None:
+    return next((v for v in values if v is not None), None)
+
+
 def _read_or_empty(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -292,6 +296,9 @@ class TargetRun:
             measure=self.settings.measure,
             guard_mode=GuardMode(self.settings.guards),
             guard_suite=self.guard_suite,
+            compare=self.settings.compare == "on" and self.study.compare,
+            rtol=_first(self.study.rtol, self.settings.rtol),
+            atol=_first(self.study.atol, self.settings.atol),
             read_test=lambda path: _read_or_empty(self.rootdir / path),
         )
         rng = random.Random(self.settings.seed + len(journal.nodes))
@@ -394,11 +401,9 @@ class TargetRun:
             elif best.code == current:
                 result.already_best = True
             else:
-                applied = apply_best(self.study.target.path, current, best.code)
+                # the original is backed up in the run dir before the file is written
+                applied = apply_best(self.study.target.path, current, best.code, run_dir=run_dir)
                 result.applied, result.apply_message = applied.written, applied.message
-                backup = run_dir / f"backup_{name}"
-                if applied.written and not backup.exists():
-                    write_atomic(backup, current)
         else:
             result.apply_message = "not written: no candidate beat the baseline"
         journal.finished = True

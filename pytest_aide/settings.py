@@ -58,6 +58,8 @@ class AideSettings:
     # the judge (session.py, run.py, search/): which tests guard, and answer replay
     guards: str = "auto"
     compare: str = "on"
+    rtol: float | None = None
+    atol: float | None = None
     # one evaluation (evaluation/, the sandbox hook)
     timeout: float = 600.0
     sandbox: str = "auto"
@@ -226,6 +228,12 @@ def _one_of(name: str, allowed: tuple[str, ...]) -> Check:
     return check
 
 
+def _tolerance(name: str, value: float | None) -> float | None:
+    if value is not None and not value >= 0:
+        raise pytest.UsageError(f"--aide-{name} must be a number 0 or more, not {value}")
+    return value
+
+
 def _names(raw: str | None, reading: Reading) -> list[str]:
     """``A, B`` or ``A B`` (or one per line in an ini file) -> ``["A", "B"]``."""
     return [n for n in str(raw or "").replace(",", " ").split() if n]
@@ -320,6 +328,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("compare", Kind.STR, "replay the original's recorded answers against each "
            "candidate: 'on' or 'off' (default on)", "on",
            check=_one_of("compare", COMPARE_MODES)),
+    Option("rtol", Kind.FLOAT, "relative tolerance for floats and arrays when a candidate's "
+           "answers are compared with the original's (default 1e-6; a marker's rtol= wins)",
+           check=lambda value, reading: _tolerance("rtol", value)),
+    Option("atol", Kind.FLOAT, "absolute tolerance for that comparison (default 1e-9; a "
+           "marker's atol= wins)", check=lambda value, reading: _tolerance("atol", value)),
     Option("confirm-rounds", Kind.INT, "most interleaved confirmation rounds of the best; a "
            "clear win stops after 8 (default 20)", "20", check=_confirm_rounds),
     Option("workers", Kind.STR, "evaluations run at once, each in its own slot of CPU cores "

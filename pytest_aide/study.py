@@ -64,6 +64,11 @@ class Study:
     objectives: list[Objective] = field(default_factory=list)
     guard_nodeids: list[str] = field(default_factory=list)
     test_files: list[Path] = field(default_factory=list)
+    #: Replay the original's recorded answers against candidates (False when any marker
+    #: of the target says ``compare=False``), and the tolerance the markers ask for.
+    compare: bool = True
+    rtol: float | None = None
+    atol: float | None = None
 
     @property
     def nodeids(self) -> list[str]:
@@ -76,6 +81,10 @@ class MarkerSpec:
     metric: str
     maximize: bool
     target: Any
+    compare: bool = True
+    rtol: float | None = None
+    atol: float | None = None
+    inputs: Any = None
 
 
 def parse_marker(item: pytest.Item) -> MarkerSpec | None:
@@ -88,13 +97,17 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
     metric = kwargs.pop("metric", args.pop(0) if args else None)
     maximize = kwargs.pop("maximize", args.pop(0) if args else None)
     target = kwargs.pop("target", args.pop(0) if args else None)
+    inputs = kwargs.pop("inputs", None)
+    compare = kwargs.pop("compare", True)
+    tolerance = {name: kwargs.pop(name, None) for name in ("rtol", "atol")}
     where = item.nodeid
     if args or kwargs:
         extra = ", ".join([*map(repr, args), *kwargs])
         raise MarkerError(
             f"{where}: @pytest.mark.optimize got unexpected arguments: {extra}. "
-            "It takes metric, maximize and target."
+            "It takes metric, maximize, target, inputs, compare, rtol and atol."
         )
+    _check_comparison(where, compare, tolerance)
     if not isinstance(metric, str) or not metric:
         raise MarkerError(
             f"{where}: @pytest.mark.optimize needs a metric, e.g. "
@@ -112,7 +125,19 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
         maximize = BENCHMARK_STATS[metric]
     if not isinstance(maximize, bool):
         raise MarkerError(f"{where}: maximize must be True or False, not {maximize!r}.")
-    return MarkerSpec(metric=metric, maximize=maximize, target=target)
+    return MarkerSpec(metric=metric, maximize=maximize, target=target, compare=compare,
+                      inputs=inputs, **tolerance)
+
+
+def _check_comparison(where: str, compare: Any, tolerance: dict[str, Any]) -> None:
+    if not isinstance(compare, bool):
+        raise MarkerError(f"{where}: compare must be True or False, not {compare!r}.")
+    for name, value in tolerance.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not value >= 0):
+            raise MarkerError(
+                f"{where}: {name} must be a number 0 or more (e.g. {name}=1e-6), not {value!r}."
+            )
 
 
 # -- targets -----------------------------------------------------------------------------
@@ -320,6 +345,9 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
         study.objectives.append(
             Objective(nodeid=item.nodeid, metric=spec.metric, maximize=spec.maximize)
         )
+        study.compare = study.compare and spec.compare
+        study.rtol = _loosest(study.rtol, spec.rtol)
+        study.atol = _loosest(study.atol, spec.atol)
         path = Path(str(item.path)).resolve()
         if path not in study.test_files:
             study.test_files.append(path)
@@ -329,6 +357,12 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
             item.nodeid for item in items if Path(str(item.path)).resolve() in files
         ]
     return list(studies.values())
+
+
+def _loosest(first: float | None, second: float | None) -> float | None:
+    """Two markers of one target ask for a tolerance: the looser holds for both."""
+    given = [t for t in (first, second) if t is not None]
+    return max(given) if given else None
 
 
 # -- the suite a guard may come from -----------------------------------------------------

@@ -129,3 +129,18 @@ class FakeProvider:
 def code_reply(code: str, plan: str = "Use a faster loop.") -> str:
     newline = "" if code.endswith("\n") else "\n"
     return f"{plan}\n\n```python\n{code}{newline}```\n"
+
+
+def use_fake_openai(monkeypatch: Any) -> None:
+    """The environment of a run whose proposer is this fake OpenAI server: a key, and no model
+    or URL that the machine's own environment would choose instead."""
+    for variable in ("AIDE_MODEL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+
+def run_with(pytester: Any, fake: FakeProvider, *args: str) -> Any:
+    """``pytest ARGS`` in a subprocess, its candidates proposed by ``fake``."""
+    return pytester.runpytest_subprocess(
+        "--aide-model", "openai:some-model", "--aide-base-url", fake.base_url,
+        "-p", "no:cacheprovider", *args)

@@ -5,7 +5,7 @@ original guards nothing and blocks nothing, and the choice is said in the header
 from __future__ import annotations
 
 import pytest
-from llm_fake import FakeProvider, code_reply
+from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
 
 from pytest_aide.guards.selection import GuardChoice, GuardMode, choose
 from pytest_aide.journal import Journal, Status
@@ -70,9 +70,7 @@ def layout(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest
     a test file that does not import the target at all."""
     pytester.makepyfile(stats=MODULE, test_correct=CORRECT, test_perf=PERF, test_other=OTHER)
     pytester.makeini("[pytest]\npythonpath = .\n")
-    for variable in ("AIDE_MODEL", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    use_fake_openai(monkeypatch)
     return pytester
 
 
@@ -82,15 +80,14 @@ def test_a_wrong_candidate_is_caught_by_a_test_in_another_file_and_the_right_one
     fake = FakeProvider(httpserver, "openai")
     fake.push(fake.text(code_reply(FAST_AND_WRONG, "abs is faster")),
               fake.text(code_reply(FAST, "sleep less")))
-    result = layout.runpytest_subprocess(
-        "test_perf.py", "--aide-steps", "2", "--aide-drafts", "2", "--aide-model",
-        "openai:some-model", "--aide-base-url", fake.base_url, "--aide-sandbox", "off",
-        "-p", "no:cacheprovider")
+    result = run_with(layout, fake, "test_perf.py", "--aide-steps", "2", "--aide-drafts", "2",
+                      "--aide-sandbox", "off")
     output = result.stdout.str()
     assert result.ret == 0, output
     result.stdout.fnmatch_lines([
-        "aide: guards: 2 tests in 1 file run stats.py (chosen by coverage of 5 tests; "
-        "--aide-guards to change); 1 that xpass on the original are not guards",
+        "aide: guards: 2 tests in 1 file (the marked tests' files, and the suite's tests that "
+        "run stats.py: coverage of 5 tests; --aide-guards to change); 1 that xpass on the "
+        "original are not guards",
     ])
     (path,) = layout.path.glob(".aide/*/journal.json")
     journal = Journal.load(path)
@@ -106,10 +103,8 @@ def test_a_wrong_candidate_is_caught_by_a_test_in_another_file_and_the_right_one
 def test_guards_files_is_the_older_rule(layout: pytest.Pytester, httpserver) -> None:
     fake = FakeProvider(httpserver, "openai")
     fake.push(fake.text(code_reply(FAST_AND_WRONG, "abs is faster")))
-    result = layout.runpytest_subprocess(
-        "test_perf.py", "--aide-steps", "1", "--aide-model", "openai:some-model",
-        "--aide-base-url", fake.base_url, "--aide-sandbox", "off", "--aide-guards", "files",
-        "--aide-preserve-source", "-p", "no:cacheprovider")
+    result = run_with(layout, fake, "test_perf.py", "--aide-steps", "1", "--aide-sandbox", "off",
+                      "--aide-guards", "files", "--aide-preserve-source")
     output = result.stdout.str()
     assert result.ret == 0, output
     assert "aide: guards: 0 tests in 0 files in the marked tests' files" in output
@@ -136,7 +131,7 @@ def test_choosing_leaves_out_what_does_not_pass_or_does_not_run_the_target() -> 
     assert choice.left_out == {"xpassed": 1, "skipped": 1, "failed": 1}
     assert choice.suite == 6
     assert choice.header("t.py") == (
-        "guards: 1 test in 1 file run t.py (chosen by coverage of 6 tests; --aide-guards to "
-        "change); 1 that fail on the original, 1 that skip on the original, 1 that xpass on "
-        "the original are not guards")
+        "guards: 1 test in 1 file (the marked tests' files, and the suite's tests that run "
+        "t.py: coverage of 6 tests; --aide-guards to change); 1 that fail on the original, 1 "
+        "that skip on the original, 1 that xpass on the original are not guards")
     assert GuardChoice(GuardMode.FILES, ()).only_marked()

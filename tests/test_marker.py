@@ -11,7 +11,8 @@ def test_plugin_is_registered_through_the_entry_point(pytester: pytest.Pytester)
     names = {ep.name: ep.value for ep in entry_points(group="pytest11")}
     assert names.get("aide") == "pytest_aide.plugin"
     result = pytester.runpytest_subprocess("--markers")
-    result.stdout.fnmatch_lines(["*@pytest.mark.optimize(metric, maximize=None, target=None)*"])
+    result.stdout.fnmatch_lines(["*@pytest.mark.optimize(metric, maximize=None, target=None, "
+                                "inputs=None, compare=True, rtol=None, atol=None)*"])
     help_text = pytester.runpytest_subprocess("--help")
     help_text.stdout.fnmatch_lines(["*--aide-steps*", "*--aide-model*", "*--aide-resume*"])
 

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from llm_fake import FakeProvider, code_reply
+from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
 
 from pytest_aide.journal import Journal, Node, Status
 
@@ -68,16 +68,12 @@ def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, request)
     pytester.makepyfile(calc=MODULE, test_calc=TESTS.format(
         metric=metric, maximize=maximize, fixture=fixture, body=body))
     pytester.makeini("[pytest]\npythonpath = .\n")
-    for variable in ("AIDE_MODEL", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    use_fake_openai(monkeypatch)
     return pytester
 
 
 def run(pytester: pytest.Pytester, fake: FakeProvider, *args: str):
-    return pytester.runpytest_subprocess(
-        "--aide-model", "openai:some-model", "--aide-base-url", fake.base_url,
-        "--aide-sandbox", "off", "--aide-preserve-source", "-p", "no:cacheprovider", *args)
+    return run_with(pytester, fake, "--aide-sandbox", "off", "--aide-preserve-source", *args)
 
 
 def journal_of(pytester: pytest.Pytester) -> Journal:

@@ -34,8 +34,9 @@ def test_defaults(pytester: pytest.Pytester) -> None:
 NAMES = [
     "steps", "model", "base-url", "instructions", "log-dir", "preserve-source", "timeout",
     "drafts", "debug-prob", "max-debug-depth", "resume", "reflect", "budget", "seed", "sandbox",
-    "network", "warm", "env-drop", "env-keep", "guards", "compare", "confirm-rounds", "workers",
-    "gpus-per-worker", "measure", "executor", "ray-address", "ray-shared-fs",
+    "network", "warm", "env-drop", "env-keep", "guards", "compare", "rtol", "atol",
+    "confirm-rounds", "workers", "gpus-per-worker", "measure", "executor", "ray-address",
+    "ray-shared-fs",
 ]
 
 

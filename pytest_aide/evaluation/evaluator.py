@@ -32,6 +32,7 @@ from pytest_aide.guards.baseline import Baseline
 from pytest_aide.guards.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.guards.findings import Finding, FindingKind
 from pytest_aide.guards.integrity import new_findings
+from pytest_aide.guards.replay import Call, differences
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
@@ -91,6 +92,12 @@ class Evaluation:
     clock: dict[str, clock.Bracket] = field(default_factory=dict)
     #: With ``coverage=True``: the tests during which the target's code ran.
     executed_target: list[str] | None = None
+    #: With ``record_calls=True``: the original's calls into the target (replay.py).
+    recorded_calls: list[Call] | None = None
+    #: How the candidate's answers to the recorded calls differ from the original's.
+    differences: list[str] = field(default_factory=list)
+    #: The candidate's answers to the recorded calls, by call id (replay.py).
+    replayed: dict[str, Any] | None = None
 
     @property
     def completed(self) -> bool:
@@ -269,7 +276,7 @@ class Evaluator:
     def evaluate(
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
-        coverage: bool = False,
+        coverage: bool = False, record_calls: bool = False, replay: bool = False,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -281,6 +288,9 @@ class Evaluator:
         since without it, changes to the state the tests rely on go unseen. ``coverage``:
         record which tests run the target's code (``Evaluation.executed_target``), with
         pytest-benchmark's timing off (``--benchmark-disable``: one call, no rounds).
+        ``record_calls``: record the original's calls into the target (the guard probe);
+        ``replay``: make the baseline's recorded calls on this code after its tests, and
+        list how its answers differ (``Evaluation.differences``).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -289,12 +299,17 @@ class Evaluator:
         token = self._guard.begin(exclude=[workdir])
         try:
             workdir.mkdir(parents=True, exist_ok=True)
-            evaluation = self._run(source, workdir, nodeids, original, slot, coverage)
+            calls = baseline.replayed_calls() if replay and baseline is not None else None
+            evaluation = self._run(source, workdir, nodeids, original, slot,
+                                   _Extra(coverage, record_calls, calls))
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
         evaluation.tampered[:0] = [Finding(FindingKind.PROJECT_FILE, c) for c in changed]
         if not trusted:
+            if calls:
+                evaluation.differences = differences(
+                    baseline.calls, evaluation.replayed or {}, baseline.tolerance)  # type: ignore[union-attr]
             self._compare_state(evaluation, baseline)
             evaluation.tampered.extend(
                 Finding(FindingKind.CLOCK, finding) for finding in
@@ -346,23 +361,25 @@ class Evaluator:
 
     def _run(
         self, source: str | None, workdir: Path, nodeids: list[str] | None, original: str | None,
-        slot: placement.Slot | None = None, coverage: bool = False,
+        slot: placement.Slot | None = None, extra: _Extra | None = None,
     ) -> Evaluation:
+        extra = extra or _Extra()
         # A slot's child starts cold: a warm one would be forked by a zygote, on its cores;
-        # so does a coverage probe, whose tracing must start before anything is imported.
-        pool = self._warm_pool(workdir) if slot is None and not coverage else None
+        # so does a probe, whose tracing and recording start before anything is imported.
+        probe = extra.coverage or extra.record_calls
+        pool = self._warm_pool(workdir) if slot is None and not probe else None
         zygote = pool.take() if pool is not None else None
         if zygote is not None:
             try:
-                evaluation = self._run_warm(zygote, source, workdir, nodeids, original)
+                evaluation = self._run_warm(zygote, source, workdir, nodeids, original,
+                                            extra.replay)
             except WarmUnavailable as exc:
                 pool.give_up(zygote, str(exc))  # type: ignore[union-attr]
             else:
                 pool.give_back(zygote)  # type: ignore[union-attr]
                 return evaluation
         settings = self._worker_settings(source, workdir, original)
-        if coverage:
-            settings["coverage_of"] = str(self.study.target.path)
+        extra.apply(settings, self.study.target.path)
         key, env, results_path = self._hand_over(settings, workdir / "worker.json")
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
@@ -371,7 +388,7 @@ class Evaluator:
         if slot is not None:
             env.update(slot.environment())
         arguments = nodeids or self.study.nodeids
-        command = self._command([*arguments, "--benchmark-disable"] if coverage else arguments,
+        command = self._command([*arguments, "--benchmark-disable"] if probe else arguments,
                                 settings, workdir)
         try:
             launched = self._launch(command, env, workdir, (key_fd, marks.write_fd),
@@ -395,13 +412,16 @@ class Evaluator:
         return seal.new_key(), env, results_path
 
     def _run_warm(self, zygote: Zygote, source: str | None, workdir: Path,
-                  nodeids: list[str] | None, original: str | None) -> Evaluation:
+                  nodeids: list[str] | None, original: str | None,
+                  replay: list[dict[str, Any]] | None = None) -> Evaluation:
         """``_run``, forked from a warm interpreter (warm.py): the worker's settings and
         results live in the zygote's slot, the only place it may write."""
         zygote.prepare(source if source is not None else (original or ""))
         slot = zygote.slot
         settings = self._worker_settings(source, workdir, original, results=slot / "results.json",
                                          mounted=zygote.candidate_file)
+        if replay is not None:
+            settings["replay"] = replay
         key, env, results_path = self._hand_over(settings, slot / "worker.json")
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
@@ -499,6 +519,24 @@ class Evaluator:
 
 
 @dataclass
+class _Extra:
+    """What an evaluation does beyond running the tests (the worker reads its settings)."""
+
+    coverage: bool = False
+    record_calls: bool = False
+    #: The recorded calls to make on the candidate after its tests (args only).
+    replay: list[dict[str, Any]] | None = None
+
+    def apply(self, settings: dict[str, Any], target: Path) -> None:
+        if self.coverage:
+            settings["coverage_of"] = str(target)
+        if self.record_calls:
+            settings["record_calls"] = True
+        if self.replay is not None:
+            settings["replay"] = self.replay
+
+
+@dataclass
 class Launched:
     """How one child process ended, and where its output is."""
 
@@ -584,6 +622,9 @@ def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.Mar
     evaluation.state = data.get("state") or {}
     if "executed_target" in data:
         evaluation.executed_target = [str(n) for n in data["executed_target"]]
+    if "recorded_calls" in data:
+        evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
+    evaluation.replayed = data.get("replayed")
     evaluation.clock, problems = marks.brackets(data.get("clock") or {})
     evaluation.tampered.extend(Finding(FindingKind.CLOCK, problem) for problem in problems)
     for nodeid, entry in data.get("tests", {}).items():

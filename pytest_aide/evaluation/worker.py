@@ -24,6 +24,7 @@ from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.guards import clock, fingerprint, seal
 from pytest_aide.guards.integrity import MeasuringIntegrity
+from pytest_aide.guards.replay import Recorder, replay
 from pytest_aide.metrics import measure_item
 
 #: Identities of clocks and measuring code, recorded before the candidate first runs.
@@ -48,6 +49,45 @@ class CandidateFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(
             fullname, self.path, submodule_search_locations=self.search_locations
         )
+
+
+class RecordingLoader(importlib.abc.Loader):
+    """Runs the target module as its own loader would, then lets the recorder wrap its
+    functions before any test module binds them (replay.py)."""
+
+    def __init__(self, loader: Any, recorder: Recorder) -> None:
+        self.loader = loader
+        self.recorder = recorder
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.loader.exec_module(module)
+        self.recorder.install(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_code...: the real loader's
+        return getattr(self.loader, name)
+
+
+class RecordingFinder(importlib.abc.MetaPathFinder):
+    """Finds the target module as the finders after it do, and loads it through a
+    RecordingLoader (the guard probe only: the original's calls are recorded)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != self.recorder.module:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None and spec.loader is not None:
+                spec.loader = RecordingLoader(spec.loader, self.recorder)
+                return spec
+        return None
 
 
 def _load_config() -> dict[str, Any]:
@@ -83,6 +123,11 @@ def install_candidate(config: dict[str, Any]) -> None:
 
 
 _CONFIG = _load_config()
+#: The guard probe's recorder of the original's calls (replay.py), installed before the
+#: target is first imported.
+_RECORDER = Recorder(_CONFIG["module"]) if _CONFIG.get("record_calls") else None
+if _RECORDER is not None:
+    sys.meta_path.insert(0, RecordingFinder(_RECORDER))
 if _CONFIG.get("results"):
     seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
                  _write_results.__code__, _CONFIG.get("allowed"))
@@ -251,6 +296,9 @@ class WorkerRecorder:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.writes_results:
             return
+        # the candidate's code runs again here: before the last checks, which see what it did
+        replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
+                    if _CONFIG.get("replay") is not None else None)
         _INTEGRITY.check("at the end of the session")
         self.state.finished()
         payload = {
@@ -266,7 +314,26 @@ class WorkerRecorder:
         }
         if self.coverage is not None:
             payload["executed_target"] = self.coverage.executed()
+        module = sys.modules.get(_CONFIG.get("module") or "")
+        if _RECORDER is not None and module is not None:
+            _RECORDER.check_stability(module)
+            payload["recorded_calls"] = [call.to_dict() for call in _RECORDER.calls]
+        if replayed is not None:
+            payload["replayed"] = replayed
         _write_results(json.dumps(payload, default=str))
+
+
+def _replayed(name: str, calls: list[dict[str, Any]]) -> dict[int, Any]:
+    """The recorded calls made on the candidate, after its tests (replay.py)."""
+    if not calls:
+        return {}
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            return {}  # every call then counts as not replayed
+    return replay(module, calls)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark has loaded its timer

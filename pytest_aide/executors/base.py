@@ -40,6 +40,10 @@ class EvaluationRequest:
     nodeids: list[str] | None = None
     #: Record which tests run the target's code (the guard probe of ``--aide-guards auto``).
     coverage: bool = False
+    #: Record the original's calls into the target (the guard probe, ``--aide-compare on``).
+    record_calls: bool = False
+    #: Make the baseline's recorded calls on the candidate after its tests, and compare.
+    replay: bool = False
 
 
 class Executor(Protocol):

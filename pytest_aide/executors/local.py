@@ -43,7 +43,8 @@ class LocalExecutor:
     def _run(self, request: EvaluationRequest, slot: Slot | None) -> Evaluation:
         return self.evaluator.evaluate(request.source, request.workdir, request.nodeids,
                                        slot=slot, baseline=request.baseline,
-                                       coverage=request.coverage)
+                                       coverage=request.coverage,
+                                       record_calls=request.record_calls, replay=request.replay)
 
     def abort(self) -> None:
         self.evaluator.abort()

@@ -51,6 +51,8 @@ class Job:
     baseline: Baseline | None = None
     #: Record which tests run the target's code (the guard probe).
     coverage: bool = False
+    record_calls: bool = False
+    replay: bool = False
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -87,7 +89,8 @@ def run_job(job: Job, node: str) -> Outcome:
     workdir = Path(job.workdir) if shared else Path(tempfile.mkdtemp(prefix="aide-eval-"))
     try:
         evaluation = evaluator.evaluate(job.source, workdir, job.nodeids,
-                                        baseline=job.baseline, coverage=job.coverage)
+                                        baseline=job.baseline, coverage=job.coverage,
+                                        record_calls=job.record_calls, replay=job.replay)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

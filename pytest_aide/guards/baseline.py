@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_aide.guards.canonical import Tolerance
 from pytest_aide.guards.clock import Bracket
+from pytest_aide.guards.replay import Call
 from pytest_aide.guards.selection import GuardChoice, GuardMode
 
 #: The file in the run directory.
@@ -49,6 +51,11 @@ class Baseline:
     suite: int = 0
     #: Tests that ran the target but guard nothing, by their outcome on the original.
     left_out: dict[str, int] = field(default_factory=dict)
+    #: The original's calls into the target, replayed against candidates (replay.py).
+    calls: list[Call] = field(default_factory=list)
+    #: The tolerance of that comparison for floats and arrays (None: by float type).
+    rtol: float | None = None
+    atol: float | None = None
 
     def guard_choice(self, marked: list[str]) -> GuardChoice:
         """How the guards were chosen, as the header says it (``marked``: the tests that
@@ -56,6 +63,15 @@ class Baseline:
         return GuardChoice(mode=GuardMode(self.guard_mode),
                            guards=tuple(g for g in self.guards if g not in marked),
                            suite=self.suite, left_out=dict(self.left_out))
+
+    @property
+    def tolerance(self) -> Tolerance:
+        return Tolerance(self.rtol, self.atol)
+
+    def replayed_calls(self) -> list[dict[str, Any]]:
+        """What a candidate's evaluation is sent: the stable calls' names and arguments,
+        never the original's answers (those stay with the parent)."""
+        return [{"id": c.id, "name": c.name, "args": c.args} for c in self.calls if c.stable]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +84,9 @@ class Baseline:
             "guard_mode": self.guard_mode,
             "suite": self.suite,
             "left_out": dict(self.left_out),
+            "calls": [call.to_dict() for call in self.calls],
+            "rtol": self.rtol,
+            "atol": self.atol,
         }
 
     @classmethod
@@ -82,6 +101,9 @@ class Baseline:
             guard_mode=str(data.get("guard_mode") or "files"),
             suite=int(data.get("suite") or 0),
             left_out={str(k): int(v) for k, v in (data.get("left_out") or {}).items()},
+            calls=[Call.from_dict(c) for c in data.get("calls") or []],
+            rtol=_number(data.get("rtol")),
+            atol=_number(data.get("atol")),
         )
 
     def save(self, run_dir: Path) -> Path:
@@ -91,6 +113,10 @@ class Baseline:
         partial.write_text(json.dumps(self.to_dict(), sort_keys=True), encoding="utf-8")
         partial.replace(path)
         return path
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def load(run_dir: Path) -> Baseline | None:

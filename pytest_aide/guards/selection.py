@@ -2,9 +2,11 @@
 
 With ``--aide-guards auto`` (the default) the suite's tests that may reach the target are run
 once on the original under coverage (the guard probe); every one during which a line of the
-target ran, and that passed there, must pass on every candidate. A correctness test kept in
-another file than the benchmark guards it all the same. ``files`` is the older rule (the
-tests in the marked tests' files), ``selected`` exactly the tests the command line selected.
+target ran, and that passed there, must pass on every candidate, as must the tests in the
+marked tests' own files (the selection the user made: one that fails there stops the run).
+A correctness test kept in another file than the benchmark guards it all the same.
+``files`` is the older rule (the tests in the marked tests' files), ``selected`` exactly the
+tests the command line selected.
 
 A test that skips, xfails or xpasses on the original guards nothing, and one that fails
 there cannot be asked of a candidate: they are counted for the header, never run against
@@ -45,15 +47,17 @@ class GuardChoice:
         return sorted({nodeid.split("::")[0] for nodeid in self.guards})
 
     def header(self, target: str) -> str:
-        """E.g. "guards: 37 tests in 5 files run core.py (chosen by coverage of 120 tests;
-        --aide-guards to change); 2 that xfail on the original are not guards"."""
+        """E.g. "guards: 37 tests in 5 files (the marked tests' files, and the suite's tests
+        that run core.py: coverage of 120 tests; --aide-guards to change); 2 that xfail on
+        the original are not guards"."""
         count = len(self.guards)
         files = self.files()
         what = (f"{count} test{'s' if count != 1 else ''} in {len(files)} "
                 f"file{'s' if len(files) != 1 else ''}")
         if self.mode is GuardMode.AUTO:
-            how = (f"run {target} (chosen by coverage of {self.suite} test"
-                   f"{'s' if self.suite != 1 else ''}; --aide-guards to change)")
+            how = (f"(the marked tests' files, and the suite's tests that run {target}: "
+                   f"coverage of {self.suite} test{'s' if self.suite != 1 else ''}; "
+                   "--aide-guards to change)")
         elif self.mode is GuardMode.FILES:
             how = "in the marked tests' files (--aide-guards files)"
         else:

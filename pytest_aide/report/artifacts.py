@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import difflib
 
-# session._proposer_factory still imports read_source from here; it lives in workspace
-from pytest_aide.workspace import read_source  # noqa: F401
-
 
 def unified_patch(original: str, best: str, relpath: str) -> str:
     """A diff that ``git apply`` takes from the rootdir."""

@@ -60,7 +60,8 @@ def _confirm_rerun(executor: Executor, objectives: list[Objective], baseline: Ba
                    root: Node, best: Node, workdir: Path,
                    progress: Callable[[str], None]) -> Confirmation:
     progress("confirming the best: running it again")
-    evaluation = executor.run_isolated(EvaluationRequest(best.code, workdir / "rerun", baseline))
+    evaluation = executor.run_isolated(EvaluationRequest(best.code, workdir / "rerun", baseline,
+                                                         replay=bool(baseline.calls)))
     judgement = judge(evaluation, objectives, baseline.guards)
     if judgement.status != GOOD:
         return Confirmation(False, "the best did not pass again: " + judgement.error[:300],

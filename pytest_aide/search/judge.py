@@ -55,6 +55,10 @@ def judge(
         judgement.status = BUGGY
         judgement.error = evaluation.error_summary(nodeids)
         return judgement
+    if evaluation.differences:
+        judgement.status = BUGGY
+        judgement.error = "behaves differently: " + "; ".join(evaluation.differences)
+        return judgement
     missing = []
     for objective in objectives:
         value = judgement.metrics[objective.nodeid]

@@ -29,6 +29,7 @@ from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
+from pytest_aide.guards.replay import Call
 from pytest_aide.guards.selection import GuardChoice, GuardMode, choose
 from pytest_aide.journal import Journal, Node, Operator, Status, Usage
 from pytest_aide.metrics import resolve
@@ -82,6 +83,11 @@ class SearchContext:
     #: the guard probe runs on the original under coverage (guards/selection.py).
     guard_mode: GuardMode = GuardMode.FILES
     guard_suite: list[str] = field(default_factory=list)
+    #: Replay the original's recorded answers against candidates, within this tolerance
+    #: (None: canonical.py's defaults).
+    compare: bool = True
+    rtol: float | None = None
+    atol: float | None = None
     #: Characters of test source the prompt may show (the guard tests, most specific first).
     test_source_budget: int = 60_000
     #: Reads a test file's source for the prompt (relative path -> text).
@@ -134,10 +140,12 @@ class Search:
         """
         node = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
                     plan="original code", code=self.context.original_code, started=time.time())
-        probed = self._probe_guards() if self.context.guard_mode is GuardMode.AUTO else None
-        if probed is not None:  # the baseline runs the chosen guards
-            self.context.study.guard_nodeids = list(probed.guards)
-        found = self._judge_original(node, self._run_original(node), probed)
+        probed, calls = self._probe()
+        if probed is not None:  # the marked tests' files, and the tests that run the target
+            self.context.study.guard_nodeids = list(dict.fromkeys(
+                [*self.context.study.guard_nodeids, *probed.guards]))
+        found = self._judge_original(node, self._run_original(node, calls=calls), probed)
+        found = dataclasses.replace(found, calls=calls, **self._tolerance())
         self.journal.nodes.append(node)
         self.journal.best_id = 0
         self.journal.save(self.journal_path)
@@ -168,34 +176,50 @@ class Search:
             self.proposer.observe(node, None)
         return measured_again
 
-    def _run_original(self, node: Node, name: str = "0000") -> Evaluation:
+    def _run_original(self, node: Node, name: str = "0000",
+                      calls: list[Call] | None = None) -> Evaluation:
+        """The original's own run; it replays the recorded ``calls`` after its tests as
+        candidates will, so that what the replay leaves is the same on both sides."""
         started = time.perf_counter()
         evaluation = self.context.executor.run_isolated(EvaluationRequest(
-            node.code, self.context.run_dir / "nodes" / name, baseline=None,
-            nodeids=self.context.study.nodeids))
+            node.code, self.context.run_dir / "nodes" / name,
+            baseline=Baseline(calls=calls) if calls else None,
+            nodeids=self.context.study.nodeids, replay=bool(calls)))
         node.duration = time.perf_counter() - started
         return evaluation
 
     def _marked(self) -> list[str]:
         return [o.nodeid for o in self.objectives]
 
-    def _probe_guards(self) -> GuardChoice | None:
-        """Run the suite's tests that may reach the target once on the original, under
-        coverage, and choose as guards those during which the target's code ran and that
-        passed (guards/selection.py). None when there is no suite to probe."""
-        if not self.context.guard_suite:
-            return None
+    def _probe(self) -> tuple[GuardChoice | None, list[Call]]:
+        """The original run once, untimed, before the baseline: under coverage (guards
+        chosen by what they run: the tests during which the target's code ran and that
+        passed, guards/selection.py) and recording its calls into the target (replay.py).
+        (None, []) when neither is asked for."""
+        auto = self.context.guard_mode is GuardMode.AUTO and bool(self.context.guard_suite)
+        record = self.context.compare
+        if not (auto or record):
+            return None, []
+        nodeids = list(self.context.guard_suite) if auto else self.context.study.nodeids
         evaluation = self.context.executor.run_isolated(EvaluationRequest(
-            None, self.context.run_dir / "nodes" / "0000-guards", baseline=None,
-            nodeids=list(self.context.guard_suite), coverage=True))
-        if not evaluation.completed or evaluation.executed_target is None:
+            None, self.context.run_dir / "nodes" / "0000-probe", baseline=None,
+            nodeids=nodeids, coverage=auto, record_calls=record))
+        if not evaluation.completed or (auto and evaluation.executed_target is None):
             raise BaselineError(
-                "the guard probe (the suite's tests under coverage, to find those that run the "
-                f"target) did not complete ({evaluation.status}); pass --aide-guards files to "
-                "use the marked tests' files instead:\n"
-                + evaluation.error_summary(list(self.context.guard_suite))[-3000:])
+                "the probe of the original (its tests under coverage, to find those that run "
+                f"the target, and its answers recorded) did not complete ({evaluation.status}); "
+                "pass --aide-guards files and --aide-compare off to do without:\n"
+                + evaluation.error_summary(nodeids)[-3000:])
+        calls = evaluation.recorded_calls or []
+        if not auto:
+            return None, calls
         outcomes = {n: t.outcome for n, t in evaluation.tests.items()}
-        return choose(GuardMode.AUTO, outcomes, self._marked(), evaluation.executed_target)
+        return choose(GuardMode.AUTO, outcomes, self._marked(),
+                      evaluation.executed_target), calls
+
+    def _tolerance(self) -> dict[str, float]:
+        given = {"rtol": self.context.rtol, "atol": self.context.atol}
+        return {k: float(v) for k, v in given.items() if v is not None}
 
     def _use_guards(self, guards: list[str], choice: GuardChoice) -> None:
         """Every later evaluation runs ``guards`` (with the marked tests), and the prompt

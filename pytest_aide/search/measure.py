@@ -35,23 +35,29 @@ def evaluate_candidate(
     """The candidate's evaluation over ``nodeids``, its ``timed`` tests measured alone when
     ``measure`` is isolated; the baseline's guards must pass before they are. With one
     worker nothing runs beside an evaluation: one child runs everything."""
+    replay = bool(baseline.calls)  # the original's answers, in the run that runs the guards
     if executor.workers == 1:
-        return executor.run_isolated(EvaluationRequest(code, workdir, baseline, nodeids))
+        return executor.run_isolated(EvaluationRequest(code, workdir, baseline, nodeids,
+                                                       replay=replay))
     if measure != ISOLATED or not timed:
-        return executor.run_shared(EvaluationRequest(code, workdir, baseline, nodeids))
+        return executor.run_shared(EvaluationRequest(code, workdir, baseline, nodeids,
+                                                     replay=replay))
     untimed = [n for n in nodeids if n not in timed]
-    checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed))
+    checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed,
+                                                     replay=replay))
                if untimed else None)
     if checked is not None and not _passes(checked, [g for g in baseline.guards
                                                      if g not in timed]):
         return checked
     measured = executor.run_isolated(EvaluationRequest(
-        code, workdir.with_name(workdir.name + "-timed"), baseline, timed))
+        code, workdir.with_name(workdir.name + "-timed"), baseline, timed,
+        replay=replay and checked is None))
     return measured if checked is None else combine(checked, measured)
 
 
 def _passes(evaluation: Evaluation, guards: list[str]) -> bool:
-    return evaluation.completed and not evaluation.tampered and not evaluation.not_passed(guards)
+    return (evaluation.completed and not evaluation.tampered and not evaluation.differences
+            and not evaluation.not_passed(guards))
 
 
 def combine(checked: Evaluation, measured: Evaluation) -> Evaluation:
@@ -65,4 +71,5 @@ def combine(checked: Evaluation, measured: Evaluation) -> Evaluation:
         reports=[*checked.reports, *measured.reports],
         collection_errors=[*checked.collection_errors, *measured.collection_errors],
         tampered=[*checked.tampered, *measured.tampered],
+        differences=[*checked.differences, *measured.differences],
     )

@@ -114,6 +114,9 @@ def make_search(project: pytest.Pytester, proposer: ScriptedProposer, objective:
         study=study, executor=LocalExecutor(Evaluator(study, project.path)), proposer=proposer,
         run_dir=project.path / ".aide" / "r", original_code=path.read_text(),
         test_sources={"test_slow.py": (project.path / "test_slow.py").read_text()},
+        # the screen's rules are the subject here: no probe run to count among the
+        # scripted evaluations (replay: tests/test_behaviour.py)
+        compare=False,
     )
     policy = Policy(drafts=1, debug_prob=0.0, max_debug_depth=1, rng=random.Random(0))
     return Search(context, journal, policy), journal
@@ -219,8 +222,8 @@ class SpeedScriptedEvaluator(Evaluator):
 
     speeds: list[list[float]]
 
-    def evaluate(self, source, workdir, nodeids=None, slot=None, *, baseline):
-        evaluation = super().evaluate(source, workdir, nodeids, slot, baseline=baseline)
+    def evaluate(self, source, workdir, nodeids=None, slot=None, **options):
+        evaluation = super().evaluate(source, workdir, nodeids, slot, **options)
         evaluation.speed = self.speeds.pop(0) if self.speeds else [1.0, 1.0]
         return evaluation
 
@@ -303,8 +306,8 @@ class SampleScriptedEvaluator(Evaluator):
 
     rounds: list[list[float]]
 
-    def evaluate(self, source, workdir, nodeids=None, slot=None, *, baseline):
-        evaluation = super().evaluate(source, workdir, nodeids, slot, baseline=baseline)
+    def evaluate(self, source, workdir, nodeids=None, slot=None, **options):
+        evaluation = super().evaluate(source, workdir, nodeids, slot, **options)
         measurement = evaluation.tests["test_slow.py::test_speed"].measurement
         measurement.samples = self.rounds.pop(0)
         measurement.benchmark["mean"] = sum(measurement.samples) / len(measurement.samples)

@@ -1,0 +1,114 @@
+"""The confirmation decides what is written: a best whose speedup is noise is not confirmed,
+by the pure rule (judge.InterleavedConfirmation) and through a whole run."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from pytest_aide.search.judge import InterleavedConfirmation, RoundTaken
+
+STEADY = [1.0, 1.0]
+
+
+def noisy_rounds(level: float, seed: int, rounds: int = 10) -> list[float]:
+    rng = random.Random(seed)
+    return [level * (1 + rng.gauss(0, 0.05)) for _ in range(rounds)]
+
+
+def run_machine(best_level: float, seed: int, most: int = 20) -> InterleavedConfirmation:
+    machine = InterleavedConfirmation(["t::speed"], most)
+    index = 0
+    while not machine.done:
+        taken = machine.add({"t::speed": noisy_rounds(1.0, seed * 1000 + index)},
+                            {"t::speed": noisy_rounds(best_level, seed * 1000 + index + 500)},
+                            (STEADY, STEADY))
+        assert taken is RoundTaken.KEPT
+        index += 1
+    return machine
+
+
+def test_identical_code_is_not_confirmed() -> None:
+    results = [run_machine(1.0, seed) for seed in range(30)]
+    assert not any(m.confirmed for m in results)
+    assert all(m.done and m.kept <= 20 for m in results)
+
+
+def test_a_clear_speedup_is_confirmed_at_the_first_look() -> None:
+    machine = run_machine(0.7, 1)
+    assert machine.confirmed and machine.kept == 8
+
+
+def test_a_round_measured_across_a_speed_change_is_discarded_and_bounded() -> None:
+    # the baseline measured on a CPU 70% slower, the best at full speed: its win says nothing
+    machine = InterleavedConfirmation(["t::speed"], 7)
+    for _ in range(14):
+        assert machine.add({"t::speed": [1.0] * 10}, {"t::speed": [0.8] * 10},
+                           ([1.7, 1.7], [1.0, 1.0])) is RoundTaken.DISCARDED
+    assert machine.done and not machine.confirmed and machine.discarded == 14
+
+
+CONFTEST = """\
+import dataclasses
+
+import pytest
+
+from pytest_aide.executors.local import LocalExecutor
+
+NODEID = "test_steady.py::test_speed"
+BASE = [0.010 * (1 + 0.01 * i) for i in range(10)]
+
+
+class NoiseAtTheConfirmation(LocalExecutor):
+    \"\"\"The search sees the candidate 40% faster; the confirmation sees it as the noise it is
+    (the same rounds as the original's, give or take).\"\"\"
+
+    def run_isolated(self, request):
+        evaluation = super().run_isolated(request)
+        result = evaluation.tests.get(NODEID)
+        if result is None or not result.measurement.samples:
+            return evaluation
+        original = request.source is None or "PAUSE = 0.004" in request.source
+        confirming = "confirm" in request.workdir.parts
+        samples = BASE if original or confirming else [0.6 * s for s in BASE]
+        if confirming and not original:
+            samples = list(reversed(BASE))
+        result.measurement.samples = list(samples)
+        result.measurement.benchmark["mean"] = sum(samples) / len(samples)
+        evaluation.speed = [1.0, 1.0]
+        return evaluation
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_aide_make_executor(settings, evaluator):
+    return NoiseAtTheConfirmation(evaluator)
+"""
+
+
+def test_a_best_that_is_noise_is_not_written(pytester: pytest.Pytester) -> None:
+    from attacks import STEADY_MODULE
+
+    pytester.makepyfile(steady=STEADY_MODULE, conftest=CONFTEST, test_steady="""\
+import pytest
+from steady import work
+
+
+def test_correct():
+    assert work(7) == sum(range(7))
+
+
+@pytest.mark.optimize(metric="mean")
+def test_speed(benchmark):
+    benchmark.pedantic(work, args=(10,), rounds=10, iterations=1)
+""")
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    before = (pytester.path / "steady.py").read_text()
+    result = pytester.runpytest_subprocess("--aide-steps", "1", "--aide-model", "tune",
+                                           "--aide-sandbox", "off", "-p", "no:cacheprovider")
+    output = result.stdout.str()
+    assert "best=" in output and "(-40.0%)" in output, output  # the search took it
+    result.stdout.fnmatch_lines(["*not written: the improvement was not confirmed*"])
+    assert (pytester.path / "steady.py").read_text() == before
+    assert not list(Path(pytester.path).glob(".aide/*/backup_*"))
