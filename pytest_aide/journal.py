@@ -97,6 +97,8 @@ class Node:
     speed: list[float] = field(default_factory=list)  # machine speed probes (speed.py)
     remeasured: int = 0  # times measured again next to the best (the machine's speed changed)
     remeasure_reason: str = ""  # why it was ("": the machine's speed had changed)
+    #: Each timed test's benchmarked call, in seconds per fresh input (guards/fresh.py).
+    fresh: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.operator = Operator(self.operator)

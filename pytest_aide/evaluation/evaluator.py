@@ -98,6 +98,8 @@ class Evaluation:
     differences: list[str] = field(default_factory=list)
     #: The candidate's answers to the recorded calls, by call id (replay.py).
     replayed: dict[str, Any] | None = None
+    #: Each benchmarked call's seconds on fresh inputs, by marked test (fresh.py).
+    fresh: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -277,6 +279,7 @@ class Evaluator:
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
         coverage: bool = False, record_calls: bool = False, replay: bool = False,
+        fresh: bool = False,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -290,7 +293,8 @@ class Evaluator:
         pytest-benchmark's timing off (``--benchmark-disable``: one call, no rounds).
         ``record_calls``: record the original's calls into the target (the guard probe);
         ``replay``: make the baseline's recorded calls on this code after its tests, and
-        list how its answers differ (``Evaluation.differences``).
+        list how its answers differ (``Evaluation.differences``); ``fresh``: time the
+        benchmarked calls on fresh inputs after the tests (``Evaluation.fresh``).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -300,8 +304,9 @@ class Evaluator:
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             calls = baseline.replayed_calls() if replay and baseline is not None else None
+            timed = baseline.fresh_requests() if fresh and baseline is not None else None
             evaluation = self._run(source, workdir, nodeids, original, slot,
-                                   _Extra(coverage, record_calls, calls))
+                                   _Extra(coverage, record_calls, calls, timed or None))
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -372,7 +377,7 @@ class Evaluator:
         if zygote is not None:
             try:
                 evaluation = self._run_warm(zygote, source, workdir, nodeids, original,
-                                            extra.replay)
+                                            extra)
             except WarmUnavailable as exc:
                 pool.give_up(zygote, str(exc))  # type: ignore[union-attr]
             else:
@@ -413,15 +418,15 @@ class Evaluator:
 
     def _run_warm(self, zygote: Zygote, source: str | None, workdir: Path,
                   nodeids: list[str] | None, original: str | None,
-                  replay: list[dict[str, Any]] | None = None) -> Evaluation:
+                  extra: _Extra | None = None) -> Evaluation:
         """``_run``, forked from a warm interpreter (warm.py): the worker's settings and
         results live in the zygote's slot, the only place it may write."""
         zygote.prepare(source if source is not None else (original or ""))
         slot = zygote.slot
         settings = self._worker_settings(source, workdir, original, results=slot / "results.json",
                                          mounted=zygote.candidate_file)
-        if replay is not None:
-            settings["replay"] = replay
+        if extra is not None:
+            extra.apply(settings, self.study.target.path)
         key, env, results_path = self._hand_over(settings, slot / "worker.json")
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
@@ -526,6 +531,8 @@ class _Extra:
     record_calls: bool = False
     #: The recorded calls to make on the candidate after its tests (args only).
     replay: list[dict[str, Any]] | None = None
+    #: The benchmarked calls to time on fresh inputs after the tests, by marked test.
+    fresh: dict[str, dict[str, Any]] | None = None
 
     def apply(self, settings: dict[str, Any], target: Path) -> None:
         if self.coverage:
@@ -534,6 +541,8 @@ class _Extra:
             settings["record_calls"] = True
         if self.replay is not None:
             settings["replay"] = self.replay
+        if self.fresh:
+            settings["fresh"] = self.fresh
 
 
 @dataclass
@@ -603,6 +612,18 @@ def _evaluation(launched: Launched, results_path: Path, key: str,
     return evaluation
 
 
+def _read_judging(evaluation: Evaluation, data: dict[str, Any]) -> None:
+    """What the probe and the behaviour checks reported: coverage, recorded calls, the
+    replayed answers, fresh-input timings."""
+    if "executed_target" in data:
+        evaluation.executed_target = [str(n) for n in data["executed_target"]]
+    if "recorded_calls" in data:
+        evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
+    evaluation.replayed = data.get("replayed")
+    evaluation.fresh = {str(n): [float(t) for t in (v or {}).get("times") or []]
+                        for n, v in (data.get("fresh") or {}).items()}
+
+
 def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:
     data, forged = seal.read_signed(path, key)
     if forged:
@@ -620,11 +641,7 @@ def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.Mar
                                for t in data.get("tampered", []))
     evaluation.speed = [float(s) for s in data.get("speed", [])]
     evaluation.state = data.get("state") or {}
-    if "executed_target" in data:
-        evaluation.executed_target = [str(n) for n in data["executed_target"]]
-    if "recorded_calls" in data:
-        evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
-    evaluation.replayed = data.get("replayed")
+    _read_judging(evaluation, data)
     evaluation.clock, problems = marks.brackets(data.get("clock") or {})
     evaluation.tampered.extend(Finding(FindingKind.CLOCK, problem) for problem in problems)
     for nodeid, entry in data.get("tests", {}).items():

@@ -23,6 +23,7 @@ import pytest
 from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.guards import clock, fingerprint, seal
+from pytest_aide.guards.fresh import time_fresh
 from pytest_aide.guards.integrity import MeasuringIntegrity
 from pytest_aide.guards.replay import Recorder, replay
 from pytest_aide.metrics import measure_item
@@ -272,6 +273,8 @@ class WorkerRecorder:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item):
+        if _RECORDER is not None:
+            _RECORDER.current_test = item.nodeid
         self.marks.current = item.nodeid
         self.state.before()
         yield
@@ -299,6 +302,7 @@ class WorkerRecorder:
         # the candidate's code runs again here: before the last checks, which see what it did
         replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
                     if _CONFIG.get("replay") is not None else None)
+        fresh = _fresh(_CONFIG["module"], _CONFIG["fresh"]) if _CONFIG.get("fresh") else None
         _INTEGRITY.check("at the end of the session")
         self.state.finished()
         payload = {
@@ -320,7 +324,17 @@ class WorkerRecorder:
             payload["recorded_calls"] = [call.to_dict() for call in _RECORDER.calls]
         if replayed is not None:
             payload["replayed"] = replayed
+        if fresh is not None:
+            payload["fresh"] = fresh
         _write_results(json.dumps(payload, default=str))
+
+
+def _fresh(name: str, calls: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each benchmarked call timed on fresh inputs (fresh.py), by the marked test."""
+    module = sys.modules.get(name)
+    if module is None:
+        return {}
+    return {nodeid: time_fresh(module, call).to_dict() for nodeid, call in calls.items()}
 
 
 def _replayed(name: str, calls: list[dict[str, Any]]) -> dict[int, Any]:

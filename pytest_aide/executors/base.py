@@ -44,6 +44,8 @@ class EvaluationRequest:
     record_calls: bool = False
     #: Make the baseline's recorded calls on the candidate after its tests, and compare.
     replay: bool = False
+    #: Time the benchmarked calls on fresh inputs after the tests (a timed run).
+    fresh: bool = False
 
 
 class Executor(Protocol):

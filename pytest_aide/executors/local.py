@@ -44,7 +44,8 @@ class LocalExecutor:
         return self.evaluator.evaluate(request.source, request.workdir, request.nodeids,
                                        slot=slot, baseline=request.baseline,
                                        coverage=request.coverage,
-                                       record_calls=request.record_calls, replay=request.replay)
+                                       record_calls=request.record_calls, replay=request.replay,
+                                       fresh=request.fresh)
 
     def abort(self) -> None:
         self.evaluator.abort()

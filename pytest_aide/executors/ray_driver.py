@@ -188,7 +188,7 @@ class RayExecutor:
             pytest_args=evaluator.pytest_args, excluded=excluded, sandbox=evaluator.sandbox,
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
             baseline=request.baseline, coverage=request.coverage,
-            record_calls=request.record_calls, replay=request.replay,
+            record_calls=request.record_calls, replay=request.replay, fresh=request.fresh,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )

@@ -53,6 +53,7 @@ class Job:
     coverage: bool = False
     record_calls: bool = False
     replay: bool = False
+    fresh: bool = False
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -90,7 +91,8 @@ def run_job(job: Job, node: str) -> Outcome:
     try:
         evaluation = evaluator.evaluate(job.source, workdir, job.nodeids,
                                         baseline=job.baseline, coverage=job.coverage,
-                                        record_calls=job.record_calls, replay=job.replay)
+                                        record_calls=job.record_calls, replay=job.replay,
+                                        fresh=job.fresh)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

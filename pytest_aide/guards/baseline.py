@@ -56,6 +56,9 @@ class Baseline:
     #: The tolerance of that comparison for floats and arrays (None: by float type).
     rtol: float | None = None
     atol: float | None = None
+    #: Each timed marked test's benchmarked call (a recorded call's id), timed on fresh
+    #: inputs (fresh.py); a test with none is judged by its benchmark alone.
+    fresh_calls: dict[str, int] = field(default_factory=dict)
 
     def guard_choice(self, marked: list[str]) -> GuardChoice:
         """How the guards were chosen, as the header says it (``marked``: the tests that
@@ -73,6 +76,12 @@ class Baseline:
         never the original's answers (those stay with the parent)."""
         return [{"id": c.id, "name": c.name, "args": c.args} for c in self.calls if c.stable]
 
+    def fresh_requests(self) -> dict[str, dict[str, Any]]:
+        """What a timed evaluation is sent: each benchmarked call's name and arguments."""
+        by_id = {c.id: c for c in self.calls}
+        return {nodeid: {"id": i, "name": by_id[i].name, "args": by_id[i].args}
+                for nodeid, i in self.fresh_calls.items() if i in by_id}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": VERSION,
@@ -87,6 +96,7 @@ class Baseline:
             "calls": [call.to_dict() for call in self.calls],
             "rtol": self.rtol,
             "atol": self.atol,
+            "fresh_calls": dict(self.fresh_calls),
         }
 
     @classmethod
@@ -104,6 +114,7 @@ class Baseline:
             calls=[Call.from_dict(c) for c in data.get("calls") or []],
             rtol=_number(data.get("rtol")),
             atol=_number(data.get("atol")),
+            fresh_calls={str(k): int(v) for k, v in (data.get("fresh_calls") or {}).items()},
         )
 
     def save(self, run_dir: Path) -> Path:

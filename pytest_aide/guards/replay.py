@@ -52,6 +52,8 @@ class Call:
     after: Form
     #: False when the original gave another answer when called again: not compared.
     stable: bool = True
+    #: The test during which it was made (the benchmarked call: a marked test's).
+    test: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +77,8 @@ class Recorder:
         self._seen: dict[str, set[bytes]] = {}
         self._bytes = 0
         self._inside = False
+        #: The test running now (the worker sets it), kept with each call.
+        self.current_test = ""
 
     def install(self, module: types.ModuleType) -> None:
         namespace = vars(module)
@@ -140,7 +144,7 @@ class Recorder:
               kwargs: dict[str, Any]) -> None:
         after = self._form([list(args), kwargs])
         self.calls.append(Call(len(self.calls), name, base64.b64encode(blob).decode("ascii"),
-                               shown, result, after))
+                               shown, result, after, test=self.current_test))
 
     def check_stability(self, module: types.ModuleType) -> None:
         """Call each recorded call once more on the original: one whose answer differs
@@ -177,7 +181,7 @@ def replay(module: types.ModuleType, calls: list[dict[str, Any]]) -> dict[int, l
     copies of its arguments: ``{id: [form of the result, form of the arguments after]}``."""
     answers: dict[int, list[Form]] = {}
     for call in calls:
-        function = _resolve(module, call["name"])
+        function = resolve(module, call["name"])
         if function is None:
             answers[call["id"]] = [["missing", call["name"]], ["missing", call["name"]]]
             continue
@@ -194,7 +198,8 @@ def replay(module: types.ModuleType, calls: list[dict[str, Any]]) -> dict[int, l
     return answers
 
 
-def _resolve(module: types.ModuleType, name: str) -> Any:
+def resolve(module: types.ModuleType, name: str) -> Any:
+    """``name`` (``f`` or ``Class.method``) in ``module``'s namespace, None when absent."""
     owner: Any = module
     for part in name.split("."):
         owner = vars(owner).get(part) if isinstance(owner, (types.ModuleType, type)) else None

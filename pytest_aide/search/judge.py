@@ -32,6 +32,7 @@ class Judgement:
     samples: dict[str, list[float]] = field(default_factory=dict)
     outcomes: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    fresh: dict[str, list[float]] = field(default_factory=dict)
 
 
 def judge(
@@ -39,7 +40,7 @@ def judge(
 ) -> Judgement:
     """Good, buggy or tampered, with the metrics and a reason a person can act on."""
     nodeids = list(dict.fromkeys([*guards, *(o.nodeid for o in objectives)]))
-    judgement = Judgement(status=GOOD)
+    judgement = Judgement(status=GOOD, fresh=dict(evaluation.fresh))
     judgement.outcomes = {n: evaluation.outcome(n) for n in nodeids}
     for objective in objectives:
         judgement.metrics[objective.nodeid] = evaluation.metric(objective)
@@ -89,6 +90,9 @@ class Outcome(Enum):
     #: No faster on average, though its typical round is (a few slow rounds, an interrupt or a
     #: page fault, move a mean far more than a median): it gets a second look too.
     TYPICAL_ROUND_FASTER = "not better on average, though its typical round was faster"
+    #: Faster on the benchmark's own input, not on fresh inputs of the same kind (an answer
+    #: prepared for that input, a cache keyed by its content).
+    ONLY_ON_ITS_INPUT = "faster only on the benchmark's own input"
 
     @property
     def second_look(self) -> bool:
@@ -172,6 +176,33 @@ def is_better(candidate: Node, best: Node, objectives: Sequence[Objective]) -> C
 def _said(verdict: Outcome) -> Comparison:
     """A verdict whose reason is its own words ("" for plain "not better")."""
     return Comparison(verdict, "" if verdict is Outcome.NOT_BETTER else verdict.value)
+
+
+#: A speedup on fresh inputs may fall short of the benchmark's by this share of it, or by
+#: this much (one call per fresh input is noisier than a benchmark round), before it is not
+#: taken: a cheat's speedup vanishes on fresh inputs, an honest one shrinks by noise only.
+FRESH_SHORTFALL = 0.5
+FRESH_NOISE = 0.15
+
+
+def fresh_holds(candidate: Node, best: Node, timed: Sequence[str]) -> Comparison | None:
+    """None when each timed test's speedup over the best holds on fresh inputs (or either
+    side has no fresh timing); else why it is not taken."""
+    from pytest_aide.search.noise import median_change
+
+    for nodeid in timed:
+        ours, theirs = candidate.fresh.get(nodeid), best.fresh.get(nodeid)
+        if not ours or not theirs:
+            continue
+        fresh = median_change(theirs, ours)
+        claimed = _relative(candidate.metrics.get(nodeid), best.metrics.get(nodeid))
+        if math.isnan(fresh) or math.isnan(claimed):
+            continue
+        if fresh - claimed > max(FRESH_SHORTFALL * abs(claimed), FRESH_NOISE):
+            return Comparison(Outcome.ONLY_ON_ITS_INPUT,
+                              f"{Outcome.ONLY_ON_ITS_INPUT.value} ({claimed:+.1%}; fresh "
+                              f"inputs: {fresh:+.1%})")
+    return None
 
 
 def pair_comparable(candidate: Node, best: Node, timed: Sequence[str]) -> bool:

@@ -144,8 +144,9 @@ class Search:
         if probed is not None:  # the marked tests' files, and the tests that run the target
             self.context.study.guard_nodeids = list(dict.fromkeys(
                 [*self.context.study.guard_nodeids, *probed.guards]))
-        found = self._judge_original(node, self._run_original(node, calls=calls), probed)
-        found = dataclasses.replace(found, calls=calls, **self._tolerance())
+        fresh = self._benchmarked_calls(calls)
+        found = self._judge_original(node, self._run_original(node, calls, fresh), probed)
+        found = dataclasses.replace(found, calls=calls, fresh_calls=fresh, **self._tolerance())
         self.journal.nodes.append(node)
         self.journal.best_id = 0
         self.journal.save(self.journal_path)
@@ -165,7 +166,7 @@ class Search:
             root = self.journal.root
             again = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
                          plan=root.plan, code=root.code)
-            found = self._judge_original(again, self._run_original(again, "0000-resumed"))
+            found = self._judge_original(again, self._run_original(again, name="0000-resumed"))
             # the guards the run has used so far: its candidates were held to those
             guards = [n for n, outcome in root.outcomes.items() if outcome == "passed"]
             loaded = dataclasses.replace(found, guards=tuple(guards))
@@ -176,15 +177,28 @@ class Search:
             self.proposer.observe(node, None)
         return measured_again
 
-    def _run_original(self, node: Node, name: str = "0000",
-                      calls: list[Call] | None = None) -> Evaluation:
+    def _benchmarked_calls(self, calls: list[Call]) -> dict[str, int]:
+        """Each timed marked test's first recorded call into the target: what its benchmark
+        times, and what is timed on fresh inputs (guards/fresh.py)."""
+        found = {}
+        for objective in self.objectives:
+            if objective.metric not in LOCATION_STATS:
+                continue
+            call = next((c for c in calls if c.test == objective.nodeid and c.stable), None)
+            if call is not None:
+                found[objective.nodeid] = call.id
+        return found
+
+    def _run_original(self, node: Node, calls: list[Call] | None = None,
+                      fresh: dict[str, int] | None = None, name: str = "0000") -> Evaluation:
         """The original's own run; it replays the recorded ``calls`` after its tests as
-        candidates will, so that what the replay leaves is the same on both sides."""
+        candidates will, so that what the replay leaves is the same on both sides, and times
+        the benchmarked calls on fresh inputs, the reference for candidates'."""
         started = time.perf_counter()
         evaluation = self.context.executor.run_isolated(EvaluationRequest(
             node.code, self.context.run_dir / "nodes" / name,
-            baseline=Baseline(calls=calls) if calls else None,
-            nodeids=self.context.study.nodeids, replay=bool(calls)))
+            baseline=Baseline(calls=calls, fresh_calls=fresh or {}) if calls else None,
+            nodeids=self.context.study.nodeids, replay=bool(calls), fresh=bool(fresh)))
         node.duration = time.perf_counter() - started
         return evaluation
 
@@ -395,6 +409,7 @@ class Search:
         node.outcomes = judgement.outcomes
         node.error = judgement.error
         node.speed = evaluation.speed
+        node.fresh = judgement.fresh
         if node.status == Status.GOOD:
             baseline = self.journal.root.metrics if self.journal.nodes else None
             try:

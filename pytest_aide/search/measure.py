@@ -36,12 +36,13 @@ def evaluate_candidate(
     ``measure`` is isolated; the baseline's guards must pass before they are. With one
     worker nothing runs beside an evaluation: one child runs everything."""
     replay = bool(baseline.calls)  # the original's answers, in the run that runs the guards
+    fresh = bool(timed and baseline.fresh_calls)  # its speed on inputs it never saw
     if executor.workers == 1:
         return executor.run_isolated(EvaluationRequest(code, workdir, baseline, nodeids,
-                                                       replay=replay))
+                                                       replay=replay, fresh=fresh))
     if measure != ISOLATED or not timed:
         return executor.run_shared(EvaluationRequest(code, workdir, baseline, nodeids,
-                                                     replay=replay))
+                                                     replay=replay, fresh=fresh))
     untimed = [n for n in nodeids if n not in timed]
     checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed,
                                                      replay=replay))
@@ -51,7 +52,7 @@ def evaluate_candidate(
         return checked
     measured = executor.run_isolated(EvaluationRequest(
         code, workdir.with_name(workdir.name + "-timed"), baseline, timed,
-        replay=replay and checked is None))
+        replay=replay and checked is None, fresh=fresh))
     return measured if checked is None else combine(checked, measured)
 
 

@@ -25,6 +25,7 @@ from pytest_aide.search.judge import (
     SECOND_LOOK_REASONS,
     Comparison,
     Outcome,
+    fresh_holds,
     is_better,
     pair_comparable,
     timed_objectives,
@@ -48,6 +49,13 @@ class Screen:
     judge: Callable[[Node, Evaluation, list[str]], None]
 
     def compare(self, node: Node, best: Node) -> Comparison:
+        comparison = self._compare(node, best)
+        if not comparison.better:
+            return comparison
+        timed = [o.nodeid for o in timed_objectives(self.objectives, node)]
+        return fresh_holds(node, best, timed) or comparison
+
+    def _compare(self, node: Node, best: Node) -> Comparison:
         timed = [o.nodeid for o in timed_objectives(self.objectives, node)]
         if not timed:
             return is_better(node, best, self.objectives)
