@@ -91,6 +91,24 @@ ADVERSARIES = [
         "test_correct[7]: failed", "test_correct[7]: failed",
     ),
     Adversary(
+        "remounts the project writable and rewrites a test", "1 reach outside; build 1 sandbox",
+        # the project is a bind mount in the sandbox; run by root, bwrap would keep the
+        # capability to remount it read-write (outside the sandbox the call fails: the
+        # project is no mount point there)
+        dedent("""
+        import ctypes
+        MS_REMOUNT, MS_BIND = 0x20, 0x1000
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount(b"none", b"{root}", None, MS_REMOUNT | MS_BIND, None)
+        try:
+            with open("{root}/test_steady.py", "w") as handle:
+                handle.write("def test_correct():\\n    pass\\n")
+        except OSError:
+            pass
+        """) + WRONG,
+        "test_correct[7]: failed", "changed project file: modified test_steady.py",
+    ),
+    Adversary(
         "writes a conftest.py that skips the tests", "1 reach outside; build 1 sandbox",
         dedent("""
         try:

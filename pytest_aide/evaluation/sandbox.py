@@ -13,10 +13,14 @@ user allows the network) network namespaces, and sees:
   and tracebacks see the real path, and nothing tells the candidate it is a candidate. The
   target's ``__pycache__`` is hidden, so a stale ``.pyc`` of the original is never used.
 
-Nothing outlives the evaluation: when the sandbox's first process ends, the kernel ends
-every process in its PID namespace, and ``--die-with-parent`` ends the sandbox if the
-optimizer dies. ``/proc`` is the sandbox's own, so the optimizer's processes (and the keys in
-their environment) are not there to read.
+Nothing outlives the evaluation: the command is the first process of its PID namespace
+(``--as-pid-1``), so when it ends the kernel ends every other process there before bwrap
+returns (with bwrap's own init as the first process, bwrap returned as soon as the command
+ended, and a process it left ran on until ``--die-with-parent`` caught up with it); and
+``--die-with-parent`` ends the sandbox if the optimizer dies. ``/proc`` is the sandbox's own,
+so the optimizer's processes (and the keys in their environment) are not there to read.
+Run by root, bwrap would leave the sandbox root's capabilities (with which it could remount
+the project writable): they are dropped.
 """
 
 from __future__ import annotations
@@ -117,10 +121,13 @@ class Sandbox:
             "--die-with-parent",
             "--new-session",
             "--unshare-pid",
+            "--as-pid-1",
             "--unshare-ipc",
             "--unshare-uts",
             "--unshare-cgroup-try",
         ]
+        if os.geteuid() == 0:  # bwrap keeps root's capabilities unless told otherwise
+            args += ["--cap-drop", "ALL"]
         if not self.network:
             args.append("--unshare-net")
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
