@@ -5,8 +5,12 @@ it imports pytest, its plugins and the libraries the tests import (never the tar
 project's own modules, which may import it), then waits on the socket ``FD``. For each
 request it forks a child that runs ``pytest.main`` with the request's arguments and
 environment, its output on the descriptor passed with the request, so the child starts with
-all of that already loaded. When the child ends, every process it left is killed and the
-private ``/tmp`` and home are emptied, so the next child finds nothing of it. That clean-up
+all of that already loaded. When the child ends, nothing of it is left for the next one:
+every other process in the sandbox is killed (``kill(-1)``, which the kernel delivers to all at
+once, so a chain that forks while being killed ends too; again until none is listed), the
+private ``/tmp``, home and ``/dev/shm`` are emptied, and every System V shared memory segment,
+semaphore set and message queue is removed (the sandbox has an IPC namespace of its own).
+What the zygote itself made while it imported is kept. That clean-up
 is only safe in a PID namespace of its own: the zygote checks that it is in one (a namespace
 other than its launcher's, whose first process is its parent or itself) and refuses to serve
 or to clean up anywhere else, where it would kill the user's own processes.
@@ -26,8 +30,12 @@ import signal
 import socket
 import sys
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pytest_aide.guards.reaper import process_table
 
 #: Names, in a request's environment, of the descriptors passed with it (in this order
 #: after the output): filled in with the numbers they have in the child.
@@ -35,6 +43,11 @@ FD_VARIABLES = "__fd_variables__"
 #: In the zygote's environment: the PID namespace of the process that started it
 #: (``/proc/self/ns/pid`` there), which the zygote must not be in.
 OUTSIDE_NAMESPACE = "PYTEST_AIDE_OUTSIDE_PID_NAMESPACE"
+#: POSIX shared memory (``shm_open``) and its files: the sandbox's own tmpfs.
+SHARED_MEMORY = Path("/dev/shm")
+#: System V IPC: each kind's file in /proc/sysvipc and libc's call that removes one.
+IPC_REMOVERS = {"shm": "shmctl", "sem": "semctl", "msg": "msgctl"}
+IPC_RMID = 0
 
 
 class NotIsolated(RuntimeError):
@@ -169,27 +182,92 @@ def run_child(request: dict[str, Any], fds: list[int], server: socket.socket) ->
         os._exit(code)
 
 
-def clean_up(keep: set[int]) -> None:
-    """Kill every process but ``keep`` in this PID namespace; empty /tmp and the home.
+class Leftovers(RuntimeError):
+    """Processes a child left could not all be ended: the zygote stops serving."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What the zygote itself holds once it has imported: never cleaned away."""
+
+    shared_memory_files: frozenset[str]
+    ipc_objects: frozenset[tuple[str, int]]
+
+    @classmethod
+    def now(cls) -> Kept:
+        return cls(frozenset(_names(SHARED_MEMORY)), frozenset(ipc_objects()))
+
+
+def ipc_objects() -> set[tuple[str, int]]:
+    """The System V IPC objects in this IPC namespace, as (kind, id)."""
+    found = set()
+    for kind in IPC_REMOVERS:
+        try:
+            lines = Path("/proc/sysvipc", kind).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found.update((kind, int(line.split()[1])) for line in lines if len(line.split()) > 1)
+    return found
+
+
+def _names(place: Path) -> list[str]:
+    try:
+        return os.listdir(place)
+    except OSError:
+        return []
+
+
+def end_leftovers(keep: set[int], patience: float = 5.0) -> None:
+    """Kill every process but ``keep`` (the zygote and its namespace's first process, which
+    ``kill(-1)`` spares) until none is left; Leftovers after ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        alive = [pid for pid, fields in process_table().items()
+                 if pid not in keep and fields[0] != "Z"]
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            raise Leftovers(f"processes {alive[:8]} survived the clean-up")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGKILL)
+        time.sleep(0.001)
+
+
+def remove_ipc_objects(kept: frozenset[tuple[str, int]]) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, ident in ipc_objects() - kept:
+        remover = IPC_REMOVERS[kind]
+        if kind == "sem":
+            getattr(libc, remover)(ident, 0, IPC_RMID)
+        else:
+            getattr(libc, remover)(ident, IPC_RMID, None)
+
+
+def clean_up(keep: set[int], kept: Kept) -> None:
+    """Kill every process but ``keep`` in this PID namespace; empty /tmp, the home and
+    /dev/shm, and remove the System V IPC objects, but what ``kept`` names.
 
     NotIsolated, before anything is touched, outside a PID namespace of its own."""
     problem = namespace_problem()
     if problem:
         raise NotIsolated(f"the zygote's clean-up refuses to run: {problem}")
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) not in keep:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    for place in {Path("/tmp"), Path(os.environ.get("HOME", "/tmp"))}:
-        for item in list(place.iterdir()) if place.is_dir() else []:
+    end_leftovers(keep)
+    places = {Path("/tmp"): frozenset(), Path(os.environ.get("HOME", "/tmp")): frozenset(),
+              SHARED_MEMORY: kept.shared_memory_files}
+    for place, spared in places.items():
+        for name in set(_names(place)) - spared:
+            item = place / name
             with contextlib.suppress(OSError):
                 if item.is_dir() and not item.is_symlink():
                     shutil.rmtree(item)
                 else:
                     item.unlink()
+    remove_ipc_objects(kept.ipc_objects)
 
 
 def send(server: socket.socket, message: dict[str, Any]) -> None:
@@ -216,7 +294,7 @@ def serve(server: socket.socket, modules: list[str]) -> None:
     home = Path(os.environ.get("HOME", "/tmp"))
     home.mkdir(parents=True, exist_ok=True)
     send(server, {"ready": True, "unsafe": fork_unsafe(), "failed": failed})
-    keep = {1, os.getpid()}
+    keep, kept = {1, os.getpid()}, Kept.now()
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(server, 1 << 20, 8)
@@ -238,7 +316,7 @@ def serve(server: socket.socket, modules: list[str]) -> None:
             os.close(fd)
         send(server, {"started": pid})
         _, status = os.waitpid(pid, 0)
-        clean_up(keep)
+        clean_up(keep, kept)
         send(server, {"exit": os.waitstatus_to_exitcode(status)})
 
 

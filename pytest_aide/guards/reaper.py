@@ -14,11 +14,14 @@ import functools
 import os
 import signal
 import threading
+import time
 
 _PR_SET_CHILD_SUBREAPER = 36
 _LOCK = threading.Lock()
 #: Evaluations running now, and warm interpreters (warm.py), by pid: never reaped.
 _RUNNING: set[int] = set()
+#: How long ``finished`` goes on finding and killing leftovers.
+PATIENCE = 5.0
 
 
 @functools.cache
@@ -46,17 +49,23 @@ def forget(pid: int) -> None:
 
 
 def finished(pid: int) -> None:
-    """The evaluation ``pid`` ended: kill and reap every other child left behind."""
+    """The evaluation ``pid`` ended: kill and reap every other child left behind, listing
+    again until none is left (an orphan of a chain that forks while being killed is a new
+    child of ours), for at most ``PATIENCE`` seconds."""
     with _LOCK:
         _RUNNING.discard(pid)
         running = set(_RUNNING)
-    for child in _children(os.getpid()):
-        if child in running:
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(child, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(child, 0)
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        left = [child for child in _children(os.getpid()) if child not in running]
+        if not left:
+            return
+        for child in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child, signal.SIGKILL)
+        for child in left:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
 
 
 def process_table() -> dict[int, list[str]]:

@@ -37,7 +37,7 @@ os.kill = kill
 shutil.rmtree = lambda path, *a, **k: attempts.append(str(path))
 pathlib.Path.unlink = lambda path, *a, **k: attempts.append(str(path))
 try:
-    zygote.clean_up({os.getpid()})
+    zygote.clean_up({os.getpid()}, zygote.Kept.now())
     outcome = "cleaned up"
 except zygote.NotIsolated as exc:
     outcome = str(exc)
