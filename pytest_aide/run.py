@@ -157,6 +157,27 @@ class RunResult:
     put_back: bool = False  # written, then put back because the final check failed
     apply_message: str = ""
     patch: Path | None = None
+    wanted: int = 0  # steps this session was to add
+    proposed: int = 0  # proposals made in them
+    confirmed: bool = False  # a candidate was confirmed better than the original
+
+
+def shortfall(result: RunResult, fail_on: str) -> str:
+    """Why a finished run is not a success under ``--aide-fail-on`` ('' when it is): no
+    proposal could be made at all (``error``, the default), or nothing was confirmed better
+    (``no-improvement``); ``never`` accepts both."""
+    if fail_on == "never":
+        return ""
+    where = result.study.target.path.name
+    if result.wanted and not result.proposed:
+        last = result.journal.nodes[-1].error if len(result.journal.nodes) > 1 else ""
+        because = f"; the last: {last.splitlines()[0]}" if last else ""
+        return (f"{where}: no proposal could be made in {_steps(result.wanted)} "
+                f"({result.journal.outcome}){because}")
+    if fail_on == "no-improvement" and not result.confirmed:
+        return (f"{where}: nothing was confirmed better than the original "
+                f"(--aide-fail-on no-improvement)")
+    return ""
 
 
 @dataclass
@@ -247,6 +268,7 @@ class TargetRun:
         resumed = bool(self.settings.resume)
         # A finished run may have written its best: the search still starts from the original.
         original = journal.root.code if resumed else current
+        done_before = steps_done(journal)
         executor = self._executor(self._evaluator(run_dir))
         try:
             proposer = self.proposer_factory(original)
@@ -258,6 +280,8 @@ class TargetRun:
                 if executor.notice():
                     self.write_line(f"aide: {executor.notice()}")
                 search.run(self.settings.steps)
+                result.wanted = max(0, self.settings.steps - done_before)
+                result.proposed = search.proposed
                 self._finish(result, executor, search, original, current)
             except KeyboardInterrupt:
                 self._interrupted(result)
@@ -388,6 +412,7 @@ class TargetRun:
                 lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
             )
             best.confirmed = confirmation.details
+            result.confirmed = confirmation.confirmed
             write_atomic(run_dir / f"best_{name}", best.code)
             patch = unified_patch(original, best.code, self.relpath)
             result.patch = run_dir / "best.patch"

@@ -117,17 +117,22 @@ class AideSession:
 
     def _optimize(self, study: Study) -> Any:
         """Run one target: its RunResult, or None when the run failed (said and counted)."""
-        from pytest_aide.run import ResumeError, RunError
+        from pytest_aide.proposers.base import ProposerRefused
+        from pytest_aide.run import ResumeError, RunError, shortfall
 
         run = self._target_run(study, self._proposer_factory(study))
         try:
-            return run.run()
-        except ResumeError as exc:
+            result = run.run()
+        except (ResumeError, ProposerRefused) as exc:
             raise pytest.UsageError(str(exc)) from None
         except RunError as exc:
             self.errors.append(str(exc))
             self._write_line(f"aide: {exc}", red=True)
             return None
+        problem = shortfall(result, self.settings.fail_on)
+        if problem:
+            self.errors.append(problem)
+        return result
 
     def _proposer_factory(self, study: Study) -> Callable[[str], Any]:
         """The run's proposer factory, its first proposer made now: a missing key or an

@@ -30,6 +30,9 @@ GUARD_MODES = ("auto", "files", "selected")
 #: --aide-compare's values: replay the original's recorded answers against each candidate.
 COMPARE_MODES = ("on", "off")
 
+#: --aide-fail-on's values: when a finished run exits non-zero.
+FAIL_ON_MODES = ("never", "error", "no-improvement")
+
 #: The fewest interleaved rounds with which the sign test can reach alpha = 0.01.
 MIN_CONFIRM_ROUNDS = 7
 
@@ -44,6 +47,7 @@ class AideSettings:
     log_dir: Path = Path(".aide")
     preserve_source: bool = False
     budget: float | None = None
+    fail_on: str = "error"
     # the proposer (proposers/select.py)
     model: str | None = None
     base_url: str | None = None
@@ -303,6 +307,10 @@ OPTIONS: tuple[Option, ...] = (
            "an error", check=_resume),
     Option("reflect", Kind.BOOL, "self-reflection: critique, then a minimal edit, before "
            "running", check=_flag),
+    Option("fail-on", Kind.STR, "when a finished run exits non-zero (1): 'error' (no "
+           "proposal could be made at all), 'no-improvement' (that, or nothing was confirmed "
+           "better than the original) or 'never' (default error)", "error",
+           check=_one_of("fail-on", FAIL_ON_MODES)),
     Option("budget", Kind.FLOAT, "stop when the estimated LLM cost reaches this many USD",
            check=_budget),
     Option("seed", Kind.INT, "random seed of the search policy and the tuner (default 0)",

@@ -115,8 +115,9 @@ class FakeProvider:
             "usage": {"input_tokens": prompt_tokens, "output_tokens": output_tokens},
         })
 
-    def error(self, status: int, headers: dict[str, str] | None = None) -> Reply:
-        message = f"fake error {status}"
+    def error(self, status: int, headers: dict[str, str] | None = None,
+              message: str = "") -> Reply:
+        message = message or f"fake error {status}"
         if self.provider == "openai":
             body: Any = {"error": {"message": message, "type": "server_error", "code": None}}
         elif self.provider == "gemini":

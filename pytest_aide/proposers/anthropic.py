@@ -51,6 +51,7 @@ class AnthropicChat:
             )
         except (*self._errors, TypeError) as exc:
             raise ProposerConfigError(f"cannot set up the anthropic client: {exc}") from None
+        self.endpoint = str(self._client.base_url).rstrip("/")
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
         messages = [{"role": turn.role, "content": turn.text} for turn in turns]

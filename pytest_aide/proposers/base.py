@@ -33,6 +33,12 @@ class ProposerRequestError(ProposerError):
     """
 
 
+class ProposerRefused(ProposerRequestError):
+    """The provider refused the request for what it was, not for now (HTTP 400, 401, 403,
+    404: the key, the model or the URL is wrong): retrying will not mend it. At a run's first
+    request it is a usage error (the search stops at once, exit 4); later, a failed request."""
+
+
 class ProposerConfigError(Exception):
     """The proposer cannot work as configured (missing key, unknown provider): a usage error."""
 

@@ -20,6 +20,9 @@ from pytest_aide.proposers.llm import (
 )
 from pytest_aide.proposers.providers import provider_named
 
+#: Where the SDK sends requests when no base URL is given.
+GEMINI_ENDPOINT = "https://generativelanguage.googleapis.com"
+
 
 class GeminiChat:
     """One generateContent request per ``complete`` call."""
@@ -56,6 +59,7 @@ class GeminiChat:
             self._client = genai.Client(api_key=api_key, vertexai=False, http_options=options)
         except (*self._errors, TypeError) as exc:
             raise ProposerConfigError(f"cannot set up the gemini client: {exc}") from None
+        self.endpoint = (base_url or GEMINI_ENDPOINT).rstrip("/")
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
         types = self._types

@@ -18,6 +18,7 @@ from pytest_aide.proposers.base import (
     Proposal,
     ProposalRequest,
     ProposerError,
+    ProposerRefused,
     ProposerRequestError,
 )
 from pytest_aide.proposers.prices import estimate_cost
@@ -26,6 +27,13 @@ from pytest_aide.proposers.replies import NoCodeError, ParsedReply, parse_reply
 #: Extra requests when a reply holds no code.
 NO_CODE_RETRIES = 2
 _NUMBERED = re.compile(r"^\s*\d+[.)]\s+\S", re.MULTILINE)
+#: HTTP statuses that no retry mends, and what each says about the set-up.
+REFUSALS = {
+    400: "the request was rejected (is the model a chat model of this provider?)",
+    401: "the key was not accepted (check the provider's key variable)",
+    403: "the key may not use this model or endpoint",
+    404: "no such model or endpoint (check --aide-model and --aide-base-url)",
+}
 
 
 @dataclass
@@ -67,6 +75,7 @@ class RetryPolicy:
 class ChatBackend(Protocol):
     provider: str
     model: str
+    endpoint: str  # the URL its requests go to, for messages
 
     def complete(self, system: str, turns: list[Turn]) -> Completion:
         """One request; raises ProposerRequestError when it fails after the SDK's retries."""
@@ -196,19 +205,26 @@ def _has_instructions(critique: str) -> bool:
 
 
 def request_failed(backend: ChatBackend, exc: BaseException) -> ProposerRequestError:
-    """A ProposerRequestError that says which request failed and how, in one line."""
+    """A ProposerRequestError that says which request failed, where it went and how, in one
+    line; a ProposerRefused when the provider refused the key, the model or the URL."""
     if isinstance(exc, ValueError):  # the body did not parse (JSONDecodeError and kin)
         return malformed(backend, f"{type(exc).__name__}: {exc}")
     status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
     detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    request = f"{backend.provider} request for model {backend.model!r} at {backend.endpoint}"
+    if isinstance(status, int) and status in REFUSALS:
+        return ProposerRefused(
+            f"{request} was refused: HTTP {status}, {REFUSALS[status]}: "
+            f"{type(exc).__name__}: {detail}"
+        )
     where = f"HTTP {status}: " if isinstance(status, int) else ""
     return ProposerRequestError(
-        f"{backend.provider} request for model {backend.model!r} failed after retries: "
-        f"{type(exc).__name__}: {where}{detail}"
+        f"{request} failed after retries: {type(exc).__name__}: {where}{detail}"
     )
 
 
 def malformed(backend: ChatBackend, what: str) -> ProposerRequestError:
     return ProposerRequestError(
-        f"{backend.provider} returned a malformed response for model {backend.model!r}: {what}"
+        f"{backend.provider} at {backend.endpoint} returned a malformed response for model "
+        f"{backend.model!r}: {what}"
     )

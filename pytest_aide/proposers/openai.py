@@ -47,6 +47,7 @@ class OpenAIChat:
             )
         except (*self._errors, TypeError) as exc:
             raise ProposerConfigError(f"cannot set up the openai client: {exc}") from None
+        self.endpoint = str(self._client.base_url).rstrip("/")
         # No limit by default: models differ in their maximum (a limit above it is a 400),
         # and compatible servers may not know ``max_completion_tokens`` at all; the model's
         # own maximum applies, and a reply cut off there is handled like any other.

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from pytest_aide.journal import Node
-from pytest_aide.proposers.base import Proposal, ProposalRequest
+from pytest_aide.proposers.base import Proposal, ProposalRequest, ProposerRefused
 
 
 class Stage(Enum):
@@ -35,6 +35,8 @@ class Flight:
     proposal: Proposal | None = None
     request_failed: bool = False
     exhausted: str = ""  # SearchExhausted's message: no node at all
+    #: The provider refused the first request of the session: the run stops, a usage error.
+    refused: ProposerRefused | None = None
     evaluated: bool = False
 
 

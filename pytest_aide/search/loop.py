@@ -39,6 +39,7 @@ from pytest_aide.proposers.base import (
     ProposalRequest,
     Proposer,
     ProposerError,
+    ProposerRefused,
     ProposerRequestError,
     SearchExhausted,
 )
@@ -110,6 +111,9 @@ class Search:
         self.guard_choice: GuardChoice | None = None
         self.stop_reason = ""
         self.exhausted = False  # the proposer had nothing new: more steps would add none
+        #: Proposals made in this session (a resumed run's earlier ones not counted): a
+        #: provider's refusal before the first is a usage error, and none at all a failed run.
+        self.proposed = 0
 
     @property
     def journal_path(self) -> Path:
@@ -333,13 +337,16 @@ class Search:
     def propose_into(self, node: Node, request: ProposalRequest) -> tuple[Proposal | None, bool]:
         """Ask the proposer for ``node``'s code; touches nothing but ``node`` (safe in another
         thread). The proposal, and whether the request itself failed (ProposerRequestError).
-        A failed proposal makes the node buggy; SearchExhausted passes through."""
+        A failed proposal makes the node buggy; SearchExhausted passes through, and so does
+        ProposerRefused before this session's first proposal."""
         proposal: Proposal | None = None
         failed = False
         began = time.perf_counter()
         try:
             proposal = self.proposer.propose(request)
         except ProposerError as exc:
+            if isinstance(exc, ProposerRefused) and not self.proposed:
+                raise  # the key, model or URL is wrong: no step will do better
             node.status, node.error = Status.BUGGY, f"proposal failed: {exc}"
             failed = isinstance(exc, ProposerRequestError)
             node.plan = "(no proposal)"
@@ -349,6 +356,7 @@ class Search:
         node.propose_seconds = time.perf_counter() - began
         if proposal is not None:
             node.plan, node.code, node.usage = proposal.plan, proposal.code, proposal.usage
+            self.proposed += 1
         return proposal, failed
 
     def duplicate_of(self, node: Node, earlier: Sequence[Node] = ()) -> Node | None:
@@ -477,6 +485,8 @@ class Search:
                 self._start_evaluations(flights, workers)
                 while flights and flights[min(flights)].stage == Stage.DONE:
                     flight = flights.pop(min(flights))
+                    if flight.refused is not None:
+                        raise flight.refused
                     if flight.exhausted:
                         self.stop_reason = f"stopped early: {flight.exhausted}"
                         self.exhausted = True
@@ -508,6 +518,8 @@ class Search:
             flight.proposal, flight.request_failed = self.propose_into(flight.node, request)
         except SearchExhausted as exc:
             flight.exhausted = str(exc)
+        except ProposerRefused as exc:
+            flight.refused = exc
 
     def _start_evaluations(self, flights: dict[int, Flight], workers: int) -> None:
         for node_id in sorted(flights):

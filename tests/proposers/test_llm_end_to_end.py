@@ -7,6 +7,7 @@ the environment, the endpoint from ``--aide-base-url``, exactly as a user would 
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,85 @@ def test_requests_that_keep_failing_stop_the_search(
     assert all("HTTP 503" in n.error for n in journal.nodes[1:])
     assert "in a row" in journal.outcome
     assert len(fake.received) == 3
+    # a run that could make no proposal at all is not a success, and says why
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*aide error: slow.py: no proposal could be made in 8 steps*"
+                                 "HTTP 503*"])
+
+
+def test_with_fail_on_never_a_run_without_proposals_exits_0(
+    llm_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("AIDE_LLM_MAX_RETRIES", "0")
+    port = closed_port()
+    result = llm_project.runpytest_subprocess(
+        "--aide-steps", "2", "--aide-model", "openai:some-model", "--aide-fail-on", "never",
+        "--aide-base-url", f"http://127.0.0.1:{port}/v1",
+    )
     assert result.ret == 0, result.stdout.str()
+    journal = only_journal(llm_project.path)
+    assert f"127.0.0.1:{port}" in journal.nodes[-1].error  # a connection failure names the URL
+
+
+def test_a_closed_port_is_named_and_the_run_fails(
+    llm_project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    monkeypatch.setenv("AIDE_LLM_MAX_RETRIES", "0")
+    port = closed_port()
+    result = llm_project.runpytest_subprocess(
+        "--aide-steps", "3", "--aide-model", "openai:some-model",
+        "--aide-base-url", f"http://127.0.0.1:{port}/v1",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines([f"*no proposal could be made*127.0.0.1:{port}*"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("status", [401, 404])
+def test_a_refused_key_or_model_is_a_usage_error_at_the_first_request(
+    llm_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch, provider: str,
+    status: int,
+) -> None:
+    fake = FakeProvider(httpserver, provider)
+    fake.push(*[fake.error(status, message="The model `typo-model` does not exist")] * 4)
+    for variable in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "ANTHROPIC_API_KEY",
+                     "AIDE_MODEL", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(KEY_VARIABLE[provider], "test-key")
+    before = (llm_project.path / "slow.py").read_text()
+    model = model_for(provider).replace("some-model", "typo-model")
+    result = llm_project.runpytest_subprocess(
+        "--aide-steps", "5", "--aide-model", model, "--aide-base-url", fake.base_url,
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    error = result.stderr.str()
+    assert f"HTTP {status}" in error and "does not exist" in error  # the provider's words
+    assert model.split(":")[1] in error and fake.base_url in error
+    assert len(fake.received) == 1  # not retried, no further step
+    assert (llm_project.path / "slow.py").read_text() == before
+
+
+def test_fail_on_no_improvement_fails_a_run_that_found_nothing_better(
+    llm_project: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeProvider(httpserver, "openai")
+    fake.push(*[fake.text(code_reply(WRONG_BUT_FAST, "Subtract.")) for _ in range(3)])
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    result = llm_project.runpytest_subprocess(
+        "--aide-steps", "1", "--aide-model", "openai:some-model",
+        "--aide-base-url", fake.base_url, "--aide-fail-on", "no-improvement",
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*nothing was confirmed better than the original*"])
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_missing_key_is_a_usage_error(

@@ -14,6 +14,7 @@ from pytest_aide.proposers.base import (
     ProposalRequest,
     ProposerConfigError,
     ProposerError,
+    ProposerRefused,
     ProposerRequestError,
 )
 from pytest_aide.proposers.llm import LLMProposer, RetryPolicy
@@ -171,6 +172,26 @@ def test_request_that_keeps_failing_is_a_request_error(fake: FakeProvider) -> No
     with pytest.raises(ProposerRequestError, match="503"):
         proposer_for(fake, max_retries=1).propose(make_request())
     assert len(fake.received) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_a_refusal_is_not_retried_and_says_what_where_and_why(fake: FakeProvider,
+                                                              status: int) -> None:
+    fake.push(*[fake.error(status, message="The model `typo` does not exist")] * 3)
+    with pytest.raises(ProposerRefused) as raised:
+        proposer_for(fake, max_retries=2, model="typo").propose(make_request())
+    text = str(raised.value)
+    assert f"HTTP {status}" in text and "does not exist" in text
+    assert "'typo'" in text and fake.base_url in text
+    assert len(fake.received) == 1
+
+
+def test_a_transient_failure_is_no_refusal(fake: FakeProvider) -> None:
+    fake.push(fake.error(503), fake.error(503))
+    with pytest.raises(ProposerRequestError) as raised:
+        proposer_for(fake, max_retries=1).propose(make_request())
+    assert not isinstance(raised.value, ProposerRefused)
+    assert fake.base_url in str(raised.value)
 
 
 def test_malformed_json_is_a_request_error(fake: FakeProvider) -> None:
