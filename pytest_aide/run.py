@@ -33,6 +33,7 @@ from pytest_aide.search.objective import describe
 from pytest_aide.settings import AideSettings
 from pytest_aide.study import Study
 from pytest_aide.workspace import (
+    LogDirUnwritable,
     RunNotFound,
     apply_best,
     find_run,
@@ -234,7 +235,10 @@ class TargetRun:
             journal.settings["steps"] = max(self.settings.steps, steps_done(journal))
             journal.finished = False
             return journal, run_dir, plan
-        run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
+        try:
+            run_id, run_dir = make_run_dir(self.settings.log_dir, self.study.target.module)
+        except LogDirUnwritable as exc:
+            raise SetupError(str(exc)) from None
         journal = Journal(
             run_id=run_id,
             target=self.relpath,

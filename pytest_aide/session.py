@@ -41,6 +41,14 @@ class AideSession:
 
     # -- collection -----------------------------------------------------------------------
 
+    def pytest_ignore_collect(self, collection_path: Path) -> bool | None:
+        """The run directories hold copies of the target (original, best, backup) and
+        evaluations' files: never the project's tests or doctests."""
+        log_dir = self.settings.log_dir
+        if collection_path == log_dir or log_dir in collection_path.parents:
+            return True
+        return None
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.studies = build_studies(session.items, self.rootdir)

@@ -37,8 +37,32 @@ def new_run_id(module: str) -> str:
     return f"{stamp}-{re.sub(r'[^A-Za-z0-9_]+', '_', module)}"
 
 
+#: Written into the log directory: git leaves the runs out, as it does ``.pytest_cache``.
+LOG_DIR_GITIGNORE = "# made by pytest-aide: its runs are not part of the project\n*\n"
+
+
+class LogDirUnwritable(Exception):
+    """The log directory cannot be made or written (the message names it and the option)."""
+
+
 def make_run_dir(log_dir: Path, module: str) -> tuple[str, Path]:
-    """A fresh run directory; a suffix keeps two runs in the same second apart."""
+    """A fresh run directory; a suffix keeps two runs in the same second apart. The log
+    directory gets a ``.gitignore`` of ``*`` when it has none."""
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        ignore = log_dir / ".gitignore"
+        if not ignore.exists():
+            write_atomic(ignore, LOG_DIR_GITIGNORE)
+        return _new_run_dir(log_dir, module)
+    except OSError as exc:  # not writable, read-only, a file in the way
+        raise LogDirUnwritable(
+            f"cannot write the run directory under {log_dir} ({exc.strerror}): pass "
+            "--aide-log-dir DIR (or the ini option aide_log_dir) with a directory you can "
+            "write"
+        ) from None
+
+
+def _new_run_dir(log_dir: Path, module: str) -> tuple[str, Path]:
     base = new_run_id(module)
     for suffix in range(1000):
         run_id = base if suffix == 0 else f"{base}-{suffix}"

@@ -52,6 +52,37 @@ def test_search_improves_writes_the_best_and_keeps_the_artifacts(slow_project) -
     subprocess.run(["git", "apply", str(run_dir / "best.patch")], cwd=slow_project.path,
                    check=True)
     assert (slow_project.path / "slow.py").read_text() == best.code
+    # the runs are no part of the project: git leaves them out
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
+                            cwd=slow_project.path, check=True, capture_output=True, text=True)
+    assert ".aide" not in status.stdout and "slow.py" in status.stdout
+
+
+def test_a_plain_run_afterwards_collects_nothing_from_the_runs(slow_project) -> None:
+    """A project that overrides ``norecursedirs`` (which would leave ``.aide`` out) and
+    collects doctests would otherwise import the run directories' copies of the target."""
+    slow_project.makeini("[pytest]\npythonpath = .\nnorecursedirs = build\n"
+                         "addopts = --doctest-modules\n")
+    before = slow_project.runpytest_subprocess("--collect-only", "-q")
+    result = slow_project.runpytest_subprocess("--aide-steps", "1", "--aide-model", "tune",
+                                               "--aide-preserve-source")
+    assert result.ret == 0, result.stdout.str()
+    assert list(slow_project.path.glob(".aide/*/original_slow.py"))
+    after = slow_project.runpytest_subprocess("--collect-only", "-q")
+    assert after.ret == 0, after.stdout.str()
+    collected = [[line for line in run.stdout.lines if "::" in line] for run in (before, after)]
+    assert collected[0] == collected[1] and collected[0]
+
+
+def test_a_log_dir_that_cannot_be_written_is_a_usage_error_naming_the_option(
+    slow_project,
+) -> None:
+    (slow_project.path / "occupied").write_text("a file where the log dir would go\n")
+    result = slow_project.runpytest_subprocess("--aide-steps", "1", "--aide-model", "tune",
+                                               "--aide-log-dir", "occupied/runs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines(["*cannot write the run directory under*occupied/runs*"
+                                 "--aide-log-dir*"])
 
 
 def test_preserve_source_never_writes(slow_project) -> None:

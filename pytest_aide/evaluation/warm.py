@@ -120,12 +120,13 @@ class Zygote:
             mounts=[(self.candidate_file, self.target)],
         )
         try:
-            self._process = subprocess.Popen(
-                command, cwd=self.rootdir, stdin=subprocess.DEVNULL,
-                env={**self.env, OUTSIDE_NAMESPACE: pid_namespace()},
-                stdout=subprocess.DEVNULL, stderr=(self.slot / "zygote.log").open("wb"),
-                start_new_session=True, pass_fds=(theirs.fileno(),),
-            )
+            with (self.slot / "zygote.log").open("wb") as log:  # the child keeps its own copy
+                self._process = subprocess.Popen(
+                    command, cwd=self.rootdir, stdin=subprocess.DEVNULL,
+                    env={**self.env, OUTSIDE_NAMESPACE: pid_namespace()},
+                    stdout=subprocess.DEVNULL, stderr=log,
+                    start_new_session=True, pass_fds=(theirs.fileno(),),
+                )
         except OSError as exc:
             ours.close()
             raise WarmUnavailable(f"the warm interpreter could not start: {exc}") from None

@@ -81,7 +81,8 @@ def summary_lines(
     """The lines for pytest's terminal summary, one block per target (one journal).
 
     ``put_back``: the best was written, then the final check failed and the file was put
-    back: its patch is not offered as something to apply.
+    back: its patch is not offered as something to apply, nor is a best whose improvement the
+    confirmation did not bear out.
 
     ``already_best``: the target holds the best, written when a resumed run first finished.
 
@@ -99,7 +100,8 @@ def summary_lines(
     if patch is not None:
         patch_text = display_path(patch, rootdir)
         lines.append(f"  patch: {patch_text}")
-        if not applied and best is not None and not already_best and not put_back:
+        unconfirmed = best is not None and (best.confirmed or {}).get("confirmed") is False
+        if not applied and best is not None and not (already_best or put_back or unconfirmed):
             lines.append(f"  apply it: git apply {patch_text}")
     report, tree = (
         display_path(run_dir / "report.md", rootdir),

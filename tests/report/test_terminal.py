@@ -165,3 +165,16 @@ def test_summary_lines_of_a_preserved_run_with_several_objectives(tmp_path: Path
     assert "confirmed" not in text
 
 
+
+
+def test_a_best_the_confirmation_did_not_bear_out_is_not_offered_to_apply(
+    tmp_path: Path,
+) -> None:
+    journal = multi_objective_journal()
+    best = journal.best
+    assert best is not None
+    best.confirmed = {"confirmed": False, "summary": "the change was within the noise"}
+    run_dir = tmp_path / "run"
+    text = "\n".join(summary_lines(journal, run_dir, tmp_path, applied=False,
+                                   patch=run_dir / "best.patch", resume_hint=""))
+    assert "patch:" in text and "apply it" not in text
