@@ -139,13 +139,25 @@ class Evaluation:
         lines += self.collection_errors
         for nodeid in self.not_passed(nodeids):
             result = self.tests.get(nodeid)
-            detail = result.longrepr.strip()[-1500:] if result else ""
+            detail = excerpt(result.longrepr) if result else ""
             lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
         text = "\n".join(line for line in lines if line)[:limit]
         if self.status != "completed" or not text:
             room = max(0, limit - len(text) - 1)
             text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
         return text
+
+
+def excerpt(report: str, room: int = 1500) -> str:
+    """The end of a test's failure report, where pytest puts the error and its location,
+    with the error's own lines (``E   ...``) kept when the report is longer than ``room``."""
+    text = report.strip()
+    if len(text) <= room:
+        return text
+    tail = text[-room:]
+    errors = [line for line in text.splitlines() if line.startswith("E ")][:12]
+    missing = [line for line in errors if line not in tail]
+    return "\n".join([*missing, "...", tail]) if missing else tail
 
 
 @dataclass

@@ -110,7 +110,8 @@ def check_compiles(code: str, filename: str) -> None:
         snippet = (exc.text or "").strip()
         detail = f": {snippet}" if snippet else ""
         raise CandidateSyntaxError(
-            f"the candidate does not compile: SyntaxError: {exc.msg} ({where}){detail}"
+            f"the candidate does not compile: {filename}, {where}: SyntaxError: {exc.msg}"
+            f"{detail}"
         ) from None
     except ValueError as exc:  # e.g. null bytes in the source
         raise CandidateSyntaxError(f"the candidate does not compile: {exc}") from None

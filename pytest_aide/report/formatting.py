@@ -14,7 +14,8 @@ from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node
 
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
 MAX_LISTED_OBJECTIVES = 3
-REASON_WIDTH = 60
+#: A step line's reason: room for a test id, its error's first line and its location.
+REASON_WIDTH = 120
 #: What the built-in tuner is called where a person reads the proposer's name.
 TUNER_TEXT = "tune (built-in offline tuner)"
 #: The note of a good node that was measured again next to the best and then compared.
@@ -103,12 +104,66 @@ def relative_change(before: float | None, after: float | None) -> float | None:
     return (after - before) / abs(before)
 
 
-def short_reason(error: str, width: int = REASON_WIDTH) -> str:
-    """The line of an error output that says what went wrong, cut to ``width``.
+#: The judge's heading of a test that did not pass (evaluation.error_summary).
+_TEST_HEADING = re.compile(r"^(\S+::\S+): (failed|error)$", re.MULTILINE)
+#: pytest's failure location, the last line of a test's report: ``tests/x.py:12: Error``.
+_LOCATION = re.compile(r"^(\S+\.py:\d+): \S+$", re.MULTILINE)
+#: What a candidate that does not compile says after this.
+_NO_COMPILE = "does not compile: "
 
-    Tracebacks and pytest summaries put the cause near the end, so the last line that
-    names an error wins; otherwise the first non-empty line.
+
+def short_reason(error: str, width: int = REASON_WIDTH) -> str:
+    """What went wrong, in one line cut to ``width``.
+
+    Tampering comes first (what the tests say of a tampering candidate is beside the
+    point). A failing test is named first, with its error's first line and the location the error
+    was raised at (a shared helper's line means nothing without the test), and how many
+    more failed. A candidate that does not compile gives the file, line and message.
+    Otherwise tracebacks and pytest summaries put the cause near the end, so the last line
+    that names an error wins, or else the first non-empty line.
     """
+    reason = (_tampering(error) or _failing_test(error, width) or _not_compiling(error)
+              or _error_line(error))
+    return reason if len(reason) <= width else reason[: width - 3] + "..."
+
+
+def _tampering(error: str) -> str:
+    prefix = "tampering: "
+    line = next((line for line in error.splitlines() if line.startswith(prefix)), "")
+    return line[len(prefix):]
+
+
+def _failing_test(error: str, width: int) -> str:
+    """``tests/x.py::test_a failed: <its error's first line> (tests/h.py:9) (+2 more)``,
+    the error's line cut so that the rest fits in ``width``."""
+    headings = list(_TEST_HEADING.finditer(error))
+    if not headings:
+        return ""
+    first = headings[0]
+    end = headings[1].start() if len(headings) > 1 else len(error)
+    report = error[first.end():end]
+    messages = [line[1:].strip() for line in report.splitlines() if line.startswith("E ")]
+    location = _LOCATION.search(report)
+    head = f"{first[1]} {first[2]}"
+    where = location[1] if location else ""
+    if len(where) > 40:  # deep in a run directory or a library: the file's name will do
+        where = where.rsplit("/", 1)[-1]
+    tail = f" ({where})" if where else ""
+    if len(headings) > 1:
+        tail += f" (+{len(headings) - 1} more)"
+    if messages:
+        room = max(40, width - len(head) - len(tail) - 2)
+        message = messages[0] if len(messages[0]) <= room else messages[0][: room - 3] + "..."
+        head += f": {message}"
+    return head + tail
+
+
+def _not_compiling(error: str) -> str:
+    line = next((line for line in error.splitlines() if _NO_COMPILE in line), "")
+    return "does not compile: " + line.split(_NO_COMPILE, 1)[1] if line else ""
+
+
+def _error_line(error: str) -> str:
     lines = [line.strip(" =_-\t") for line in error.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
@@ -118,7 +173,7 @@ def short_reason(error: str, width: int = REASON_WIDTH) -> str:
     failed = re.match(r"FAILED (\S+) - (.*)", reason)
     if failed:  # pytest's short summary: keep the test's name and the message
         reason = f"{failed[1].split('::')[-1]}: {failed[2]}"
-    return reason if len(reason) <= width else reason[: width - 3] + "..."
+    return reason
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,12 +270,19 @@ def token_totals(node_or_journal: Node | Journal) -> tuple[int, float | None]:
     return usage.input_tokens + usage.output_tokens, usage.cost_usd
 
 
+#: How a duplicate (a buggy node that repeats an earlier one, not run) is counted and shown.
+DUPLICATE = "duplicate"
+
+
 def status_counts(journal: Journal, *, skip_baseline: bool = False) -> dict[str, int]:
+    """Nodes by status; a duplicate counts as such, not as buggy: nothing was wrong with it
+    but that it had been tried."""
     counts: dict[str, int] = {}
     for node in journal.nodes:
         if skip_baseline and node.operator == "baseline":
             continue
-        counts[node.status] = counts.get(node.status, 0) + 1
+        kind = DUPLICATE if node.duplicate_of is not None else str(node.status)
+        counts[kind] = counts.get(kind, 0) + 1
     return counts
 
 
@@ -238,7 +300,9 @@ def totals_text(journal: Journal) -> str:
     steps = sum(counts.values())
     text = (
         f"{steps} steps: {counts.get('good', 0)} good, {counts.get(BUGGY, 0)} buggy, "
-        f"{counts.get(TAMPERED, 0)} tampered; {fmt_seconds(wall_seconds(journal))}"
+        f"{counts.get(TAMPERED, 0)} tampered"
+        + (f", {counts[DUPLICATE]} duplicate" if counts.get(DUPLICATE) else "")
+        + f"; {fmt_seconds(wall_seconds(journal))}"
     )
     tokens, cost = token_totals(journal)
     if tokens:

@@ -45,6 +45,8 @@ def step_line(journal: Journal, node: Node, steps: int, elapsed: float) -> str:
         note = node_note(node)  # e.g. "improvement within noise": why it is not the best
         if note:
             parts.append(f"({note})")
+    elif node.duplicate_of is not None:
+        parts.append(f"DUPLICATE of node {node.duplicate_of}: not run")
     else:
         reason = short_reason(node.error)
         parts.append(f"{node.status.upper()}: {reason}" if reason else node.status.upper())

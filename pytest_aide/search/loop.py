@@ -383,7 +383,8 @@ class Search:
             compile(node.code, self.journal.target, "exec")
         except SyntaxError as exc:
             node.status = Status.BUGGY
-            node.error = f"candidate does not compile: {exc.msg} (line {exc.lineno})"
+            node.error = (f"candidate does not compile: {self.journal.target}, line "
+                          f"{exc.lineno}: SyntaxError: {exc.msg}")
             return False
         forged = forges_output_metric(node.code, self.context.original_code,
                                       list(self._baseline().output_metrics))

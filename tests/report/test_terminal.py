@@ -73,10 +73,49 @@ def test_step_line_with_many_objectives_shows_the_score() -> None:
     assert "best score=0.7" in line
 
 
+FAILURES = """\
+tests/test_other.py::test_loop: failed
+    def test_loop():
+>       assert check(1000000) == "one million"
+E       AssertionError: assert 'one million and one' == 'one million'
+E         - one million
+
+tests/common.py:9: AssertionError
+tests/test_perf.py::test_small: failed
+E       assert 2 == 1
+
+tests/common.py:9: AssertionError
+"""
+
+
+def test_a_failing_test_is_named_with_its_error_and_where_it_was_raised() -> None:
+    assert short_reason(FAILURES, width=200) == (
+        "tests/test_other.py::test_loop failed: AssertionError: assert 'one million and one'"
+        " == 'one million' (tests/common.py:9) (+1 more)"
+    )
+    # cut to the width in the error's line: the test, the location and the count stay
+    assert short_reason(FAILURES, width=110) == (
+        "tests/test_other.py::test_loop failed: AssertionError: assert 'one million an..."
+        " (tests/common.py:9) (+1 more)"
+    )
+    # tampering first: what the tests said of such a candidate is beside the point
+    assert short_reason("tampering: reads /proc entries\n" + FAILURES) == (
+        "reads /proc entries"
+    )
+
+
+def test_code_that_does_not_compile_gives_file_line_and_message() -> None:
+    error = ("proposal failed: the candidate does not compile: slow.py, line 2: "
+             "SyntaxError: unexpected indent")
+    assert short_reason(error) == (
+        "does not compile: slow.py, line 2: SyntaxError: unexpected indent"
+    )
+
+
 def test_short_reason_and_values() -> None:
     assert short_reason("") == ""
-    assert short_reason("x" * 100).endswith("...")
-    assert len(short_reason("x" * 100)) == 60
+    assert short_reason("x" * 200).endswith("...")
+    assert len(short_reason("x" * 200)) == 120
     assert fmt_value(0.00123) == "0.00123"
     assert fmt_value(1.5e-7) == "1.500e-07"
     assert fmt_value(float("nan")) == "n/a"
@@ -178,3 +217,16 @@ def test_a_best_the_confirmation_did_not_bear_out_is_not_offered_to_apply(
     text = "\n".join(summary_lines(journal, run_dir, tmp_path, applied=False,
                                    patch=run_dir / "best.patch", resume_hint=""))
     assert "patch:" in text and "apply it" not in text
+
+
+def test_a_duplicate_is_shown_and_counted_as_such_not_as_buggy(tmp_path: Path) -> None:
+    from pytest_aide.journal import BUGGY, Node
+
+    journal = single_objective_journal()
+    journal.nodes.append(Node(id=8, parent=6, step=8, operator="improve", plan="again",
+                              code=journal[6].code, status=BUGGY, duplicate_of=6,
+                              error="candidate is identical to node 6: nothing changed"))
+    assert "DUPLICATE of node 6: not run" in step_line(journal, journal[8], 8, 0.1)
+    text = "\n".join(summary_lines(journal, tmp_path / "run", tmp_path, applied=True,
+                                   patch=None, resume_hint=""))
+    assert "8 steps: 4 good, 2 buggy, 1 tampered, 1 duplicate" in text
