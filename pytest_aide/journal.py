@@ -218,11 +218,11 @@ def _upgrade(node: dict[str, Any]) -> None:
         node["note"], node["error"] = error, ""
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Write a file so that readers see the old or the new content, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8", newline="") as handle:
+    with temporary.open("w", encoding=encoding, newline="") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

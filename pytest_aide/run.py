@@ -40,6 +40,8 @@ from pytest_aide.workspace import (
     make_run_dir,
     read_source,
     sha256,
+    source_encoding,
+    write_source,
 )
 
 
@@ -259,7 +261,7 @@ class TargetRun:
                 "objective": describe(self.study.objectives),
             },
         )
-        write_atomic(run_dir / f"original_{self.study.target.path.name}", current)
+        write_source(run_dir / f"original_{self.study.target.path.name}", current)
         return journal, run_dir, f"{self.settings.steps} steps; run {run_id}"
 
     # -- running --------------------------------------------------------------------------
@@ -417,10 +419,10 @@ class TargetRun:
             )
             best.confirmed = confirmation.details
             result.confirmed = confirmation.confirmed
-            write_atomic(run_dir / f"best_{name}", best.code)
+            write_source(run_dir / f"best_{name}", best.code)
             patch = unified_patch(original, best.code, self.relpath)
             result.patch = run_dir / "best.patch"
-            write_atomic(result.patch, patch)
+            write_atomic(result.patch, patch, encoding=source_encoding(original))
             if not confirmation.confirmed:
                 result.apply_message = (f"not written: the improvement was not confirmed "
                                         f"({confirmation.summary})")

@@ -145,9 +145,12 @@ class AideSession:
     def _proposer_factory(self, study: Study) -> Callable[[str], Any]:
         """The run's proposer factory, its first proposer made now: a missing key or an
         unknown model is a usage error before anything runs."""
-        from pytest_aide.workspace import read_source
+        from pytest_aide.workspace import SourceUnreadable, read_source
 
-        original = read_source(study.target.path)
+        try:
+            original = read_source(study.target.path)
+        except SourceUnreadable as exc:
+            raise pytest.UsageError(str(exc)) from None
         first = self._make_proposer(study, original, self._notice)
         proposers = iter([first])
 

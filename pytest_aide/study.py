@@ -261,7 +261,7 @@ def resolve_target(spec: Any, item: pytest.Item, rootdir: Path) -> Target:
     return target
 
 
-def _imported_names(source: str) -> list[tuple[str, str | None]]:
+def _imported_names(source: bytes) -> list[tuple[str, str | None]]:
     """(bound name, dotted module for ``import x.y``) for each import in a test module."""
     names: list[tuple[str, str | None]] = []
     for node in ast.walk(ast.parse(source)):
@@ -285,9 +285,8 @@ def infer_target(item: pytest.Item, rootdir: Path) -> Target:
     found: dict[str, Target] = {}
     if module is not None:
         try:
-            source = test_path.read_text(encoding="utf-8")
-            imported = _imported_names(source)
-        except (OSError, SyntaxError):
+            imported = _imported_names(test_path.read_bytes())
+        except (OSError, SyntaxError, ValueError):
             imported = []
         for bound, dotted in imported:
             obj: Any = sys.modules.get(dotted) if dotted else None
@@ -406,7 +405,7 @@ def _test_files(root: Path, patterns: list[str]) -> list[Path]:
 
 def _imports(path: Path, top: str) -> bool:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        tree = ast.parse(path.read_bytes())  # bytes: ast honours the coding declaration
     except (OSError, SyntaxError, ValueError):
         return False
     for node in ast.walk(tree):

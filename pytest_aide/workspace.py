@@ -12,10 +12,12 @@ writing. It is a data module, below everything that runs candidates.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import time
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +28,48 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class SourceUnreadable(Exception):
+    """A target Python could not import either: bytes its declared encoding does not read."""
+
+
 def read_source(path: Path) -> str:
-    """The file's text exactly as stored (no newline translation), so patches apply."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        return handle.read()
+    """The file's text exactly as stored (no newline translation), so patches apply, read
+    in the encoding it declares (PEP 263: a ``coding`` comment on line 1 or 2; UTF-8 else)."""
+    data = path.read_bytes()
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        raise SourceUnreadable(f"{path} cannot be read as Python source: {exc}") from None
+
+
+def source_encoding(text: str) -> str:
+    """The encoding ``text`` declares for itself (PEP 263), as it must be written to be
+    imported as it reads; UTF-8 when it declares none (or one Python does not know)."""
+    head = "".join(text.splitlines(keepends=True)[:2]).encode("utf-8", "replace")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(head).readline)
+    except SyntaxError:
+        return "utf-8"
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def unencodable(text: str) -> str:
+    """Why ``text`` cannot be written in the encoding it declares ('' when it can)."""
+    encoding = source_encoding(text)
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        return (f"{exc.object[exc.start:exc.end]!r} on line {line} cannot be written in "
+                f"{encoding}, the encoding the file declares")
+    return ""
+
+
+def write_source(path: Path, text: str) -> None:
+    """``text`` written atomically in the encoding it declares (byte for byte what a
+    ``read_source`` of the same file gave, where it was not changed)."""
+    write_atomic(path, text, encoding=source_encoding(text))
 
 
 def new_run_id(module: str) -> str:
@@ -85,7 +125,7 @@ def write_backup(run_dir: Path, target: Path, text: str) -> Path:
     there (a resumed run that wrote before) is the older truth and stays."""
     backup = backup_path(run_dir, target)
     if not backup.exists():
-        write_atomic(backup, text)
+        write_source(backup, text)
     return backup
 
 
@@ -111,7 +151,7 @@ def apply_best(target: Path, original: str, best: str, run_dir: Path | None = No
     if run_dir is not None:
         write_backup(run_dir, target, current)
     mode = target.stat().st_mode
-    write_atomic(target, best)
+    write_source(target, best)
     os.chmod(target, mode)
     return ApplyResult(True, f"written to {target}")
 
@@ -123,7 +163,7 @@ def put_back(target: Path, run_dir: Path) -> bool:
     if not backup.is_file():
         return False
     mode = target.stat().st_mode if target.exists() else None
-    write_atomic(target, read_source(backup))
+    write_source(target, read_source(backup))
     if mode is not None:
         os.chmod(target, mode)
     return True

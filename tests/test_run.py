@@ -85,6 +85,27 @@ def test_a_log_dir_that_cannot_be_written_is_a_usage_error_naming_the_option(
                                  "--aide-log-dir*"])
 
 
+def test_a_latin_1_target_is_optimized_and_written_in_latin_1(slow_project) -> None:
+    """PEP 263: the file declares its encoding; Python imports it so, and so is it written,
+    byte for byte outside the change."""
+    from conftest import SLOW_MODULE
+
+    module = "# -*- coding: latin-1 -*-\n" + SLOW_MODULE + "\nGREETING = 'caf\u00e9'\n"
+    (slow_project.path / "slow.py").write_bytes(module.encode("latin-1"))
+    slow_project.makepyfile(test_greet="from slow import GREETING\n\n\n"
+                                       "def test_greeting():\n"
+                                       "    assert GREETING == 'caf\\xe9'\n")
+    result = slow_project.runpytest_subprocess("--aide-steps", "3", "--aide-model", "tune")
+    assert result.ret == 0, result.stdout.str()
+    (journal,) = journals(slow_project.path)
+    written = (slow_project.path / "slow.py").read_bytes()
+    assert journal.best is not None and written == journal.best.code.encode("latin-1")
+    assert written != module.encode("latin-1")  # the tuner's CHUNK won
+    changed = [(a, b) for a, b in zip(module.encode("latin-1").splitlines(),
+                                      written.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][0].startswith(b"CHUNK = ")
+
+
 def test_preserve_source_never_writes(slow_project) -> None:
     original = (slow_project.path / "slow.py").read_bytes()
     result = slow_project.runpytest_subprocess(

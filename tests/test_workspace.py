@@ -27,6 +27,8 @@ from pytest_aide.workspace import (
     find_run,
     put_back,
     read_source,
+    unencodable,
+    write_source,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +179,27 @@ def test_the_resume_lookup_finds_this_targets_runs_only(tmp_path: Path) -> None:
         find_run(tmp_path, "a.py", "nope")
     with pytest.raises(RunNotFound, match=r"no earlier run for c\.py"):
         find_run(tmp_path, "c.py", "latest")
+
+
+LATIN_1 = "# -*- coding: latin-1 -*-\nGREETING = 'caf\u00e9'\r\nN = 2\n"
+
+
+def test_a_declared_encoding_is_read_and_written_byte_for_byte(tmp_path: Path) -> None:
+    target = tmp_path / "greet.py"
+    target.write_bytes(LATIN_1.encode("latin-1"))
+    text = read_source(target)
+    assert text == LATIN_1  # decoded as Python decodes it, line endings as stored
+    result = apply_best(target, text, text.replace("N = 2", "N = 3"), run_dir=tmp_path / "run")
+    assert result.written
+    assert target.read_bytes() == LATIN_1.replace("N = 2", "N = 3").encode("latin-1")
+    assert backup_path(tmp_path / "run", target).read_bytes() == LATIN_1.encode("latin-1")
+    assert put_back(target, tmp_path / "run")
+    assert target.read_bytes() == LATIN_1.encode("latin-1")
+
+
+def test_a_candidate_its_declared_encoding_cannot_hold_is_named(tmp_path: Path) -> None:
+    assert unencodable(LATIN_1) == ""
+    assert "line 2" in unencodable(LATIN_1.replace("caf\u00e9", "caf\u0113"))
+    assert "iso-8859-1" in unencodable(LATIN_1.replace("caf\u00e9", "caf\u0113"))
+    write_source(tmp_path / "plain.py", "X = '\u0113'\n")  # no declaration: UTF-8
+    assert (tmp_path / "plain.py").read_bytes() == "X = '\u0113'\n".encode()

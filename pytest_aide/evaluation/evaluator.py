@@ -36,6 +36,7 @@ from pytest_aide.guards.replay import Call, differences
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import Measurement, resolve
 from pytest_aide.study import Objective, Study
+from pytest_aide.workspace import SourceUnreadable, read_source, source_encoding
 
 PASSED = "passed"
 #: Variables a candidate must never see: any whose name contains one of these words
@@ -260,7 +261,7 @@ class Evaluator:
         target = self.study.target
         candidate = workdir / "candidate" / target.path.name
         candidate.parent.mkdir(parents=True, exist_ok=True)
-        candidate.write_text(source, encoding="utf-8")
+        candidate.write_text(source, encoding=source_encoding(source))
         settings["module"] = target.module
         if self._isolation.capabilities.mounts_files:
             # bind-mounted at the target's own path (see _command): imported as the original
@@ -583,9 +584,11 @@ def _names(names: list[str], limit: int = 6) -> str:
 
 
 def _read_text(path: Path) -> str | None:
+    """The target's source as Python reads it (its declared encoding), None if it cannot
+    be read."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_source(path)
+    except (OSError, SourceUnreadable):
         return None
 
 

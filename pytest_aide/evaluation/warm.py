@@ -33,6 +33,7 @@ from pathlib import Path
 from pytest_aide.evaluation.sandbox import Sandbox, python_paths
 from pytest_aide.evaluation.zygote import OUTSIDE_NAMESPACE, pid_namespace
 from pytest_aide.guards import reaper
+from pytest_aide.workspace import source_encoding
 
 ZYGOTE = "pytest_aide.evaluation.zygote"
 #: Seconds a zygote may take to import everything and say it is ready.
@@ -49,7 +50,7 @@ def library_imports(test_files: list[Path], rootdir: Path, target_module: str) -
     names: list[str] = []
     for path in test_files:
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
+            tree = ast.parse(path.read_bytes())  # bytes: ast honours the coding declaration
         except (OSError, SyntaxError, UnicodeDecodeError):
             continue
         for node in ast.walk(tree):
@@ -111,7 +112,7 @@ class Zygote:
         self.stop()
         self.slot.mkdir(parents=True, exist_ok=True)
         self.candidate_file.parent.mkdir(parents=True, exist_ok=True)
-        self.candidate_file.write_text(self.original, encoding="utf-8")
+        self.candidate_file.write_text(self.original, encoding=source_encoding(self.original))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = self.sandbox.command(
             [self.python, "-m", ZYGOTE, str(theirs.fileno()), *self.modules],
@@ -175,7 +176,7 @@ class Zygote:
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-        with self.candidate_file.open("w", encoding="utf-8") as handle:
+        with self.candidate_file.open("w", encoding=source_encoding(source)) as handle:
             handle.write(source)  # in place: the mount follows the file, not its name
 
     def run(self, args: list[str], env: dict[str, str], fds: list[tuple[str, int]],

@@ -51,6 +51,7 @@ from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.search.policy import Policy
 from pytest_aide.search.screen import Screen
 from pytest_aide.study import Objective, Study
+from pytest_aide.workspace import unencodable
 
 MAX_FAILED_REQUESTS = 3
 #: How long the loop sleeps between looks when nothing finishes (Ctrl-C is seen at once
@@ -385,6 +386,10 @@ class Search:
             node.status = Status.BUGGY
             node.error = (f"candidate does not compile: {self.journal.target}, line "
                           f"{exc.lineno}: SyntaxError: {exc.msg}")
+            return False
+        unwritable = unencodable(node.code)
+        if unwritable:
+            node.status, node.error = Status.BUGGY, f"candidate cannot be written: {unwritable}"
             return False
         forged = forges_output_metric(node.code, self.context.original_code,
                                       list(self._baseline().output_metrics))
