@@ -47,6 +47,7 @@ class AideSettings:
     log_dir: Path = Path(".aide")
     preserve_source: bool = False
     budget: float | None = None
+    price: tuple[float, float] | None = None
     fail_on: str = "error"
     # the proposer (proposers/select.py)
     model: str | None = None
@@ -238,6 +239,23 @@ def _tolerance(name: str, value: float | None) -> float | None:
     return value
 
 
+def _price(raw: str | None, reading: Reading) -> tuple[float, float] | None:
+    """``--aide-price 0.5,2`` -> (0.5, 2.0): USD per million tokens in, out."""
+    if raw is None:
+        return None
+    parts = str(raw).replace(" ", "").split(",")
+    try:
+        price = tuple(float(part) for part in parts)
+    except ValueError:
+        price = ()
+    if len(price) != 2 or not all(math.isfinite(p) and p >= 0 for p in price):
+        raise pytest.UsageError(
+            f"--aide-price must be IN,OUT: two amounts of USD per million tokens (input, "
+            f"output), e.g. --aide-price 0.5,2; not {raw!r}"
+        )
+    return price[0], price[1]
+
+
 def _names(raw: str | None, reading: Reading) -> list[str]:
     """``A, B`` or ``A B`` (or one per line in an ini file) -> ``["A", "B"]``."""
     return [n for n in str(raw or "").replace(",", " ").split() if n]
@@ -313,6 +331,9 @@ OPTIONS: tuple[Option, ...] = (
            check=_one_of("fail-on", FAIL_ON_MODES)),
     Option("budget", Kind.FLOAT, "stop when the estimated LLM cost reaches this many USD",
            check=_budget),
+    Option("price", Kind.STR, "USD per million input and output tokens, 'IN,OUT', for a "
+           "model missing from the price table (the cost estimate and --aide-budget use it)",
+           check=_price),
     Option("seed", Kind.INT, "random seed of the search policy and the tuner (default 0)",
            "0"),
     Option("sandbox", Kind.STR, "run each evaluation in an OS sandbox: 'auto' (bubblewrap "

@@ -57,7 +57,8 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         "--aide-instructions", "be quick", "--aide-log-dir", str(tmp_path / "runs"),
         "--aide-preserve-source", "--aide-timeout", "30", "--aide-drafts", "3",
         "--aide-debug-prob", "0.25", "--aide-max-debug-depth", "4", "--aide-resume", "latest",
-        "--aide-reflect", "--aide-budget", "1.5", "--aide-seed", "9", "--aide-sandbox", "OFF",
+        "--aide-reflect", "--aide-budget", "1.5", "--aide-price", "0.5, 2",
+        "--aide-fail-on", "No-Improvement", "--aide-seed", "9", "--aide-sandbox", "OFF",
         "--aide-network", "--aide-warm", "off", "--aide-env-drop", "A, B",
         "--aide-env-keep", "C D", "--aide-guards", "Files", "--aide-compare", "off",
         "--aide-confirm-rounds", "7", "--aide-workers", "auto",
@@ -68,7 +69,8 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         steps=10, model="tune", base_url="http://x/v1", instructions="be quick",
         log_dir=tmp_path / "runs", preserve_source=True, timeout=30.0, drafts=3,
         debug_prob=0.25, max_debug_depth=4, resume="latest", reflect=True, budget=1.5,
-        seed=9, sandbox="off", network=True, warm="off", env_drop=["A", "B"],
+        price=(0.5, 2.0), fail_on="no-improvement", seed=9, sandbox="off", network=True,
+        warm="off", env_drop=["A", "B"],
         env_keep=["C", "D"], guards="files", compare="off", confirm_rounds=7, workers=None,
         gpus_per_worker=1,
         measure="shared", executor="ray", ray_address="auto", ray_shared_fs=True,
@@ -82,6 +84,7 @@ def test_every_value_from_the_ini_file(pytester: pytest.Pytester) -> None:
         "aide_instructions = guide.txt\naide_log_dir = runs\naide_preserve_source = yes\n"
         "aide_timeout = 12.5\naide_drafts = 2\naide_debug_prob = 1\n"
         "aide_max_debug_depth = 5\naide_reflect = true\naide_budget = 3\naide_seed = 4\n"
+        "aide_price = 1,4\naide_fail_on = never\n"
         "aide_sandbox = auto\naide_network = on\naide_warm = auto\n"
         "aide_env_drop =\n    ONE\n    TWO\naide_env_keep = THREE\n"
         "aide_guards = selected\naide_compare = on\n"
@@ -92,7 +95,8 @@ def test_every_value_from_the_ini_file(pytester: pytest.Pytester) -> None:
         steps=20, model="openai:gpt-5", base_url="http://y/v1",
         instructions="read the docs\n", log_dir=Path(str(pytester.path)) / "runs",
         preserve_source=True, timeout=12.5, drafts=2, debug_prob=1.0, max_debug_depth=5,
-        reflect=True, budget=3.0, seed=4, network=True, env_drop=["ONE", "TWO"],
+        reflect=True, budget=3.0, price=(1.0, 4.0), fail_on="never", seed=4, network=True,
+        env_drop=["ONE", "TWO"],
         env_keep=["THREE"], guards="selected", confirm_rounds=9, workers=3,
     )
     assert got.parallel
@@ -125,6 +129,11 @@ def test_search_defaults_scale_with_the_steps(pytester: pytest.Pytester) -> None
      "--aide-confirm-rounds must be at least 7, not 6: a speedup is confirmed by a sign test "
      "over the rounds, which cannot reach 1% significance with fewer"),
     (["--aide-budget", "0"], "", "--aide-budget must be a positive amount of USD, not 0.0"),
+    (["--aide-price", "3"], "",
+     "--aide-price must be IN,OUT: two amounts of USD per million tokens (input, output), "
+     "e.g. --aide-price 0.5,2; not '3'"),
+    (["--aide-fail-on", "always"], "",
+     "--aide-fail-on must be one of never, error, no-improvement, not 'always'"),
     (["--aide-sandbox", "docker"], "",
      "--aide-sandbox must be one of auto, bwrap, off, not 'docker'"),
     (["--aide-warm", "hot"], "", "--aide-warm must be one of auto, off, not 'hot'"),

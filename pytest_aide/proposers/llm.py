@@ -89,9 +89,11 @@ class LLMProposer:
     #: keeps several requests in flight.
     concurrent = True
 
-    def __init__(self, backend: ChatBackend, *, reflect: bool = False) -> None:
+    def __init__(self, backend: ChatBackend, *, reflect: bool = False,
+                 price: tuple[float, float] | None = None) -> None:
         self.backend = backend
         self.reflect = reflect
+        self.price = price  # USD per million tokens in and out; else the price table's
         self.name = f"{backend.provider}:{backend.model}"
 
     def propose(self, request: ProposalRequest) -> Proposal:
@@ -116,7 +118,7 @@ class LLMProposer:
         """Nothing to learn here: the next request carries the journal's memory."""
 
     def _priced(self, usage: Usage) -> Usage:
-        cost = estimate_cost(self.backend.provider, self.backend.model, usage)
+        cost = estimate_cost(self.backend.provider, self.backend.model, usage, self.price)
         return Usage(usage.input_tokens, usage.output_tokens, cost)
 
 

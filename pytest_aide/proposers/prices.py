@@ -54,9 +54,11 @@ def price_of(provider: str, model: str) -> tuple[float, float] | None:
     return PRICES.get((provider, name)) or PRICES.get((provider, _SNAPSHOT_SUFFIX.sub("", name)))
 
 
-def estimate_cost(provider: str, model: str, usage: Usage) -> float | None:
-    """USD for the tokens in ``usage``; None when the model's price is not in the table."""
-    price = price_of(provider, model)
+def estimate_cost(provider: str, model: str, usage: Usage,
+                  price: tuple[float, float] | None = None) -> float | None:
+    """USD for the tokens in ``usage`` at ``price`` (``--aide-price``), else at the table's;
+    None when neither knows the model's price."""
+    price = price or price_of(provider, model)
     if price is None:
         return None
     per_input, per_output = price

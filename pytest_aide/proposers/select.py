@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pytest_aide.proposers.base import Proposer, ProposerConfigError
 from pytest_aide.proposers.llm import RetryPolicy
+from pytest_aide.proposers.prices import price_of
 from pytest_aide.proposers.providers import BY_NAME, PROVIDERS
 
 
@@ -25,6 +26,8 @@ class ProposerSettings(Protocol):
     base_url: str | None
     seed: int
     reflect: bool
+    price: tuple[float, float] | None  # USD per million tokens in, out (--aide-price)
+    budget: float | None
 
 
 #: The model used when only a provider is known (a key is set, or ``openai:`` is given).
@@ -69,7 +72,20 @@ def make_proposer(
         from pytest_aide.proposers.tune.proposer import TuneProposer
 
         return TuneProposer(original_code, seed=settings.seed), notice
+    unpriced = _unpriced_notice(spec, settings)
+    notice = "; ".join(filter(None, [notice, unpriced])) or None
     return build_llm_proposer(spec, settings, env), notice
+
+
+def _unpriced_notice(spec: ModelSpec, settings: ProposerSettings) -> str:
+    """Said at the start when no cost can be estimated: the price table lacks the model and
+    no ``--aide-price`` was given (a budget then cannot stop the run)."""
+    if settings.price is not None or price_of(spec.provider, spec.model) is not None:
+        return ""
+    effect = ("--aide-budget cannot stop this run" if settings.budget is not None
+              else "its cost is not estimated")
+    return (f"no price is known for {spec.provider}:{spec.model}, so {effect}: pass "
+            "--aide-price IN,OUT (USD per million input and output tokens)")
 
 
 def choose_spec(settings: ProposerSettings, env: Mapping[str, str]) -> tuple[ModelSpec, str | None]:
@@ -126,7 +142,7 @@ def build_llm_proposer(
     base_url = settings.base_url or (env.get(variable, "") if variable else "") or None
     key = api_key(spec.provider, env, base_url)
     backend = provider.make_backend(spec.model, key, base_url=base_url, retry=retry_policy(env))
-    return LLMProposer(backend, reflect=settings.reflect)
+    return LLMProposer(backend, reflect=settings.reflect, price=settings.price)
 
 
 def api_key(provider_name: str, env: Mapping[str, str], base_url: str | None) -> str:

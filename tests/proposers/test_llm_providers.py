@@ -308,7 +308,8 @@ def test_make_proposer_uses_the_key_and_base_url(httpserver, provider: str) -> N
     fake.push(fake.text(code_reply(FAST)))
     settings = AideSettings(steps=1, model=f"{provider}:test-model", base_url=fake.base_url)
     proposer, notice = make_proposer(settings, ORIGINAL, env={KEY_VARIABLE[provider]: "sekrit"})
-    assert notice is None
+    # "test-model" is in no price table: said at the start, with the way to give its price
+    assert notice is not None and "--aide-price IN,OUT" in notice
     assert proposer.name == f"{provider}:test-model"
     assert proposer.propose(make_request()).code == FAST
     headers = {k.lower(): v for k, v in fake.received[0].headers.items()}
@@ -320,6 +321,19 @@ def test_missing_key_is_a_usage_error_naming_the_variable(provider: str) -> None
     settings = AideSettings(steps=1, model=f"{provider}:some-model")
     with pytest.raises(ProposerConfigError, match=KEY_VARIABLE[provider]):
         make_proposer(settings, ORIGINAL, env={})
+
+
+def test_a_price_given_for_an_unlisted_model_prices_its_tokens(fake: FakeProvider) -> None:
+    fake.push(fake.text(code_reply(FAST), tokens=(2_000_000, 1_000_000)))
+    settings = AideSettings(steps=1, model=f"{fake.provider}:test-model", budget=1.0,
+                            base_url=fake.base_url, price=(0.5, 2.0))
+    proposer, notice = make_proposer(settings, ORIGINAL,
+                                     env={KEY_VARIABLE[fake.provider]: "sekrit"})
+    assert notice is None
+    assert proposer.propose(make_request()).usage.cost_usd == pytest.approx(2 * 0.5 + 2.0)
+    settings.price = None
+    _, notice = make_proposer(settings, ORIGINAL, env={KEY_VARIABLE[fake.provider]: "sekrit"})
+    assert notice is not None and "--aide-budget cannot stop this run" in notice
 
 
 def test_openai_compatible_server_needs_no_key(httpserver) -> None:
