@@ -30,7 +30,7 @@ from pytest_aide.report.tree_html import write_tree_html
 from pytest_aide.search.confirm import confirm_best
 from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import describe
-from pytest_aide.settings import AideSettings
+from pytest_aide.settings import AideSettings, in_ci
 from pytest_aide.study import Study
 from pytest_aide.workspace import (
     LogDirUnwritable,
@@ -427,7 +427,9 @@ class TargetRun:
                 result.apply_message = (f"not written: the improvement was not confirmed "
                                         f"({confirmation.summary})")
             elif self.settings.preserve_source:
-                result.apply_message = ("not written (--aide-preserve-source): apply "
+                why = "--aide-preserve-source, on when CI is set" if in_ci() else \
+                    "--aide-preserve-source"
+                result.apply_message = (f"not written ({why}): apply "
                                         f"{result.patch} with git apply")
             elif best.code == current:
                 result.already_best = True

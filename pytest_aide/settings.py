@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -181,6 +182,17 @@ def _flag(value: bool | None, reading: Reading) -> bool:
     return bool(value)
 
 
+def in_ci() -> bool:
+    """``CI`` is set (GitHub Actions, GitLab CI and most others set ``CI=true``)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _preserve_source(value: bool | None, reading: Reading) -> bool:
+    """Asked for (the flag, or the ini value true or false), else on in CI: a pre-merge job
+    reports the change and leaves the checkout as it was."""
+    return in_ci() if value is None else value
+
+
 def _budget(value: float | None, reading: Reading) -> float | None:
     if value is not None and value <= 0:
         raise pytest.UsageError(f"--aide-budget must be a positive amount of USD, not {value}")
@@ -310,7 +322,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("log-dir", Kind.STR, "where runs are kept (default: .aide in the rootdir)",
            check=_log_dir),
     Option("preserve-source", Kind.BOOL, "never write the target file; keep the best in the "
-           "run dir", check=_flag),
+           "run dir (default: on when CI is set, unless the ini file sets it to false)",
+           check=_preserve_source),
     Option("timeout", Kind.FLOAT, "seconds allowed for one evaluation (default 600)", "600",
            check=_timeout),
     Option("drafts", Kind.INT, "initial drafts (default max(1, ceil(0.15 x steps)))",
@@ -332,7 +345,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("budget", Kind.FLOAT, "stop when the estimated LLM cost reaches this many USD",
            check=_budget),
     Option("price", Kind.STR, "USD per million input and output tokens, 'IN,OUT', for a "
-           "model missing from the price table (the cost estimate and --aide-budget use it)",
+           "model missing from the price table (the cost estimate and the budget use it)",
            check=_price),
     Option("seed", Kind.INT, "random seed of the search policy and the tuner (default 0)",
            "0"),
@@ -446,7 +459,9 @@ def add_options(parser: pytest.Parser) -> None:
     for option in OPTIONS:
         flag = f"--aide-{option.name}"
         if option.kind is Kind.BOOL:
-            group.addoption(flag, action="store_true", default=False, dest=option.dest,
+            # None when left off, so that a check can tell "not asked" from "asked not to"
+            # (an ini value of false): --aide-preserve-source's default depends on CI
+            group.addoption(flag, action="store_true", default=None, dest=option.dest,
                             help=option.help)
         else:
             group.addoption(flag, action="store", default=None, dest=option.dest,

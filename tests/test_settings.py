@@ -33,7 +33,8 @@ def test_defaults(pytester: pytest.Pytester) -> None:
 
 NAMES = [
     "steps", "model", "base-url", "instructions", "log-dir", "preserve-source", "timeout",
-    "drafts", "debug-prob", "max-debug-depth", "resume", "reflect", "budget", "seed", "sandbox",
+    "drafts", "debug-prob", "max-debug-depth", "resume", "reflect", "fail-on", "budget", "price",
+    "seed", "sandbox",
     "network", "warm", "env-drop", "env-keep", "guards", "compare", "rtol", "atol",
     "confirm-rounds", "workers", "gpus-per-worker", "measure", "executor", "ray-address",
     "ray-shared-fs",
@@ -48,6 +49,16 @@ def test_every_option_has_a_command_line_flag_and_an_ini_name_in_order(
     assert flags == sorted(flags)
     inis = [text.index(f"  aide_{name.replace('-', '_')} ") for name in NAMES]
     assert inis == sorted(inis)
+
+
+def test_in_ci_the_source_is_preserved_unless_asked_otherwise(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    assert settings(pytester).preserve_source
+    assert not settings(pytester, ini="aide_preserve_source = false\n").preserve_source
+    monkeypatch.setenv("CI", "false")
+    assert not settings(pytester).preserve_source
 
 
 def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: Path) -> None:

@@ -23,13 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import Sandbox, choose, probe
 from pytest_aide.study import Objective, Study, Target
 
 pytestmark = pytest.mark.skipif(
-    bool(probe()) and not os.environ.get("CI"),
+    bool(probe()) and not IN_CI,
     reason=f"bubblewrap unusable here ({probe()}); CI installs it and runs these",
 )
 

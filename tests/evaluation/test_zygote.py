@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI
 
 from pytest_aide.evaluation.sandbox import Sandbox, choose, probe, python_paths
 from pytest_aide.evaluation.zygote import OUTSIDE_NAMESPACE, pid_namespace
@@ -64,7 +65,7 @@ def test_the_clean_up_refuses_outside_its_own_pid_namespace(launcher: str) -> No
         sibling.wait()
 
 
-@pytest.mark.skipif(bool(probe()) and not os.environ.get("CI"),
+@pytest.mark.skipif(bool(probe()) and not IN_CI,
                     reason=f"bubblewrap unusable here ({probe()}); CI installs it and runs this")
 def test_in_the_sandbox_the_zygote_is_in_a_pid_namespace_of_its_own(tmp_path: Path) -> None:
     sandbox = choose("bwrap").sandbox

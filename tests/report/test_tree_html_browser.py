@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import IN_CI
 from report_journals import (
     failed_baseline_journal,
     multi_objective_journal,
@@ -31,7 +32,7 @@ def chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     if binary is None:
         message = "chromium not found (apt-get install -y chromium)"
-        if os.environ.get("CI"):
+        if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return binary
