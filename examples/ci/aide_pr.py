@@ -39,7 +39,7 @@ from pytest_aide.journal import Journal
 from pytest_aide.report.formatting import (
     confirmed_text,
     fmt_change,
-    fmt_value,
+    fmt_metric,
     metric_change,
     totals_text,
 )
@@ -88,11 +88,11 @@ def target_section(journal: Journal, run_dir: Path, out: Path) -> list[str]:
     confirmed = bool(best and best.confirmed and best.confirmed.get("confirmed"))
     for objective in journal.objectives:
         nodeid = objective["nodeid"]
-        baseline = journal.root.metrics.get(nodeid)
-        figure = f"{objective['metric']} of `{nodeid}`: {fmt_value(baseline)}"
+        metric = objective["metric"]
+        figure = f"{metric} of `{nodeid}`: {fmt_metric(journal.root.metrics.get(nodeid), metric)}"
         if best is not None:
             change = fmt_change(metric_change(journal, best, nodeid))
-            figure += f" -> {fmt_value(best.metrics.get(nodeid))} ({change})"
+            figure += f" -> {fmt_metric(best.metrics.get(nodeid), metric)} ({change})"
         lines.append(f"- {figure}")
     lines.append("")
     if best is None:

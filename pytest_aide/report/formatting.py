@@ -11,6 +11,7 @@ import math
 import re
 
 from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node
+from pytest_aide.metrics import BENCHMARK_STATS
 
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
 MAX_LISTED_OBJECTIVES = 3
@@ -66,6 +67,27 @@ def fmt_value(value: float | None) -> str:
     if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-4):
         return f"{value:.3e}"
     return f"{value:.4g}"
+
+
+#: The units of time a duration is shown in, largest first (a benchmark's statistics are
+#: seconds).
+_TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "\u00b5s"), (1e-9, "ns"))
+
+
+def fmt_metric(value: float | None, metric: str) -> str:
+    """A metric's value with its unit where it is known: a pytest-benchmark statistic of
+    time in s, ms, us or ns (``212 ms``), ``ops`` per second; else as ``fmt_value``."""
+    if value is None or not math.isfinite(value) or metric not in BENCHMARK_STATS:
+        return fmt_value(value)
+    if metric == "ops":
+        return f"{value:.4g} ops/s"
+    scale, unit = next(((s, u) for s, u in _TIME_UNITS if abs(value) >= s), _TIME_UNITS[-1])
+    return f"{value / scale:.4g} {unit}"
+
+
+def metric_of(journal: Journal, nodeid: str) -> str:
+    """The metric an objective of ``journal`` reads (``mean``, ``accuracy``...)."""
+    return next((o["metric"] for o in journal.objectives if o["nodeid"] == nodeid), "")
 
 
 def fmt_change(fraction: float | None) -> str:
@@ -241,7 +263,8 @@ def lists_each(journal: Journal) -> bool:
 def values_text(journal: Journal, node: Node) -> str:
     labels = objective_labels(journal)
     if len(journal.objectives) == 1 or lists_each(journal):
-        return " ".join(f"{labels[n]}={fmt_value(node.metrics.get(n))}" for n in labels)
+        return " ".join(f"{labels[n]}={fmt_metric(node.metrics.get(n), metric_of(journal, n))}"
+                        for n in labels)
     return f"score={fmt_value(node.objective)}"
 
 
@@ -253,7 +276,7 @@ def best_text(journal: Journal, best: Node) -> str:
         suffix = f" ({fmt_change(change)})" if change is not None else ""
         if best.id == journal.root.id:
             suffix = " (baseline)"
-        return f"best={fmt_value(best.metrics.get(nodeid))}{suffix}"
+        return f"best={fmt_metric(best.metrics.get(nodeid), metric_of(journal, nodeid))}{suffix}"
     if lists_each(journal):
         changes = " ".join(
             f"{label} {fmt_change(metric_change(journal, best, n))}" for n, label in labels.items()

@@ -17,9 +17,9 @@ from pytest_aide.report.artifacts import unified_patch
 from pytest_aide.report.formatting import (
     confirmed_text,
     fmt_change,
+    fmt_metric,
     fmt_seconds,
     fmt_tokens,
-    fmt_value,
     journal_proposer,
     metric_change,
     node_note,
@@ -97,11 +97,12 @@ def _objectives(journal: Journal) -> list[str]:
     for objective in journal.objectives:
         nodeid = objective["nodeid"]
         direction = "higher is better" if objective["maximize"] else "lower is better"
-        best_value = fmt_value(best.metrics.get(nodeid)) if best else "n/a"
+        metric = objective["metric"]
+        best_value = fmt_metric(best.metrics.get(nodeid), metric) if best else "n/a"
         change = fmt_change(metric_change(journal, best, nodeid)) if best else "n/a"
         out.append(
             f"| `{_cell(nodeid)}` | {labels[nodeid]} | {direction} "
-            f"| {fmt_value(root.metrics.get(nodeid))} | {best_value} | {change} |"
+            f"| {fmt_metric(root.metrics.get(nodeid), metric)} | {best_value} | {change} |"
         )
     out.append("")
     if best is not None and best.confirmed:

@@ -11,9 +11,9 @@ from pytest_aide.report.formatting import (
     best_text,
     confirmed_text,
     fmt_change,
+    fmt_metric,
     fmt_seconds,
     fmt_tokens,
-    fmt_value,
     metric_change,
     node_note,
     objective_labels,
@@ -127,11 +127,12 @@ def _objective_lines(journal: Journal, best: Node | None) -> list[str]:
     for objective in journal.objectives:
         nodeid = objective["nodeid"]
         direction = "higher is better" if objective["maximize"] else "lower is better"
+        metric = objective["metric"]
         text = (f"  {labels[nodeid]} ({direction}): baseline "
-                f"{fmt_value(journal.root.metrics.get(nodeid))}")
+                f"{fmt_metric(journal.root.metrics.get(nodeid), metric)}")
         if best is not None:
             change = fmt_change(metric_change(journal, best, nodeid))
-            text += f" -> best {fmt_value(best.metrics.get(nodeid))} ({change})"
+            text += f" -> best {fmt_metric(best.metrics.get(nodeid), metric)} ({change})"
         lines.append(text)
     return lines
 

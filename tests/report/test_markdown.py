@@ -30,7 +30,7 @@ def test_report_md_has_objectives_path_diff_and_a_row_per_node(
     assert path == tmp_path / "report.md"
     text = path.read_text(encoding="utf-8")
     assert (
-        "| `tests/test_k.py::test_speed` | mean | lower is better | 0.00125 | 0.0011 | -12.0% |"
+        "| `tests/test_k.py::test_speed` | mean | lower is better | 1.25 ms | 1.1 ms | -12.0% |"
         in text
     )
     assert "Best confirmed: mean -11.0%" in text
@@ -51,7 +51,7 @@ def test_report_md_has_objectives_path_diff_and_a_row_per_node(
     rows = re.findall(r"^\| (\d+)(?: ★)? \| \d+ \|", text, flags=re.M)
     assert rows == [str(node.id) for node in journal.nodes]
     assert re.search(
-        r"^\| 6 ★ \| 6 \| 4 \| improve \| good \| mean=0.0011 \| -12.0% \|", text, flags=re.M
+        r"^\| 6 ★ \| 6 \| 4 \| improve \| good \| mean=1.1 ms \| -12.0% \|", text, flags=re.M
     )
     assert "| 5 | 5 | 1 | improve | tampered |" in text
 
@@ -129,7 +129,7 @@ def test_report_md_explains_a_node_faster_than_the_best_as_the_terminal_does(
     header = re.search(r"^\| # \|.*\|$", text, flags=re.M)[0]
     assert [c.strip() for c in header.strip("|").split(" | ")][-2:] == ["note", "plan"]
     cells = _row(text, 7)
-    assert cells[5] == "mean=0.00105" and cells[-2] == note
+    assert cells[5] == "mean=1.05 ms" and cells[-2] == note
     assert cells[-1] == "plan of #7: improve"
     assert f"({note})" in step_line(journal, faster, steps=7, elapsed=1.0)
 

@@ -21,8 +21,8 @@ def test_step_line_of_the_best_improve_shows_metric_best_and_tokens() -> None:
     journal = single_objective_journal()
     line = step_line(journal, journal[6], steps=7, elapsed=4.1)
     assert line.startswith("step 6/7 improve <- 4  ")
-    assert "mean=0.0011 " in line
-    assert "best=0.0011 (-12.0%)" in line
+    assert "mean=1.1 ms " in line
+    assert "best=1.1 ms (-12.0%)" in line
     assert "4.1s" in line
     assert line.endswith("1.2k tok")
 
@@ -30,14 +30,14 @@ def test_step_line_of_the_best_improve_shows_metric_best_and_tokens() -> None:
 def test_step_line_of_the_baseline_has_no_parent_best_or_tokens() -> None:
     journal = single_objective_journal()
     line = step_line(journal, journal.root, steps=7, elapsed=2.0)
-    assert line == "step 0/7 baseline  mean=0.00125  2.0s"
+    assert line == "step 0/7 baseline  mean=1.25 ms  2.0s"
 
 
 def test_step_line_best_so_far_ignores_later_nodes() -> None:
     journal = single_objective_journal()
     # at step 1 only the baseline and a slower draft exist: the baseline is still the best
-    assert "best=0.00125 (baseline)" in step_line(journal, journal[1], 7, 3.0)
-    assert "best=0.0012 (-4.0%)" in step_line(journal, journal[5], 7, 3.0)
+    assert "best=1.25 ms (baseline)" in step_line(journal, journal[1], 7, 3.0)
+    assert "best=1.2 ms (-4.0%)" in step_line(journal, journal[5], 7, 3.0)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_step_line_of_a_failed_node_gives_status_and_reason(node_id: int, expect
 def test_step_line_with_several_objectives_lists_each() -> None:
     journal = multi_objective_journal()
     line = step_line(journal, journal[3], steps=3, elapsed=2.0)
-    assert "mean=0.001 accuracy=0.92" in line
+    assert "mean=1 ms accuracy=0.92" in line
     assert "best: mean -50.0% accuracy +2.2%" in line
 
 
@@ -139,7 +139,7 @@ def test_summary_lines_of_an_applied_run(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert all("\n" not in line for line in lines)
     assert lines[0] == "src/k.py (k), run 20240101-120000-k"
-    assert "mean (lower is better): baseline 0.00125 -> best 0.0011 (-12.0%)" in text
+    assert "mean (lower is better): baseline 1.25 ms -> best 1.1 ms (-12.0%)" in text
     assert "best: node #6 (improve, step 6)" in text
     assert "confirmed: mean -11.0% (interval -14.0% .. -8.0%)" in text
     assert "7 steps: 4 good, 2 buggy, 1 tampered; 1m12s; 8.6k tokens, $0.0084" in text
@@ -198,7 +198,7 @@ def test_summary_lines_of_a_preserved_run_with_several_objectives(tmp_path: Path
         resume_hint="",
     )
     text = "\n".join(lines)
-    assert "mean (lower is better): baseline 0.002 -> best 0.001 (-50.0%)" in text
+    assert "mean (lower is better): baseline 2 ms -> best 1 ms (-50.0%)" in text
     assert "accuracy (higher is better): baseline 0.9 -> best 0.92 (+2.2%)" in text
     assert f"apply it: git apply {run_dir / 'best.patch'}" in text
     assert "confirmed" not in text
@@ -230,3 +230,15 @@ def test_a_duplicate_is_shown_and_counted_as_such_not_as_buggy(tmp_path: Path) -
     text = "\n".join(summary_lines(journal, tmp_path / "run", tmp_path, applied=True,
                                    patch=None, resume_hint=""))
     assert "8 steps: 4 good, 2 buggy, 1 tampered, 1 duplicate" in text
+
+
+def test_a_time_shows_its_unit_and_other_metrics_as_they_are() -> None:
+    from pytest_aide.report.formatting import fmt_metric
+
+    assert fmt_metric(0.2124, "mean") == "212.4 ms"
+    assert fmt_metric(2.5, "median") == "2.5 s"
+    assert fmt_metric(3.2e-6, "min") == "3.2 \u00b5s"
+    assert fmt_metric(4e-10, "mean") == "0.4 ns"
+    assert fmt_metric(1234.5, "ops") == "1234 ops/s"
+    assert fmt_metric(0.92, "accuracy") == "0.92"
+    assert fmt_metric(None, "mean") == "n/a"
