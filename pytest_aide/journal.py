@@ -39,6 +39,14 @@ class Operator(str, Enum):
         return self.value
 
 
+class Phase(str, Enum):
+    """The parts of a run whose time is kept (``Journal.phase_seconds``), in their order."""
+
+    SEARCH = "search"  # the baseline, the probe and the steps
+    CONFIRMATION = "confirmation"
+    FINAL_CHECK = "final check"
+
+
 GOOD = Status.GOOD
 BUGGY = Status.BUGGY
 TAMPERED = Status.TAMPERED
@@ -136,6 +144,12 @@ class Journal:
     finished: bool = False
     outcome: str = ""  # a sentence on how the run ended
     exhausted: bool = False  # it ended early: the proposer had nothing new to propose
+    #: Seconds each part of the run took (Phase's values): the whole run's time is their sum,
+    #: not the steps' alone (the confirmation and the final check often take longer).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def add_time(self, phase: Phase, seconds: float) -> None:
+        self.phase_seconds[phase.value] = self.phase_seconds.get(phase.value, 0.0) + seconds
 
     def __getitem__(self, node_id: int) -> Node:
         return self.nodes[node_id]
@@ -180,6 +194,7 @@ class Journal:
             "finished": self.finished,
             "outcome": self.outcome,
             "exhausted": self.exhausted,
+            "phase_seconds": self.phase_seconds,
             "nodes": [n.to_dict() for n in self.nodes],
         }
 
@@ -197,6 +212,7 @@ class Journal:
             finished=data.get("finished", False),
             outcome=data.get("outcome", ""),
             exhausted=data.get("exhausted", False),
+            phase_seconds=dict(data.get("phase_seconds") or {}),
         )
 
     def save(self, path: Path) -> None:

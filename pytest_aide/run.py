@@ -20,7 +20,7 @@ from pytest_aide.evaluation.sandbox import Sandbox
 from pytest_aide.executors.base import Executor, ExecutorError, files_this_process_writes
 from pytest_aide.executors.choose import make_executor
 from pytest_aide.guards.selection import GuardMode
-from pytest_aide.journal import Journal, Node, write_atomic
+from pytest_aide.journal import Journal, Node, Phase, write_atomic
 from pytest_aide.proposers.base import Proposer
 from pytest_aide.report.artifacts import unified_patch
 from pytest_aide.report.formatting import proposer_text
@@ -286,6 +286,7 @@ class TargetRun:
                 if executor.notice():
                     self.write_line(f"aide: {executor.notice()}")
                 search.run(self.settings.steps)
+                journal.add_time(Phase.SEARCH, time.perf_counter() - started)
                 result.wanted = max(0, self.settings.steps - done_before)
                 result.proposed = search.proposed
                 self._finish(result, executor, search, original, current)
@@ -412,12 +413,14 @@ class TargetRun:
         name = self.study.target.path.name
         improved = best is not None and best.id != 0
         if improved:
+            began = time.perf_counter()
             confirmation = confirm_best(
                 executor, self.study.objectives, search.baseline, journal.root, best,
                 run_dir / "confirm", self.settings.confirm_rounds,
                 lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
             )
             best.confirmed = confirmation.details
+            journal.add_time(Phase.CONFIRMATION, time.perf_counter() - began)
             result.confirmed = confirmation.confirmed
             write_source(run_dir / f"best_{name}", best.code)
             patch = unified_patch(original, best.code, self.relpath)

@@ -8,6 +8,7 @@ their reports, so the terminal and the exit status are those of the code the use
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ class AideSession:
             return None
         written = self._optimize_all()
         if written:
+            began = time.perf_counter()
             self._final_check(session)
+            self._add_final_check_time(time.perf_counter() - began)
             return True
         return None
 
@@ -230,6 +233,21 @@ class AideSession:
         if choice.notice:
             self._notice(choice.notice)
             self.notices.append(choice.notice)
+
+    def _add_final_check_time(self, seconds: float) -> None:
+        """The final check is part of each written run's time: its journal and report say so."""
+        from pytest_aide.journal import Phase
+        from pytest_aide.report.markdown import write_report_md
+
+        for result in self.results:
+            if not result.applied:
+                continue
+            journal = result.journal
+            journal.add_time(Phase.FINAL_CHECK, seconds)
+            journal.save(result.run_dir / "journal.json")
+            best = journal.best if journal.best_id not in (None, 0) else None
+            write_report_md(journal, result.run_dir, journal.root.code,
+                            best.code if best is not None else None, step_summary=False)
 
     def _final_check(self, session: pytest.Session) -> None:
         """A plain ``python -m pytest`` of the selected tests against the written files

@@ -37,6 +37,12 @@ def test_search_improves_writes_the_best_and_keeps_the_artifacts(slow_project) -
     (journal,) = journals(slow_project.path)
     run_dir = slow_project.path / ".aide" / journal.run_id
     assert len(journal.nodes) == 7 and journal.finished
+    # the whole run's time, with its parts: the confirmation and final check are not free
+    assert set(journal.phase_seconds) == {"search", "confirmation", "final check"}
+    assert all(seconds > 0 for seconds in journal.phase_seconds.values())
+    result.stdout.fnmatch_lines(["*6 steps: *; *s: search *s, confirmation *s, final check *s*"])
+    assert "final check" in (slow_project.path / ".aide" / journal.run_id / "report.md"
+                             ).read_text()
     best = journal.best
     assert best is not None and best.id != 0 and best.confirmed["confirmed"]
     now = (slow_project.path / "slow.py").read_text()

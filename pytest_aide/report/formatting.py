@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node
+from pytest_aide.journal import BUGGY, TAMPERED, Journal, Node, Phase
 from pytest_aide.metrics import BENCHMARK_STATS
 
 #: Several objectives are listed one by one up to this many; beyond, the score is shown.
@@ -318,6 +318,17 @@ def wall_seconds(journal: Journal) -> float:
     return sum(n.duration + n.propose_seconds for n in journal.nodes)
 
 
+def time_text(journal: Journal) -> str:
+    """The whole run's time with its parts (``58.0s: search 12.0s, confirmation 40.0s, final
+    check 6.0s``), or the steps' wall time for a journal that kept no parts."""
+    parts = [(phase.value, journal.phase_seconds[phase.value]) for phase in Phase
+             if phase.value in journal.phase_seconds]
+    if not parts:
+        return fmt_seconds(wall_seconds(journal))
+    total = sum(seconds for _, seconds in parts)
+    return f"{fmt_seconds(total)}: " + ", ".join(f"{n} {fmt_seconds(s)}" for n, s in parts)
+
+
 def totals_text(journal: Journal) -> str:
     counts = status_counts(journal, skip_baseline=True)
     steps = sum(counts.values())
@@ -325,7 +336,7 @@ def totals_text(journal: Journal) -> str:
         f"{steps} steps: {counts.get('good', 0)} good, {counts.get(BUGGY, 0)} buggy, "
         f"{counts.get(TAMPERED, 0)} tampered"
         + (f", {counts[DUPLICATE]} duplicate" if counts.get(DUPLICATE) else "")
-        + f"; {fmt_seconds(wall_seconds(journal))}"
+        + f"; {time_text(journal)}"
     )
     tokens, cost = token_totals(journal)
     if tokens:

@@ -175,14 +175,16 @@ def _node_row(journal: Journal, node: Node) -> str:
 
 
 def write_report_md(
-    journal: Journal, run_dir: Path, original_code: str, best_code: str | None
+    journal: Journal, run_dir: Path, original_code: str, best_code: str | None,
+    step_summary: bool = True,
 ) -> Path:
-    """Write ``report.md`` in the run dir; append it to ``$GITHUB_STEP_SUMMARY`` when set."""
+    """Write ``report.md`` in the run dir; append it to ``$GITHUB_STEP_SUMMARY`` when set
+    (and ``step_summary``: a report written again is not appended twice)."""
     text = render_report_md(journal, original_code, best_code)
     path = run_dir / "report.md"
     write_atomic(path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
+    if summary and step_summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
     return path
