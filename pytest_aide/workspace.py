@@ -185,7 +185,10 @@ def find_run(log_dir: Path, relpath: str, wanted: str) -> Path:
         return mine[-1]
     path = log_dir / wanted
     if not (path / "journal.json").is_file():
-        raise RunNotFound(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}")
+        there = (f"the runs of {relpath} there: {', '.join(p.name for p in reversed(mine[-5:]))}"
+                 f" (or 'latest')" if mine else f"there is no run of {relpath} there")
+        raise RunNotFound(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}; "
+                          f"{there}")
     if path not in mine:
         raise RunNotFound(f"--aide-resume {wanted}: that run optimized another target, "
                           f"not {relpath}")

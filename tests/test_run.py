@@ -208,7 +208,7 @@ def test_resume_with_more_steps_than_done_continues_a_finished_run(slow_project)
     assert "target: slow.py already holds the best (written when this run first finished)" \
         in output
     assert "target: slow.py written" not in output and "apply it" not in output
-    assert "steps `4`" in (run_dir / "report.md").read_text()
+    assert "- 4 steps\n" in (run_dir / "report.md").read_text()
 
 
 def finished_run(project: pytest.Pytester, steps: int, wrote_best: bool = False) -> Path:

@@ -175,8 +175,11 @@ def test_the_resume_lookup_finds_this_targets_runs_only(tmp_path: Path) -> None:
     assert find_run(tmp_path, "a.py", first.name) == first
     with pytest.raises(RunNotFound, match=r"that run optimized another target, not a\.py"):
         find_run(tmp_path, "a.py", "20240102-000000-b")
-    with pytest.raises(RunNotFound, match="no journal at"):
+    with pytest.raises(RunNotFound, match="no journal at") as missing:
         find_run(tmp_path, "a.py", "nope")
+    # the runs there are named, the latest first
+    assert str(missing.value).endswith(
+        f"the runs of a.py there: {latest.name}, {first.name} (or 'latest')")
     with pytest.raises(RunNotFound, match=r"no earlier run for c\.py"):
         find_run(tmp_path, "c.py", "latest")
 

@@ -333,7 +333,8 @@ def totals_text(journal: Journal) -> str:
     counts = status_counts(journal, skip_baseline=True)
     steps = sum(counts.values())
     text = (
-        f"{steps} steps: {counts.get('good', 0)} good, {counts.get(BUGGY, 0)} buggy, "
+        f"{steps} step{'' if steps == 1 else 's'}: {counts.get('good', 0)} good, "
+        f"{counts.get(BUGGY, 0)} buggy, "
         f"{counts.get(TAMPERED, 0)} tampered"
         + (f", {counts[DUPLICATE]} duplicate" if counts.get(DUPLICATE) else "")
         + f"; {time_text(journal)}"

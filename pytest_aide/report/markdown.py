@@ -80,7 +80,14 @@ def _header(journal: Journal) -> list[str]:
     proposer = journal_proposer(journal)
     if proposer:
         facts.append(f"proposer {proposer_text(proposer)}")
-    facts += [f"{key} `{settings[key]}`" for key in ("steps", "seed") if key in settings]
+    done = sum(1 for node in journal.nodes if node.operator != "baseline")
+    asked = settings.get("steps")
+    steps = f"{done} step{'' if done == 1 else 's'}"
+    if isinstance(asked, int) and asked != done:
+        steps += f" of {asked} asked"
+    facts.append(steps)
+    if "seed" in settings:
+        facts.append(f"seed `{settings['seed']}`")
     if journal.outcome:
         facts.append(journal.outcome)
     facts.append(totals_text(journal))

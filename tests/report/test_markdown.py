@@ -111,7 +111,9 @@ def test_report_md_of_an_older_journal_never_says_none() -> None:
     journal.settings = {"steps": 7, "model": None, "seed": 0}  # before "proposer" was kept
     text = render_report_md(journal, ORIGINAL, BEST)
     assert "None" not in text and "proposer" not in text
-    assert "- steps `7`" in text
+    assert "- 7 steps\n" in text  # as many as asked: said once
+    journal.settings["steps"] = 20
+    assert "- 7 steps of 20 asked\n" in render_report_md(journal, ORIGINAL, BEST)
 
 
 @pytest.mark.parametrize(("note", "remeasured"), [
