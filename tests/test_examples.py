@@ -51,7 +51,8 @@ def copy_example(pytester: pytest.Pytester, name: str) -> Path:
 
 
 def test_every_example_is_covered() -> None:
-    shipped = {path.name for path in EXAMPLES.iterdir() if path.is_dir()}
+    # ci/ is the pre-merge recipe, not an example to optimize (tests/test_ci_recipe.py)
+    shipped = {path.name for path in EXAMPLES.iterdir() if path.is_dir()} - {"ci"}
     assert shipped == set(SHIPPED) == set(REQUIRES)
     for name in shipped:
         assert (EXAMPLES / name / "README.md").is_file(), name

@@ -8,6 +8,11 @@ dozen evaluations concentrates on the promising region instead of sampling blind
 
 The search operators (draft, improve, debug) all mean "the next configuration" here: the
 tuner has one model of the whole space, whatever node the search starts from.
+
+It tunes speed, not output: a literal can be a knob of behaviour (a padding width, a format
+flag) as well as of speed (a block size). So with several tunables it first moves each one
+alone, once; one whose move alone fails the tests (the guards) is frozen at its original
+value and left out of the search from then on.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from pytest_aide.journal import Node
+from pytest_aide.journal import Node, Status
 from pytest_aide.proposers.base import (
     Proposal,
     ProposalRequest,
@@ -75,32 +80,79 @@ class TuneProposer:
         self._results: dict[Config, Any] = {self._key(self._original): _PENDING}
         self._study: optuna.Study | None = None
         self._distributions: dict[str, Any] = {}
+        #: Tunables not yet moved alone (only worth it with several), and those whose move
+        #: alone failed the tests: knobs of behaviour, kept at their original values.
+        self._unscreened = [t.name for t in tunables] if len(tunables) > 1 else []
+        self.frozen: set[str] = set()
+
+    def space_text(self) -> str:
+        """What the tuner searches, for the run's header."""
+        names = ", ".join(t.name for t in self.tunables[:8])
+        more = f" and {len(self.tunables) - 8} more" if len(self.tunables) > 8 else ""
+        alone = ("; each is first moved alone, and one whose move fails the tests is left as "
+                 "it is" if len(self.tunables) > 1 else "")
+        return f"the tuner searches {len(self.tunables)} literal(s): {names}{more}{alone}"
 
     # --- the Proposer protocol -----------------------------------------------------------
 
     def propose(self, request: ProposalRequest) -> Proposal:
         """The next configuration, as the original module with those literals written in."""
         study = self._get_study()
-        for _ in range(MAX_ASKS):
-            trial = study.ask(self._distributions)
-            values = self._decode(trial.params)
-            if self._key(values) not in self._results:
-                break
-            study.tell(trial, state=_trial_state().FAIL)  # a repeat: teaches TPE nothing
+        alone = self._one_moved()
+        if alone is not None:
+            self._enqueue(study, alone)
+            trial = study.ask(self._searched())
+            values = alone
         else:
-            values = self._unseen_neighbour()
-            if values is None:
-                study.tell(trial, state=_trial_state().FAIL, skip_if_finished=True)
-                raise SearchExhausted(
-                    f"the tuner has tried every configuration of its {len(self.tunables)} "
-                    "tunable(s); widen the ranges with '# aide:' hints or use an LLM"
-                )
-            study.enqueue_trial(self._encode(values), skip_if_exists=False)
-            trial = study.ask(self._distributions)
+            trial, values = self._ask(study)
         self._results.setdefault(self._key(values), _PENDING)
         changed = {n: v for n, v in values.items() if not _same(v, self._original[n])}
         code = apply_values(self.original_code, self.tunables, changed)
         return Proposal(plan=self._describe(changed), code=code, data=trial)
+
+    def _one_moved(self) -> dict[str, Any] | None:
+        """The original with the next unscreened tunable moved alone (None when all were)."""
+        by_name = {t.name: t for t in self.tunables}
+        while self._unscreened:
+            tunable = by_name[self._unscreened.pop(0)]
+            for _ in range(NEIGHBOUR_TRIES // 10):
+                values = dict(self._original)
+                values[tunable.name] = _step(tunable, tunable.value, 2, self._rng)
+                if self._key(values) not in self._results:
+                    return values
+        return None
+
+    def _ask(self, study: optuna.Study) -> tuple[Any, dict[str, Any]]:
+        """TPE's next configuration (the frozen tunables at their original values), else an
+        unseen neighbour of the best; SearchExhausted when there is none."""
+        for _ in range(MAX_ASKS):
+            trial = study.ask(self._searched())
+            values = self._decode(trial.params)
+            if self._key(values) not in self._results:
+                return trial, values
+            study.tell(trial, state=_trial_state().FAIL)  # a repeat: teaches TPE nothing
+        values = self._unseen_neighbour()
+        if values is None:
+            study.tell(trial, state=_trial_state().FAIL, skip_if_finished=True)
+            frozen = (f" ({len(self.frozen)} left as they are: moving "
+                      f"{', '.join(sorted(self.frozen))} alone failed the tests)"
+                      if self.frozen else "")
+            raise SearchExhausted(
+                f"the tuner has tried every configuration of its {len(self.tunables)} "
+                f"tunable(s){frozen}; widen the ranges with '# aide:' hints or use an LLM"
+            )
+        self._enqueue(study, values)
+        return study.ask(self._searched()), values
+
+    def _enqueue(self, study: optuna.Study, values: dict[str, Any]) -> None:
+        """The next ``ask`` gives ``values`` (its searched tunables'; the frozen stay)."""
+        params = {n: v for n, v in self._encode(values).items() if n not in self.frozen}
+        study.enqueue_trial(params, skip_if_exists=False)
+
+    def _searched(self) -> dict[str, Any]:
+        """The distributions TPE samples: every tunable's but the frozen ones'."""
+        self._get_study()
+        return {n: d for n, d in self._distributions.items() if n not in self.frozen}
 
     def observe(self, node: Node, proposal: Proposal | None) -> None:
         """Record how a configuration did: its objective (higher is better) or a failure.
@@ -114,7 +166,9 @@ class TuneProposer:
         study = self._get_study()
         trial = getattr(proposal, "data", None)
         if proposal is not None and trial is not None:
-            self._results[self._key(self._decode(trial.params))] = _outcome(objective)
+            values = self._decode(trial.params)
+            self._freeze_if_behaviour(node, values)
+            self._results[self._key(values)] = _outcome(objective)
             if objective is None:
                 study.tell(trial, state=_trial_state().PRUNED, skip_if_finished=True)
             else:
@@ -126,6 +180,15 @@ class TuneProposer:
         self._results[self._key(values)] = _outcome(objective)
         if all(t.contains(values[t.name]) for t in self.tunables):
             self._add_finished_trial(values, objective)
+
+    def _freeze_if_behaviour(self, node: Node, values: dict[str, Any]) -> None:
+        """A configuration that moved one tunable alone and failed the tests (not tampering,
+        not a crash): that tunable changes behaviour, not speed; it is frozen."""
+        moved = [n for n, v in values.items() if not _same(v, self._original[n])]
+        failed_tests = any(outcome in ("failed", "error") for outcome in node.outcomes.values())
+        if (len(moved) == 1 and node.status == Status.BUGGY and failed_tests
+                and len(self.frozen) < len(self.tunables) - 1):
+            self.frozen.add(moved[0])
 
     # --- optuna --------------------------------------------------------------------------
 
@@ -167,6 +230,9 @@ class TuneProposer:
     def _decode(self, params: dict[str, Any]) -> dict[str, Any]:
         values = {}
         for tunable in self.tunables:
+            if tunable.name not in params:  # frozen: not searched
+                values[tunable.name] = tunable.value
+                continue
             raw = params[tunable.name]
             if tunable.pow2:
                 raw = 2 ** int(raw)
@@ -203,14 +269,14 @@ class TuneProposer:
         for attempt in range(NEIGHBOUR_TRIES):
             values = dict(start)
             reach = 1 + attempt // 50  # wander further as near points run out
-            for tunable in self._rng.sample(
-                self.tunables, self._rng.randint(1, min(2, len(self.tunables)))
-            ):
+            free = [t for t in self.tunables if t.name not in self.frozen]
+            for tunable in self._rng.sample(free, self._rng.randint(1, min(2, len(free)))):
                 values[tunable.name] = _step(tunable, values[tunable.name], reach, self._rng)
             if self._key(values) not in self._results:
                 return values
         for _ in range(NEIGHBOUR_TRIES):  # anywhere in the space
-            values = {t.name: sample_uniform(t, self._rng) for t in self.tunables}
+            values = {t.name: t.value if t.name in self.frozen else sample_uniform(t, self._rng)
+                      for t in self.tunables}
             if self._key(values) not in self._results:
                 return values
         return None

@@ -209,3 +209,44 @@ def test_benchmark_smoke(monkeypatch):
     assert problem.score(problem.source) < problem.optimum
     assert bench.evaluations_to_reach(problem, [0.0, problem.optimum]) == 2
     assert time.perf_counter() - started < 5
+
+
+PADDED = '''\
+PAD_WIDTH = 8  # aide: 1..16
+BATCH = 64  # aide: 8..512 pow2
+
+
+def render(rows):
+    return [str(row).rjust(PAD_WIDTH) for row in rows]
+'''
+
+
+def test_a_literal_whose_move_alone_fails_the_tests_is_frozen_and_said_so():
+    """The tuner tunes speed, not output: a knob of behaviour (a padding width) fails the
+    guards when moved alone, and is left as it is from then on."""
+    proposer = TuneProposer(PADDED, seed=3)
+    assert "PAD_WIDTH, BATCH" in proposer.space_text()
+    proposer.observe(node(0, PADDED, -1.0, "baseline"), None)
+    first = proposer.propose(request(PADDED))
+    assert knobs(first.code)["BATCH"] == 64 and knobs(first.code)["PAD_WIDTH"] != 8
+    failed = node(1, first.code, None)
+    failed.outcomes = {"test_render.py::test_padding": "failed"}
+    proposer.observe(failed, first)
+    second = proposer.propose(request(PADDED, step=2))
+    assert knobs(second.code)["PAD_WIDTH"] == 8 and knobs(second.code)["BATCH"] != 64
+    proposer.observe(node(2, second.code, -0.9), second)
+    later = [proposer.propose(request(PADDED, step=s)) for s in range(3, 7)]
+    for proposal in later:
+        proposer.observe(node(3, proposal.code, -1.0), proposal)
+    assert {knobs(p.code)["PAD_WIDTH"] for p in later} == {8}
+    assert len({knobs(p.code)["BATCH"] for p in later}) > 1
+    assert proposer.frozen == {"PAD_WIDTH"}
+
+
+def test_a_move_that_fails_without_failing_a_test_freezes_nothing():
+    proposer = TuneProposer(PADDED, seed=3)
+    first = proposer.propose(request(PADDED))
+    crashed = node(1, first.code, None)
+    crashed.outcomes = {"test_render.py::test_padding": "not run"}  # a timeout, a crash
+    proposer.observe(crashed, first)
+    assert proposer.frozen == set()
