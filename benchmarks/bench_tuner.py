@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pytest_aide.journal import GOOD, Node
+from pytest_aide.proposers.base import ProposalRequest
 from pytest_aide.proposers.tune.proposer import TuneProposer, sample_uniform
 from pytest_aide.proposers.tune.tunables import apply_values, find_tunables
 
@@ -113,10 +114,15 @@ def tuner_scores(problem: Problem, budget: int, seed: int) -> list[float]:
     """Scores of the TuneProposer's first ``budget`` proposals (after the baseline)."""
     proposer = TuneProposer(problem.source, seed=seed)
     baseline = problem.score(problem.source)
-    proposer.observe(_node(0, "baseline", problem.source, baseline), None)
+    root = _node(0, "baseline", problem.source, baseline)
+    proposer.observe(root, None)
     scores = []
     for step in range(1, budget + 1):
-        proposal = proposer.propose(None)  # type: ignore[arg-type]  # the tuner ignores it
+        proposal = proposer.propose(ProposalRequest(
+            operator="improve", parent=root, target_path="problem.py", module="problem",
+            original_code=problem.source, test_sources={}, objectives=[], step=step,
+            steps=budget,
+        ))
         value = problem.score(proposal.code)
         proposer.observe(_node(step, "improve", proposal.code, value), proposal)
         scores.append(value)

@@ -108,7 +108,10 @@ class TuneProposer:
         self._results.setdefault(self._key(values), _PENDING)
         changed = {n: v for n, v in values.items() if not _same(v, self._original[n])}
         code = apply_values(self.original_code, self.tunables, changed)
-        return Proposal(plan=self._describe(changed), code=code, data=trial)
+        # the plan reads as a change from the node it hangs under, as an LLM's plan does
+        parent = self._values_in(request.parent.code) if request.parent.code else None
+        return Proposal(plan=self._describe(values, parent or self._original), code=code,
+                        data=trial)
 
     def _one_moved(self) -> dict[str, Any] | None:
         """The original with the next unscreened tunable moved alone (None when all were)."""
@@ -281,12 +284,14 @@ class TuneProposer:
                 return values
         return None
 
-    def _describe(self, changed: dict[str, Any]) -> str:
+    def _describe(self, values: dict[str, Any], base: dict[str, Any]) -> str:
+        """``values`` as a change from ``base`` (the parent node's values)."""
+        changed = {n: v for n, v in values.items() if not _same(v, base[n])}
         if not changed:
-            return "the original values"
+            return "the original values" if base == self._original else "the parent's values"
         by_name = {t.name: t for t in self.tunables}
         return ", ".join(
-            f"{n} {_format(self._original[n], by_name[n].kind)} -> {_format(v, by_name[n].kind)}"
+            f"{n} {_format(base[n], by_name[n].kind)} -> {_format(v, by_name[n].kind)}"
             for n, v in changed.items()
         )
 

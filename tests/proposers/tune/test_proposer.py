@@ -250,3 +250,18 @@ def test_a_move_that_fails_without_failing_a_test_freezes_nothing():
     crashed.outcomes = {"test_render.py::test_padding": "not run"}  # a timeout, a crash
     proposer.observe(crashed, first)
     assert proposer.frozen == set()
+
+
+def test_a_plan_reads_as_a_change_from_the_parent_node():
+    proposer = TuneProposer(PADDED, seed=3)
+    parent_code = PADDED.replace("BATCH = 64", "BATCH = 128")
+    parent = node(1, parent_code, -0.5)
+    improve = ProposalRequest(operator="improve", parent=parent, target_path="kernel.py",
+                              module="kernel", original_code=PADDED, test_sources={},
+                              objectives=[], step=2, steps=20)
+    proposal = proposer.propose(improve)
+    moved = knobs(proposal.code)
+    for name, value in knobs(parent_code).items():
+        if moved[name] != value:
+            assert f"{name} {value} -> {moved[name]}" in proposal.plan
+    assert "BATCH 64 ->" not in proposal.plan or moved["BATCH"] == 128
