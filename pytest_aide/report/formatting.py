@@ -362,7 +362,8 @@ def confirmed_text(confirmed: dict) -> str:
     discarded = confirmed.get("discarded")
     unsteady = (f" ({discarded} more rounds discarded: the machine's speed changed during them)"
                 if discarded else "")
+    why = f"; {confirmed['fresh']}" if confirmed.get("fresh") else ""
     if isinstance(rounds, int):
         return (f"{verdict}: {metric} {change}{interval}, re-measured over {rounds} rounds "
-                f"interleaved with the baseline{unsteady}")
+                f"interleaved with the baseline{unsteady}{why}")
     return f"{verdict}: {metric} {change}{interval}, re-measured interleaved with the baseline"

@@ -23,6 +23,7 @@ from pytest_aide.journal import GOOD, Node
 from pytest_aide.search.judge import (
     InterleavedConfirmation,
     RoundTaken,
+    fresh_shortfall,
     judge,
     timed_objectives,
 )
@@ -82,6 +83,7 @@ def _confirm_timed(executor: Executor, objectives: list[Objective], timed: list[
     """Interleaved rounds in fresh processes, driven by judge.InterleavedConfirmation."""
     nodeids = [o.nodeid for o in timed]
     machine = InterleavedConfirmation(nodeids, rounds)
+    fresh: dict[str, dict[str, list[float]]] = {"baseline": {}, "best": {}}
     index = 0
     while not machine.done:
         progress(f"confirming the best: interleaved round {machine.kept + 1} (at most {rounds})")
@@ -90,25 +92,51 @@ def _confirm_timed(executor: Executor, objectives: list[Objective], timed: list[
         index += 1
         if isinstance(measured, Confirmation):
             return measured
-        samples, speeds = measured
+        samples, speeds, timings = measured
+        for label, by_test in timings.items():
+            for nodeid, calls in by_test.items():
+                fresh[label].setdefault(nodeid, []).extend(calls)
         if machine.add(samples["baseline"], samples["best"],
                        (speeds["baseline"], speeds["best"])) is RoundTaken.DISCARDED:
             progress(f"confirming the best: round discarded, the machine's speed changed "
                      f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")
-    return _timed_confirmation(machine)
+    return _held_on_fresh_inputs(_timed_confirmation(machine), fresh)
+
+
+def _held_on_fresh_inputs(confirmation: Confirmation,
+                          fresh: dict[str, dict[str, list[float]]]) -> Confirmation:
+    """A confirmed speedup must hold on the fresh inputs each round timed too (new ones in
+    every process): one that holds only on the benchmark's own input is not confirmed."""
+    if not confirmation.confirmed:
+        return confirmation
+    per_test = confirmation.details.get("per_test", {})
+    for nodeid, verdict in per_test.items():
+        claimed = verdict.get("change")
+        if not isinstance(claimed, float):
+            continue
+        shortfall = fresh_shortfall(claimed, fresh["baseline"].get(nodeid, []),
+                                    fresh["best"].get(nodeid, []))
+        if shortfall:
+            details = {**confirmation.details, "confirmed": False, "fresh": shortfall}
+            return Confirmation(False, f"NOT confirmed: {nodeid.split('::')[-1]} is "
+                                f"{shortfall}", details)
+    return confirmation
 
 
 def _measure_round(executor: Executor, timed: list[Objective], baseline: Baseline, root: Node,
                    best: Node, workdir: Path, index: int, first: str
-                   ) -> tuple[dict[str, Any], dict[str, list[float]]] | Confirmation:
+                   ) -> tuple[dict[str, Any], dict[str, list[float]], dict[str, Any]] \
+        | Confirmation:
     """One round: the baseline and the best measured one after the other (``first`` first,
-    alternating, so that drift within a round favours neither); a failure ends it all."""
+    alternating, so that drift within a round favours neither), each also timed on fresh
+    inputs drawn anew in its process; a failure ends it all."""
     nodeids = [o.nodeid for o in timed]
-    samples, speeds = {}, {}
+    samples, speeds, fresh = {}, {}, {}
     order = [("baseline", root.code), ("best", best.code)]
     for label, code in order if first == "baseline" else reversed(order):
         evaluation = executor.run_isolated(EvaluationRequest(
-            code, workdir / f"{index}-{label}", baseline, nodeids))
+            code, workdir / f"{index}-{label}", baseline, nodeids,
+            fresh=bool(baseline.fresh_calls)))
         judgement = judge(evaluation, timed, [])
         if judgement.status != GOOD:
             return Confirmation(
@@ -116,7 +144,8 @@ def _measure_round(executor: Executor, timed: list[Objective], baseline: Baselin
                 {"confirmed": False},
             )
         samples[label], speeds[label] = judgement.samples, evaluation.speed
-    return samples, speeds
+        fresh[label] = judgement.fresh
+    return samples, speeds, fresh
 
 
 def _timed_confirmation(machine: InterleavedConfirmation) -> Confirmation:

@@ -112,3 +112,24 @@ def test_speed(benchmark):
     result.stdout.fnmatch_lines(["*not written: the improvement was not confirmed*"])
     assert (pytester.path / "steady.py").read_text() == before
     assert not list(Path(pytester.path).glob(".aide/*/backup_*"))
+
+
+def test_a_confirmed_speedup_that_vanishes_on_fresh_inputs_is_not_confirmed() -> None:
+    from pytest_aide.search.confirm import Confirmation, _held_on_fresh_inputs
+    from pytest_aide.search.judge import fresh_shortfall
+
+    # 40% faster on the benchmark's input; on fresh inputs as slow as the original
+    assert fresh_shortfall(-0.4, [1.0] * 12, [1.0] * 12).startswith(
+        "faster only on the benchmark's own input (-40.0%; fresh inputs: +0.0%)")
+    assert fresh_shortfall(-0.4, [1.0] * 12, [0.62] * 12) == ""  # holds, within noise
+    assert fresh_shortfall(-0.4, [], [0.5]) == ""  # nothing timed on fresh inputs
+    confirmed = Confirmation(True, "confirmed", {
+        "confirmed": True, "change": -0.4,
+        "per_test": {"t.py::test_speed": {"change": -0.4}}})
+    fresh = {"baseline": {"t.py::test_speed": [1.0] * 24},
+             "best": {"t.py::test_speed": [0.98] * 24}}
+    verdict = _held_on_fresh_inputs(confirmed, fresh)
+    assert not verdict.confirmed and not verdict.details["confirmed"]
+    assert "test_speed is faster only on the benchmark's own input" in verdict.summary
+    honest = {"baseline": fresh["baseline"], "best": {"t.py::test_speed": [0.6] * 24}}
+    assert _held_on_fresh_inputs(confirmed, honest).confirmed
