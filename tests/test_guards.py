@@ -85,9 +85,9 @@ def test_a_wrong_candidate_is_caught_by_a_test_in_another_file_and_the_right_one
     output = result.stdout.str()
     assert result.ret == 0, output
     result.stdout.fnmatch_lines([
-        "aide: guards: 2 tests in 1 file (the marked tests' files, and the suite's tests that "
-        "run stats.py: coverage of 5 tests; --aide-guards to change); 1 that xpass on the "
-        "original are not guards",
+        "aide: guards: 2 tests in 1 file (test_correct.py) (the marked tests' files, and the "
+        "suite's tests that run stats.py: coverage of 5 tests; --aide-guards to change); 1 that "
+        "xpass on the original are not guards",
     ])
     (path,) = layout.path.glob(".aide/*/journal.json")
     journal = Journal.load(path)
@@ -131,7 +131,7 @@ def test_choosing_leaves_out_what_does_not_pass_or_does_not_run_the_target() -> 
     assert choice.left_out == {"xpassed": 1, "skipped": 1, "failed": 1}
     assert choice.suite == 6
     assert choice.header("t.py") == (
-        "guards: 1 test in 1 file (the marked tests' files, and the suite's tests that run "
+        "guards: 1 test in 1 file (a) (the marked tests' files, and the suite's tests that run "
         "t.py: coverage of 6 tests; --aide-guards to change); 1 that fail on the original, 1 "
         "that skip on the original, 1 that xpass on the original are not guards")
     assert GuardChoice(GuardMode.FILES, ()).only_marked()

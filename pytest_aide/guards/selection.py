@@ -31,6 +31,10 @@ LEFT_OUT = {"skipped": "skip", "xfailed": "xfail", "xpassed": "xpass", "failed":
             "error": "error", "not run": "do not run"}
 
 
+#: How many guard files the header names (the rest are counted).
+NAMED_FILES = 6
+
+
 @dataclass(frozen=True)
 class GuardChoice:
     """The guards, and what the header says about how they were chosen."""
@@ -47,13 +51,16 @@ class GuardChoice:
         return sorted({nodeid.split("::")[0] for nodeid in self.guards})
 
     def header(self, target: str) -> str:
-        """E.g. "guards: 37 tests in 5 files (the marked tests' files, and the suite's tests
-        that run core.py: coverage of 120 tests; --aide-guards to change); 2 that xfail on
-        the original are not guards"."""
+        """E.g. "guards: 37 tests in 2 files (tests/test_a.py, tests/test_b.py) (the marked
+        tests' files, and the suite's tests that run core.py: coverage of 120 tests;
+        --aide-guards to change); 2 that xfail on the original are not guards"."""
         count = len(self.guards)
         files = self.files()
         what = (f"{count} test{'s' if count != 1 else ''} in {len(files)} "
                 f"file{'s' if len(files) != 1 else ''}")
+        if files:  # named: a user sees which of their test files judge the candidates
+            more = f" and {len(files) - NAMED_FILES} more" if len(files) > NAMED_FILES else ""
+            what += f" ({', '.join(files[:NAMED_FILES])}{more})"
         if self.mode is GuardMode.AUTO:
             how = (f"(the marked tests' files, and the suite's tests that run {target}: "
                    f"coverage of {self.suite} test{'s' if self.suite != 1 else ''}; "
