@@ -108,7 +108,8 @@ BREAKS: tuple[Break, ...] = (
     ),
     Break(
         "sandbox without PID namespace",
-        (Edit("pytest_aide/evaluation/sandbox.py", '            "--unshare-pid",\n', ""),),
+        (Edit("pytest_aide/evaluation/sandbox.py",
+              '            "--unshare-pid",\n            "--as-pid-1",\n', ""),),
         ("tests/evaluation/test_zygote.py",
          "tests/evaluation/test_sandbox.py::test_hostile_candidate_is_contained_by_the_sandbox"),
     ),
@@ -154,8 +155,10 @@ def apply(edits: tuple[Edit, ...], copy: Path, name: str) -> None:
 
 
 def environment(copy: Path) -> dict[str, str]:
-    """The tests' environment: the copy first on the path, no CI skip rule, no stray run."""
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTEST_ADDOPTS", "CI"}}
+    """The tests' environment: the copy first on the path, CI's rule that a skip fails (a
+    break that makes a tool unusable must not pass as skipped tests), no stray run."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    env["CI"] = "true"
     env["PYTHONPATH"] = os.pathsep.join([str(copy), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
@@ -238,8 +241,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--logs", type=Path, default=None,
                         help="keep each pytest run's output in this folder")
     options = parser.parse_args(argv)
-    chosen = [b for b in BREAKS
-              if options.only is None or any(o.lower() in b.name for o in options.only)]
+    chosen = [b for b in BREAKS if options.only is None
+              or any(o.lower() in b.name.lower() for o in options.only)]
+    if not chosen:
+        parser.error(f"--only {' '.join(options.only)}: no break of that name; the breaks: "
+                     + "; ".join(b.name for b in BREAKS))
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="aide-mutations-") as place:
         for index, item in enumerate(chosen):  # every replacement checked before any run
