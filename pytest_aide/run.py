@@ -167,12 +167,13 @@ class RunResult:
 
 def shortfall(result: RunResult, fail_on: str) -> str:
     """Why a finished run is not a success under ``--aide-fail-on`` ('' when it is): no
-    proposal could be made at all (``error``, the default), or nothing was confirmed better
-    (``no-improvement``); ``never`` accepts both."""
+    proposal could be made at all (``error``, the default; a proposer with nothing left to
+    try did its job), or nothing was confirmed better (``no-improvement``); ``never``
+    accepts both."""
     if fail_on == "never":
         return ""
     where = result.study.target.path.name
-    if result.wanted and not result.proposed:
+    if result.wanted and not result.proposed and not result.journal.exhausted:
         last = result.journal.nodes[-1].error if len(result.journal.nodes) > 1 else ""
         because = f"; the last: {last.splitlines()[0]}" if last else ""
         return (f"{where}: no proposal could be made in {_steps(result.wanted)} "
