@@ -27,7 +27,7 @@ from pytest_aide.report.formatting import proposer_text
 from pytest_aide.report.markdown import write_report_md
 from pytest_aide.report.terminal import step_line
 from pytest_aide.report.tree_html import write_tree_html
-from pytest_aide.search.confirm import confirm_best
+from pytest_aide.search.confirm import Progress, confirm_best
 from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import describe
 from pytest_aide.settings import AideSettings, in_ci
@@ -193,6 +193,8 @@ class TargetRun:
     rootdir: Path
     proposer_factory: Callable[[str], Proposer]
     write_line: Callable[[str], None]
+    #: Writes over the terminal's current line (None when the output is not a terminal).
+    rewrite_line: Callable[[str], None] | None = None
     pytest_args: list[str] = field(default_factory=list)
     invocation_args: list[str] = field(default_factory=list)
     verbose: bool = True
@@ -405,6 +407,17 @@ class TargetRun:
 
     # -- finishing ------------------------------------------------------------------------
 
+    def _confirm_progress(self, progress: Progress) -> None:
+        """On a terminal, one line rewritten as each round ends; elsewhere (a CI log) the
+        start only, and any round discarded."""
+        if not self.verbose:
+            return
+        line = f"aide: {progress.text()}"
+        if self.rewrite_line is not None:
+            self.rewrite_line(line)
+        elif progress.kept == 0 or progress.rerun or progress.just_discarded:
+            self.write_line(line)
+
     def _finish(self, result: RunResult, executor: Executor, search: Search,
                 original: str, current: str) -> None:
         """Confirm, keep and report the best; write it over ``current`` (the file as this
@@ -417,9 +430,10 @@ class TargetRun:
             began = time.perf_counter()
             confirmation = confirm_best(
                 executor, self.study.objectives, search.baseline, journal.root, best,
-                run_dir / "confirm", self.settings.confirm_rounds,
-                lambda line: self.write_line(f"aide: {line}") if self.verbose else None,
+                run_dir / "confirm", self.settings.confirm_rounds, self._confirm_progress,
             )
+            if self.rewrite_line is not None and self.verbose:
+                self.write_line("")  # the rewritten progress line stays, and ends
             best.confirmed = confirmation.details
             journal.add_time(Phase.CONFIRMATION, time.perf_counter() - began)
             result.confirmed = confirmation.confirmed

@@ -114,6 +114,20 @@ class AideSession:
         if terminal is not None:
             terminal.write_line(printable(line, keep_newlines=True), **markup)
 
+    def _rewriter(self) -> Callable[[str], None] | None:
+        """Writes over the current line when the output is a terminal (progress that would
+        otherwise fill the screen a line a round); None elsewhere."""
+        from pytest_aide.report.formatting import printable
+
+        terminal = self._terminal()
+        if terminal is None or not terminal.isatty():
+            return None
+
+        def rewrite(line: str) -> None:
+            terminal.rewrite(printable(line), erase=True)
+
+        return rewrite
+
     def _optimize_all(self) -> bool:
         """One run per target; True when any of them wrote its target."""
         self._write_line("")
@@ -197,6 +211,7 @@ class AideSession:
             rootdir=self.rootdir,
             proposer_factory=proposer_factory,
             write_line=self._write_line,
+            rewrite_line=self._rewriter(),
             pytest_args=child_options(self._invocation_args()),
             invocation_args=self._invocation_args(),
             verbose=self.config.get_verbosity() >= 0,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,6 +65,41 @@ def test_search_improves_writes_the_best_and_keeps_the_artifacts(slow_project) -
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"],
                             cwd=slow_project.path, check=True, capture_output=True, text=True)
     assert ".aide" not in status.stdout and "slow.py" in status.stdout
+
+
+def test_the_confirmation_is_one_line_rewritten_on_a_terminal(slow_project) -> None:
+    """In a pseudo-terminal the confirmation's progress is one line, rewritten each round;
+    in a log (no terminal) only its start is written."""
+    import pty
+
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--aide-steps", "3", "--aide-model", "tune",
+         "--aide-preserve-source", "-p", "no:cacheprovider"],
+        cwd=slow_project.path, stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the other side closed: the run ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main)
+    assert process.wait(timeout=300) == 0
+    output = b"".join(chunks).decode(errors="replace")
+    rounds = re.findall(r"\raide: confirming the best: round (\d+) of at most", output)
+    assert len(rounds) >= 7 and rounds == sorted(rounds, key=int), output[-3000:]
+    lines = [line for line in output.splitlines() if "confirming the best: round" in line]
+    assert len(lines) == 1  # every round on the same line
+
+    logged = slow_project.runpytest_subprocess("--aide-steps", "3", "--aide-model", "tune",
+                                               "--aide-preserve-source")
+    text = logged.stdout.str()
+    assert text.count("confirming the best: interleaved rounds with the original") == 1
+    assert "confirming the best: round" not in text
 
 
 def test_a_plain_run_afterwards_collects_nothing_from_the_runs(slow_project) -> None:

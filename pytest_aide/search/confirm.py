@@ -11,15 +11,16 @@ the speed difference to explain: it is measured again. Untimed metrics
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_aide.evaluation.speed import difference
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards.baseline import Baseline
 from pytest_aide.journal import GOOD, Node
+from pytest_aide.report.formatting import fmt_change, fmt_seconds
 from pytest_aide.search.judge import (
     InterleavedConfirmation,
     RoundTaken,
@@ -29,6 +30,53 @@ from pytest_aide.search.judge import (
 )
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.study import Objective
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a confirmation stands, after each measured round (the terminal shows it)."""
+
+    kept: int  # rounds kept so far
+    most: int  # the most rounds it may take
+    seconds: float  # spent so far
+    discarded: int = 0  # rounds measured across a change of the machine's speed
+    #: The first timed test's change so far, and its interval (None before a verdict).
+    change: float | None = None
+    low: float | None = None
+    high: float | None = None
+    done: bool = False
+    rerun: bool = False  # an untimed best, run once more
+    just_discarded: bool = False  # this round was measured across a change of speed
+
+    @property
+    def seconds_left(self) -> float | None:
+        """At most this many seconds more, at the pace so far (None before a round)."""
+        measured = self.kept + self.discarded
+        if self.done or not measured:
+            return None if not self.done else 0.0
+        return self.seconds / measured * (self.most - self.kept)
+
+    def text(self) -> str:
+        """``confirming the best: round 3 of at most 20, -42.1% so far (-50.3% .. -35.0%),
+        at most 51s left``."""
+        if self.rerun:
+            return "confirming the best: running it once more next to the original"
+        if not self.kept and not self.discarded:
+            return (f"confirming the best: interleaved rounds with the original, at most "
+                    f"{self.most}")
+        text = f"confirming the best: round {self.kept} of at most {self.most}"
+        if self.change is not None:
+            text += f", {fmt_change(self.change)} so far"
+            if self.low is not None and self.high is not None:
+                text += f" ({fmt_change(self.low)} .. {fmt_change(self.high)})"
+        if self.discarded:
+            text += f", {self.discarded} discarded (the machine's speed changed)"
+        left = self.seconds_left
+        if self.done:
+            text += f", decided in {fmt_seconds(self.seconds)}"
+        elif left is not None:
+            text += f", at most {fmt_seconds(left)} left"
+        return text
 
 
 @dataclass
@@ -46,7 +94,7 @@ def confirm_best(
     best: Node,
     workdir: Path,
     rounds: int,
-    progress: Callable[[str], None] = lambda line: None,
+    progress: Callable[[Progress], None] = lambda progress: None,
 ) -> Confirmation:
     """Measure ``best`` against ``root`` again, held to ``baseline`` like every candidate:
     timed objectives in interleaved rounds, untimed ones by one more run."""
@@ -59,8 +107,8 @@ def confirm_best(
 
 def _confirm_rerun(executor: Executor, objectives: list[Objective], baseline: Baseline,
                    root: Node, best: Node, workdir: Path,
-                   progress: Callable[[str], None]) -> Confirmation:
-    progress("confirming the best: running it again")
+                   progress: Callable[[Progress], None]) -> Confirmation:
+    progress(Progress(0, 1, 0.0, rerun=True))
     evaluation = executor.run_isolated(EvaluationRequest(best.code, workdir / "rerun", baseline,
                                                          replay=bool(baseline.calls)))
     judgement = judge(evaluation, objectives, baseline.guards)
@@ -79,14 +127,15 @@ def _confirm_rerun(executor: Executor, objectives: list[Objective], baseline: Ba
 
 def _confirm_timed(executor: Executor, objectives: list[Objective], timed: list[Objective],
                    baseline: Baseline, root: Node, best: Node, workdir: Path, rounds: int,
-                   progress: Callable[[str], None]) -> Confirmation:
+                   progress: Callable[[Progress], None]) -> Confirmation:
     """Interleaved rounds in fresh processes, driven by judge.InterleavedConfirmation."""
     nodeids = [o.nodeid for o in timed]
     machine = InterleavedConfirmation(nodeids, rounds)
     fresh: dict[str, dict[str, list[float]]] = {"baseline": {}, "best": {}}
     index = 0
+    began = time.perf_counter()
+    progress(Progress(0, rounds, 0.0))
     while not machine.done:
-        progress(f"confirming the best: interleaved round {machine.kept + 1} (at most {rounds})")
         measured = _measure_round(executor, timed, baseline, root, best, workdir, index,
                                   first="baseline" if machine.kept % 2 == 0 else "best")
         index += 1
@@ -96,10 +145,13 @@ def _confirm_timed(executor: Executor, objectives: list[Objective], timed: list[
         for label, by_test in timings.items():
             for nodeid, calls in by_test.items():
                 fresh[label].setdefault(nodeid, []).extend(calls)
-        if machine.add(samples["baseline"], samples["best"],
-                       (speeds["baseline"], speeds["best"])) is RoundTaken.DISCARDED:
-            progress(f"confirming the best: round discarded, the machine's speed changed "
-                     f"({difference(speeds['baseline'], speeds['best'])}); measuring it again")
+        taken = machine.add(samples["baseline"], samples["best"],
+                            (speeds["baseline"], speeds["best"]))
+        first = next(iter(machine.verdicts.values()), None)
+        progress(Progress(machine.kept, rounds, time.perf_counter() - began, machine.discarded,
+                          *((first.change, first.low, first.high) if first else ()),
+                          done=machine.done,
+                          just_discarded=taken is RoundTaken.DISCARDED))
     return _held_on_fresh_inputs(_timed_confirmation(machine), fresh)
 
 

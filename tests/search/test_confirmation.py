@@ -133,3 +133,15 @@ def test_a_confirmed_speedup_that_vanishes_on_fresh_inputs_is_not_confirmed() ->
     assert "test_speed is faster only on the benchmark's own input" in verdict.summary
     honest = {"baseline": fresh["baseline"], "best": {"t.py::test_speed": [0.6] * 24}}
     assert _held_on_fresh_inputs(confirmed, honest).confirmed
+
+
+def test_the_progress_says_rounds_the_change_so_far_and_what_is_left() -> None:
+    from pytest_aide.search.confirm import Progress
+
+    assert Progress(0, 20, 0.0).text() == (
+        "confirming the best: interleaved rounds with the original, at most 20")
+    middle = Progress(3, 20, 6.0, change=-0.421, low=-0.503, high=-0.35)
+    assert middle.text() == ("confirming the best: round 3 of at most 20, -42.1% so far "
+                             "(-50.3% .. -35.0%), at most 34.0s left")
+    assert Progress(8, 20, 16.0, 1, -0.4, -0.5, -0.3, done=True).text().endswith(
+        ", 1 discarded (the machine's speed changed), decided in 16.0s")
