@@ -76,20 +76,38 @@ def executor_for(project: pytest.Pytester, sandboxed: bool = True, timeout: floa
 
 
 def ray_workers_running_evaluations() -> list[int]:
-    """Pids of Ray worker processes whose child is an evaluation's pytest."""
-    workers = []
+    """Pids of this cluster's Ray worker processes whose child is an evaluation's pytest:
+    only those that descend from this process (the cluster is ours), never another run's on
+    the same machine."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes()
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            parent_command = Path(f"/proc/{parent}/cmdline").read_bytes()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes()
+            parents[int(entry.name)] = int(
+                (entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if b"pytest_aide.evaluation.worker" in command and parent_command.startswith(b"ray::"):
-            workers.append(parent)
-    return sorted(set(workers))
+    workers = set()
+    for pid, command in commands.items():
+        parent = parents.get(pid, 0)
+        if (b"pytest_aide.evaluation.worker" in command
+                and commands.get(parent, b"").startswith(b"ray::")
+                and _descends_from(parent, os.getpid(), parents)):
+            workers.add(parent)
+    return sorted(workers)
+
+
+def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = set()
+    while pid and pid not in seen:
+        if pid == ancestor:
+            return True
+        seen.add(pid)
+        pid = parents.get(pid, 0)
+    return False
 
 
 def kill_workers(times: int, how: int = signal.SIGKILL,
