@@ -72,7 +72,7 @@ def make_proposer(
         from pytest_aide.proposers.tune.proposer import TuneProposer
 
         tuner = TuneProposer(original_code, seed=settings.seed)
-        return tuner, "; ".join(filter(None, [notice, tuner.space_text()]))
+        return tuner, " ".join(filter(None, [notice, tuner.space_text()]))
     unpriced = _unpriced_notice(spec, settings)
     notice = "; ".join(filter(None, [notice, unpriced])) or None
     return build_llm_proposer(spec, settings, env), notice

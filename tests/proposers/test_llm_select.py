@@ -100,14 +100,14 @@ def test_tune_spec_builds_the_tuner(monkeypatch: pytest.MonkeyPatch) -> None:
             made.update(code=original_code, seed=seed)
 
         def space_text(self) -> str:
-            return "the tuner searches 1 literal(s): X"
+            return "The tuner searches 1 literal(s): X."
 
     module = types.ModuleType("pytest_aide.proposers.tune.proposer")
     module.TuneProposer = FakeTune  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "pytest_aide.proposers.tune.proposer", module)
     proposer, notice = make_proposer(AideSettings(model="tune", seed=7), "X = 1\n", env={})
     assert isinstance(proposer, FakeTune)
-    assert notice == "the tuner searches 1 literal(s): X"  # the header says what it searches
+    assert notice == "The tuner searches 1 literal(s): X."  # the header says what it searches
     assert made == {"code": "X = 1\n", "seed": 7}
 
 

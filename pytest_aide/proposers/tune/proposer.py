@@ -91,7 +91,7 @@ class TuneProposer:
         more = f" and {len(self.tunables) - 8} more" if len(self.tunables) > 8 else ""
         alone = ("; each is first moved alone, and one whose move fails the tests is left as "
                  "it is" if len(self.tunables) > 1 else "")
-        return f"the tuner searches {len(self.tunables)} literal(s): {names}{more}{alone}"
+        return f"The tuner searches {len(self.tunables)} literal(s): {names}{more}{alone}."
 
     # --- the Proposer protocol -----------------------------------------------------------
 
