@@ -46,7 +46,7 @@ assert torch.equal(out, 2 * x), out
 RAY_TASK = """
 import ray
 
-ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
 try:
     assert ray.get(ray.remote(lambda: 41 + 1).remote()) == 42
 finally:

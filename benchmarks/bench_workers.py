@@ -106,7 +106,7 @@ def measure_throughput(root: Path, count: int) -> dict[str, float]:
                           protected_exclude=[root / "heavy" / ".aide"])
     one = LocalExecutor(evaluator, plan_slots(1))
     two = LocalExecutor(evaluator, plan_slots(2))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         # Ray initialized here: the project is reached at its own path (one machine)
         # its own evaluator: fingerprints taken in Ray's workers (their environment) are
