@@ -107,6 +107,13 @@ class Node:
     remeasure_reason: str = ""  # why it was ("": the machine's speed had changed)
     #: Each timed test's benchmarked call, in seconds per fresh input (guards/fresh.py).
     fresh: dict[str, list[float]] = field(default_factory=dict)
+    #: The seed of those inputs and its answers to the first of them, until the screen has
+    #: compared them with the original's (not kept in the journal: they may be large).
+    #: (``guards.fresh.FreshAnswers`` by marked test; the data layer does not import it).
+    fresh_answers: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: ``[guards its evaluation ran, guards in all]`` when it ran only those that ran the
+    #: functions it changed (guards/selection.py); empty when it ran them all.
+    guards_run: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.operator = Operator(self.operator)
@@ -117,7 +124,9 @@ class Node:
         return self.status == Status.GOOD
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["fresh_answers"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], version: int = JOURNAL_VERSION) -> Node:

@@ -367,6 +367,8 @@ class TargetRun:
             journal.outcome = f"baseline failed: {exc}"
             journal.save(search.journal_path)
             raise RunError(f"{self.relpath}: {exc}") from None
+        for note in search.fresh_notes():
+            self.write_line(f"aide: {note}")
         choice = search.guard_choice
         if choice is not None:
             self.write_line(f"aide: {choice.header(self.study.target.path.name)}")

@@ -108,6 +108,7 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
             "It takes metric, maximize, target, inputs, compare, rtol and atol."
         )
     _check_comparison(where, compare, tolerance)
+    _check_inputs(where, inputs)
     if not isinstance(metric, str) or not metric:
         raise MarkerError(
             f"{where}: @pytest.mark.optimize needs a metric, e.g. "
@@ -127,6 +128,18 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
         raise MarkerError(f"{where}: maximize must be True or False, not {maximize!r}.")
     return MarkerSpec(metric=metric, maximize=maximize, target=target, compare=compare,
                       inputs=inputs, **tolerance)
+
+
+def _check_inputs(where: str, inputs: Any) -> None:
+    """``inputs=``: a callable or a Hypothesis strategy (checked by its module: Hypothesis is
+    imported only by test files that use it)."""
+    if inputs is None or callable(inputs) or type(inputs).__module__.startswith("hypothesis."):
+        return
+    raise MarkerError(
+        f"{where}: inputs= must be a callable that takes a random.Random and returns one "
+        "call's arguments (a tuple of positional arguments, or a dict of keyword arguments), "
+        f"or a Hypothesis strategy of them; got {inputs!r}."
+    )
 
 
 def _check_comparison(where: str, compare: Any, tolerance: dict[str, Any]) -> None:

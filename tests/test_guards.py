@@ -86,8 +86,10 @@ def test_a_wrong_candidate_is_caught_by_a_test_in_another_file_and_the_right_one
     assert result.ret == 0, output
     result.stdout.fnmatch_lines([
         "aide: guards: 2 tests in 1 file (test_correct.py) (the marked tests' files, and the "
-        "suite's tests that run stats.py: coverage of 5 tests; --aide-guards to change); 1 that "
-        "xpass on the original are not guards",
+        "suite's tests that run stats.py: coverage of 5 tests; --aide-guards to change); a "
+        "candidate runs those that ran the functions it changes (all, when it changes other "
+        "code), every one before it becomes the best; 1 that xpass on the original are not "
+        "guards",
     ])
     (path,) = layout.path.glob(".aide/*/journal.json")
     journal = Journal.load(path)

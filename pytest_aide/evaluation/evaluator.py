@@ -13,7 +13,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pytest_aide.guards import clock, fingerprint, reaper, seal
 from pytest_aide.guards.baseline import Baseline
 from pytest_aide.guards.boundary import ProjectGuard, measuring_code_dirs
 from pytest_aide.guards.findings import Finding, FindingKind
+from pytest_aide.guards.fresh import FreshAnswers
 from pytest_aide.guards.integrity import new_findings
 from pytest_aide.guards.replay import Call, differences
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
@@ -93,6 +93,8 @@ class Evaluation:
     clock: dict[str, clock.Bracket] = field(default_factory=dict)
     #: With ``coverage=True``: the tests during which the target's code ran.
     executed_target: list[str] | None = None
+    #: With ``coverage=True``: the target's functions each test ran (guards/selection.py).
+    target_functions: dict[str, list[str]] = field(default_factory=dict)
     #: With ``record_calls=True``: the original's calls into the target (replay.py).
     recorded_calls: list[Call] | None = None
     #: How the candidate's answers to the recorded calls differ from the original's.
@@ -101,6 +103,12 @@ class Evaluation:
     replayed: dict[str, Any] | None = None
     #: Each benchmarked call's seconds on fresh inputs, by marked test (fresh.py).
     fresh: dict[str, list[float]] = field(default_factory=dict)
+    #: Why a marked test's call could not be timed on fresh inputs, by marked test.
+    fresh_missing: dict[str, str] = field(default_factory=dict)
+    #: The seed of those inputs and the answers to the first of them, by marked test.
+    fresh_answers: dict[str, FreshAnswers] = field(default_factory=dict)
+    #: With ``fresh_seeds``: the original's answers to those inputs, by marked test.
+    original_answers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:
@@ -292,7 +300,7 @@ class Evaluator:
         self, source: str | None, workdir: Path, nodeids: list[str] | None = None,
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
         coverage: bool = False, record_calls: bool = False, replay: bool = False,
-        fresh: bool = False,
+        fresh: bool = False, fresh_seeds: dict[str, int] | None = None,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -307,7 +315,9 @@ class Evaluator:
         ``record_calls``: record the original's calls into the target (the guard probe);
         ``replay``: make the baseline's recorded calls on this code after its tests, and
         list how its answers differ (``Evaluation.differences``); ``fresh``: time the
-        benchmarked calls on fresh inputs after the tests (``Evaluation.fresh``).
+        benchmarked calls on fresh inputs after the tests (``Evaluation.fresh``);
+        ``fresh_seeds``: no test runs (they are collected only), the original answers the
+        fresh inputs a candidate was timed on (``Evaluation.original_answers``).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -317,9 +327,13 @@ class Evaluator:
         try:
             workdir.mkdir(parents=True, exist_ok=True)
             calls = baseline.replayed_calls() if replay and baseline is not None else None
-            timed = baseline.fresh_requests() if fresh and baseline is not None else None
+            requests = baseline.fresh_requests() if baseline is not None else {}
+            seeded = {nodeid: {**requests[nodeid], "seed": seed}
+                      for nodeid, seed in (fresh_seeds or {}).items() if nodeid in requests}
             evaluation = self._run(source, workdir, nodeids, original, slot,
-                                   _Extra(coverage, record_calls, calls, timed or None))
+                                   _Extra(coverage, record_calls, calls,
+                                          (requests if fresh else None) or None,
+                                          seeded or None))
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -405,9 +419,8 @@ class Evaluator:
         env[clock.MARKS_FD_ENV] = str(marks.write_fd)
         if slot is not None:
             env.update(slot.environment())
-        arguments = nodeids or self.study.nodeids
-        command = self._command([*arguments, "--benchmark-disable"] if probe else arguments,
-                                settings, workdir)
+        arguments = [*(nodeids or self.study.nodeids), *extra.pytest_arguments()]
+        command = self._command(arguments, settings, workdir)
         try:
             launched = self._launch(command, env, workdir, (key_fd, marks.write_fd),
                                     started=marks.start, slot=slot)
@@ -444,7 +457,8 @@ class Evaluator:
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
         output_path = workdir / "output.txt"
-        args = self.command(nodeids or self.study.nodeids)[3:]
+        args = self.command([*(nodeids or self.study.nodeids),
+                             *(extra.pytest_arguments() if extra else [])])[3:]
         begun = time.perf_counter()
         try:
             with output_path.open("wb") as output:
@@ -460,11 +474,7 @@ class Evaluator:
                 marks.abandon()
         marks.join()
         launched = Launched(status, returncode, time.perf_counter() - begun, output_path)
-        evaluation = _evaluation(launched, results_path, key, marks)
-        if launched.status == "completed":
-            with contextlib.suppress(OSError):
-                shutil.move(str(results_path), str(workdir / "results.json"))
-        return evaluation
+        return _evaluation(launched, results_path, key, marks)
 
     def check_plainly(self, nodeids: list[str], workdir: Path) -> PlainRun:
         """The final check (plain.py): the tests in a plain ``python -m pytest`` against the
@@ -546,6 +556,15 @@ class _Extra:
     replay: list[dict[str, Any]] | None = None
     #: The benchmarked calls to time on fresh inputs after the tests, by marked test.
     fresh: dict[str, dict[str, Any]] | None = None
+    #: The benchmarked calls and the seeds of the fresh inputs the original is to answer.
+    fresh_answers: dict[str, dict[str, Any]] | None = None
+
+    def pytest_arguments(self) -> list[str]:
+        """A probe takes one call of each benchmark (no rounds); answering fresh inputs
+        needs the tests collected (their imports), not run."""
+        if self.fresh_answers:
+            return ["--collect-only"]
+        return ["--benchmark-disable"] if self.coverage or self.record_calls else []
 
     def apply(self, settings: dict[str, Any], target: Path) -> None:
         if self.coverage:
@@ -556,6 +575,8 @@ class _Extra:
             settings["replay"] = self.replay
         if self.fresh:
             settings["fresh"] = self.fresh
+        if self.fresh_answers:
+            settings["fresh_answers"] = self.fresh_answers
 
 
 @dataclass
@@ -624,6 +645,10 @@ def _evaluation(launched: Launched, results_path: Path, key: str,
                             duration=launched.duration, output_tail=launched.tail())
     if launched.status == "completed":
         _read_results(evaluation, results_path, key, marks)
+    # Read, it has served: its reports, fingerprints and answers are 1 MB or more per
+    # evaluation on a large module; what is kept is in the journal and baseline.json.
+    with contextlib.suppress(OSError):
+        results_path.unlink()
     return evaluation
 
 
@@ -632,11 +657,22 @@ def _read_judging(evaluation: Evaluation, data: dict[str, Any]) -> None:
     replayed answers, fresh-input timings."""
     if "executed_target" in data:
         evaluation.executed_target = [str(n) for n in data["executed_target"]]
+    evaluation.target_functions = {str(test): [str(f) for f in functions]
+                                   for test, functions in
+                                   (data.get("target_functions") or {}).items()}
     if "recorded_calls" in data:
         evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
     evaluation.replayed = data.get("replayed")
+    fresh = data.get("fresh") or {}
     evaluation.fresh = {str(n): [float(t) for t in (v or {}).get("times") or []]
-                        for n, v in (data.get("fresh") or {}).items()}
+                        for n, v in fresh.items()}
+    evaluation.fresh_missing = {str(n): str(v["missing"]) for n, v in fresh.items()
+                                if isinstance(v, dict) and v.get("missing")}
+    evaluation.fresh_answers = {
+        str(n): FreshAnswers(int(v["seed"]), list(v.get("answers") or []))
+        for n, v in fresh.items() if isinstance(v, dict) and v.get("seed") is not None}
+    evaluation.original_answers = {str(n): list(v or [])
+                                   for n, v in (data.get("original_answers") or {}).items()}
 
 
 def _read_results(evaluation: Evaluation, path: Path, key: str, marks: clock.MarkReader) -> None:

@@ -22,11 +22,13 @@ import pytest
 
 from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
-from pytest_aide.guards import clock, fingerprint, seal
-from pytest_aide.guards.fresh import time_fresh
+from pytest_aide.guards import clock, fingerprint, seal, selection
+from pytest_aide.guards.fresh import original_answers, time_fresh
 from pytest_aide.guards.integrity import MeasuringIntegrity
 from pytest_aide.guards.replay import Recorder, replay
 from pytest_aide.metrics import measure_item
+from pytest_aide.study import MARKER
+from pytest_aide.workspace import SourceUnreadable, read_source
 
 #: Identities of clocks and measuring code, recorded before the candidate first runs.
 _INTEGRITY = MeasuringIntegrity()
@@ -201,6 +203,7 @@ class TargetCoverage:
     def __init__(self, path: str) -> None:
         import coverage
 
+        self.path = path
         self.cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
         self.cov.start()
 
@@ -210,16 +213,21 @@ class TargetCoverage:
         yield
         self.cov.switch_context("")
 
-    def executed(self) -> list[str]:
-        """The tests during which a line of the target ran."""
+    def executed(self) -> dict[str, list[str]]:
+        """The functions of the target each test ran (``selection.AT_IMPORT``: those that ran
+        while it was imported); a test that ran only module-level code has an empty list."""
         self.cov.stop()
         data = self.cov.get_data()
-        contexts: set[str] = set()
+        lines: dict[str, set[int]] = {}
         for measured in data.measured_files():
-            for names in (data.contexts_by_lineno(measured) or {}).values():
-                contexts.update(names)
-        contexts.discard("")
-        return sorted(contexts)
+            for line, names in (data.contexts_by_lineno(measured) or {}).items():
+                for name in names:
+                    lines.setdefault(name, set()).add(line)
+        try:
+            spans = selection.function_spans(read_source(Path(self.path)))
+        except (OSError, SourceUnreadable):
+            spans = []
+        return {context: selection.functions_run(spans, ran) for context, ran in lines.items()}
 
 
 class WorkerRecorder:
@@ -237,6 +245,8 @@ class WorkerRecorder:
         self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
         self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
         self.coverage: TargetCoverage | None = None
+        #: Each marked test's ``inputs=`` (fresh inputs of its own making), by node id.
+        self.inputs: dict[str, Any] = {}
 
     def _test(self, nodeid: str) -> dict[str, Any]:
         return self.tests.setdefault(
@@ -269,6 +279,10 @@ class WorkerRecorder:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.collected = [item.nodeid for item in session.items]
+        for item in session.items:
+            marker = item.get_closest_marker(MARKER)
+            if marker is not None and marker.kwargs.get("inputs") is not None:
+                self.inputs[item.nodeid] = marker.kwargs["inputs"]
         self.state.loaded(session)
 
     @pytest.hookimpl(hookwrapper=True)
@@ -302,7 +316,10 @@ class WorkerRecorder:
         # the candidate's code runs again here: before the last checks, which see what it did
         replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
                     if _CONFIG.get("replay") is not None else None)
-        fresh = _fresh(_CONFIG["module"], _CONFIG["fresh"]) if _CONFIG.get("fresh") else None
+        fresh = (_fresh(_CONFIG["module"], _CONFIG["fresh"], self.inputs)
+                 if _CONFIG.get("fresh") else None)
+        answers = (_original_answers(_CONFIG["module"], _CONFIG["fresh_answers"], self.inputs)
+                   if _CONFIG.get("fresh_answers") else None)
         _INTEGRITY.check("at the end of the session")
         self.state.finished()
         payload = {
@@ -317,7 +334,9 @@ class WorkerRecorder:
             "clock": self.clock,
         }
         if self.coverage is not None:
-            payload["executed_target"] = self.coverage.executed()
+            functions = self.coverage.executed()
+            payload["executed_target"] = sorted(c for c in functions if c != selection.AT_IMPORT)
+            payload["target_functions"] = functions
         module = sys.modules.get(_CONFIG.get("module") or "")
         if _RECORDER is not None and module is not None:
             _RECORDER.check_stability(module)
@@ -326,27 +345,50 @@ class WorkerRecorder:
             payload["replayed"] = replayed
         if fresh is not None:
             payload["fresh"] = fresh
+        if answers is not None:
+            payload["original_answers"] = answers
         _write_results(json.dumps(payload, default=str))
 
 
-def _fresh(name: str, calls: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Each benchmarked call timed on fresh inputs (fresh.py), by the marked test."""
+def _fresh(name: str, calls: dict[str, dict[str, Any]], inputs: dict[str, Any]
+           ) -> dict[str, Any]:
+    """Each benchmarked call timed on fresh inputs (fresh.py), by the marked test (made by
+    its marker's ``inputs=`` when it has one)."""
     module = sys.modules.get(name)
     if module is None:
         return {}
-    return {nodeid: time_fresh(module, call).to_dict() for nodeid, call in calls.items()}
+    return {nodeid: time_fresh(module, call, given=inputs.get(nodeid)).to_dict()
+            for nodeid, call in calls.items()}
+
+
+def _original_answers(name: str, requests: dict[str, dict[str, Any]],
+                      inputs: dict[str, Any]) -> dict[str, Any]:
+    """The original's answers to the fresh inputs a candidate was timed on (its seeds)."""
+    module = _target(name)
+    if module is None:
+        return {}
+    return {nodeid: original_answers(module, request, int(request["seed"]), inputs.get(nodeid))
+            for nodeid, request in requests.items()}
+
+
+def _target(name: str) -> Any:
+    """The target module as the tests imported it, or imported now (None if it fails)."""
+    module = sys.modules.get(name)
+    if module is None:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            return None
+    return module
 
 
 def _replayed(name: str, calls: list[dict[str, Any]]) -> dict[int, Any]:
     """The recorded calls made on the candidate, after its tests (replay.py)."""
     if not calls:
         return {}
-    module = sys.modules.get(name)
+    module = _target(name)
     if module is None:
-        try:
-            module = importlib.import_module(name)
-        except Exception:
-            return {}  # every call then counts as not replayed
+        return {}  # every call then counts as not replayed
     return replay(module, calls)
 
 

@@ -46,6 +46,9 @@ class EvaluationRequest:
     replay: bool = False
     #: Time the benchmarked calls on fresh inputs after the tests (a timed run).
     fresh: bool = False
+    #: The original only answers the fresh inputs a candidate was timed on (drawn from these
+    #: seeds, by marked test); its tests are collected, not run.
+    fresh_seeds: dict[str, int] | None = None
 
 
 class Executor(Protocol):

@@ -45,7 +45,7 @@ class LocalExecutor:
                                        slot=slot, baseline=request.baseline,
                                        coverage=request.coverage,
                                        record_calls=request.record_calls, replay=request.replay,
-                                       fresh=request.fresh)
+                                       fresh=request.fresh, fresh_seeds=request.fresh_seeds)
 
     def abort(self) -> None:
         self.evaluator.abort()

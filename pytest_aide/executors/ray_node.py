@@ -54,6 +54,7 @@ class Job:
     record_calls: bool = False
     replay: bool = False
     fresh: bool = False
+    fresh_seeds: dict[str, int] | None = None
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -92,7 +93,7 @@ def run_job(job: Job, node: str) -> Outcome:
         evaluation = evaluator.evaluate(job.source, workdir, job.nodeids,
                                         baseline=job.baseline, coverage=job.coverage,
                                         record_calls=job.record_calls, replay=job.replay,
-                                        fresh=job.fresh)
+                                        fresh=job.fresh, fresh_seeds=job.fresh_seeds)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

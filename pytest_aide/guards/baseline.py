@@ -19,7 +19,7 @@ from typing import Any
 from pytest_aide.guards.canonical import Tolerance
 from pytest_aide.guards.clock import Bracket
 from pytest_aide.guards.replay import Call
-from pytest_aide.guards.selection import GuardChoice, GuardMode
+from pytest_aide.guards.selection import AT_IMPORT, GuardChoice, GuardMode
 
 #: The file in the run directory.
 FILENAME = "baseline.json"
@@ -59,13 +59,31 @@ class Baseline:
     #: Each timed marked test's benchmarked call (a recorded call's id), timed on fresh
     #: inputs (fresh.py); a test with none is judged by its benchmark alone.
     fresh_calls: dict[str, int] = field(default_factory=dict)
+    #: The target's functions each test ran on the original, by the guard probe's coverage
+    #: (``selection.AT_IMPORT``: while it was imported): a candidate runs the guards that ran
+    #: what it changed. Empty: every candidate runs every guard.
+    guard_functions: dict[str, list[str]] = field(default_factory=dict)
+    #: Why a timed marked test's call is not timed on fresh inputs (the header says it).
+    fresh_missing: dict[str, str] = field(default_factory=dict)
 
     def guard_choice(self, marked: list[str]) -> GuardChoice:
         """How the guards were chosen, as the header says it (``marked``: the tests that
         measure, which every candidate runs anyway)."""
         return GuardChoice(mode=GuardMode(self.guard_mode),
                            guards=tuple(g for g in self.guards if g not in marked),
-                           suite=self.suite, left_out=dict(self.left_out))
+                           suite=self.suite, left_out=dict(self.left_out),
+                           per_candidate=bool(self.guard_functions))
+
+    def guards_for(self, changed: frozenset[str] | None, marked: list[str]) -> tuple[str, ...]:
+        """The guards a candidate that changed the functions ``changed`` runs (with the
+        ``marked`` tests): those that ran one of them on the original; all of them when
+        ``changed`` is None (module-level code changed), when no map was made, or when one
+        of them ran while the module was imported (every test then depends on it)."""
+        at_import = set(self.guard_functions.get(AT_IMPORT, ()))
+        if changed is None or not self.guard_functions or changed & at_import:
+            return self.guards
+        return tuple(g for g in self.guards
+                     if g in marked or changed & set(self.guard_functions.get(g, ())))
 
     @property
     def tolerance(self) -> Tolerance:
@@ -97,6 +115,8 @@ class Baseline:
             "rtol": self.rtol,
             "atol": self.atol,
             "fresh_calls": dict(self.fresh_calls),
+            "guard_functions": dict(self.guard_functions),
+            "fresh_missing": dict(self.fresh_missing),
         }
 
     @classmethod
@@ -115,6 +135,9 @@ class Baseline:
             rtol=_number(data.get("rtol")),
             atol=_number(data.get("atol")),
             fresh_calls={str(k): int(v) for k, v in (data.get("fresh_calls") or {}).items()},
+            guard_functions={str(k): [str(f) for f in v]
+                             for k, v in (data.get("guard_functions") or {}).items()},
+            fresh_missing={str(k): str(v) for k, v in (data.get("fresh_missing") or {}).items()},
         )
 
     def save(self, run_dir: Path) -> Path:

@@ -11,7 +11,11 @@ as Triton, ``torch.compile`` and numba do, must still win). Equal values stay eq
 bijection of values), so a cache that serves repeats within one call still serves them.
 
 The child reports each call's time; the parent (judge.fresh_holds) takes a benchmark speedup
-only when it holds on fresh inputs too.
+only when it holds on fresh inputs too. The child also reports the seed and its answers to the
+first inputs: a candidate about to become the best is right on them only if the original,
+asked in a run of its own afterwards (``original_answers``, the same inputs from the same
+seed), answers them alike (``fresh_difference``). That catches code right only on the inputs
+the tests show (the replayed calls and the benchmark's), fast and wrong on any other.
 """
 
 from __future__ import annotations
@@ -23,13 +27,20 @@ import random
 import sys
 import time
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_aide.guards.replay import resolve
+from pytest_aide.guards.canonical import Form, Tolerance, compare, form
+from pytest_aide.guards.replay import detail_of, resolve, said, shown_arguments, type_name
 
 #: Fresh calls timed per evaluation (one more warms up first).
 ROUNDS = 12
+#: The only int of a call's arguments is kept below this (see ``_lone_small_number``).
+SMALL_SIZE = 100
+#: Fresh calls (the warm-up first) whose answers a candidate reports; when it is about to
+#: become the best, the original answers the same inputs and the parent compares them.
+ANSWERED = 4
 
 
 @dataclass
@@ -75,20 +86,33 @@ class Freshener:
     def _scalar(self, kind: type, value: Any) -> Any:
         key = (kind, value)
         if key not in self.mapped:
-            taken = set(self.mapped.values())
-            for _ in range(50):  # a bijection: a new value no other value was mapped to
-                new = self._draw(kind, value)
-                if new not in taken:
-                    break
+            new = value if self._lone_small_number(kind, value) else self._new(kind, value)
             self.mapped[key] = new
             self.changed = self.changed or new != value
         return self.mapped[key]
 
+    def _lone_small_number(self, kind: type, value: Any) -> bool:
+        """The only int of the arguments, and small: a size most likely, which no other value
+        could replace without changing the work by a tenth or more (two processes would
+        then time different work); kept as it is."""
+        return kind is int and self.ints[0] == self.ints[1] and abs(value) < SMALL_SIZE
+
+    def _new(self, kind: type, value: Any) -> Any:
+        """A bijection: a value other than ``value`` that no other value was mapped to (after
+        50 tries, what the last one gave)."""
+        taken = set(self.mapped.values())
+        for _ in range(50):
+            new = self._draw(kind, value)
+            if new not in taken and new != value:
+                break
+        return new
+
     def _draw(self, kind: type, value: Any) -> Any:
         if kind is int:
             low, high = self.ints
-            if low == high:  # one number, a size perhaps: keep it near (within a tenth)
-                low, high = low - abs(low) // 10 - 1, high + abs(high) // 10 + 1
+            if low == high:  # one number, a size perhaps: within a hundredth of it
+                spread = max(1, abs(value) // 100)
+                low, high = value - spread, value + spread
             return self.rng.randint(low, high)
         if kind is float:
             low, high = self.floats
@@ -143,39 +167,197 @@ def _survey(value: Any, ints: list[int], floats: list[float], chars: set[str],
 
 @dataclass
 class FreshTiming:
-    """What the child reports: each fresh call's seconds (warm-up left out)."""
+    """What the child reports: each fresh call's seconds (warm-up left out), the seed the
+    inputs were drawn from, and the answers to the first ``ANSWERED`` of them."""
 
     times: list[float] = field(default_factory=list)
     #: Why no fresh input could be made ("" when there are times).
     missing: str = ""
+    seed: int | None = None
+    #: ``[form of the result (or ["raised", name]), form of the arguments after]`` per call.
+    answers: list[list[Form]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"times": self.times, "missing": self.missing}
+        return {"times": self.times, "missing": self.missing, "seed": self.seed,
+                "answers": self.answers}
 
 
-def time_fresh(module: types.ModuleType, call: dict[str, Any],
-               rounds: int = ROUNDS) -> FreshTiming:
-    """Call the benchmarked callable on ``rounds`` fresh inputs made from ``call``'s recorded
-    arguments, each once, after one that warms up; a seed drawn now, in this process."""
-    function = resolve(module, call["name"])
-    if function is None:
-        return FreshTiming(missing=f"the candidate has no {call['name']}")
-    rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+@dataclass(frozen=True)
+class FreshAnswers:
+    """What the parent keeps of a candidate's fresh inputs: their seed (the original can
+    draw the same ones) and the candidate's answers to the first of them."""
+
+    seed: int
+    answers: list[list[Form]]
+
+
+def fresh_inputs(call: dict[str, Any], seed: int, count: int, given: Any = None
+                 ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``count`` fresh inputs made from ``call``'s recorded arguments, or by ``given`` (the
+    marker's ``inputs=``), the same ones for the same seed (the original's answers to them
+    are made in another process, later)."""
+    rng = random.Random(seed)
+    if given is not None:
+        yield from given_inputs(given, rng, count)
+        return
     recorded = base64.b64decode(call["args"])
-    times: list[float] = []
-    for index in range(rounds + 1):
+    for _ in range(count):
         args, kwargs = pickle.loads(recorded)
         freshener = Freshener.for_arguments((args, kwargs), rng)
         args, kwargs = freshener.fresh_call(args, kwargs)
         if not freshener.changed:
-            return FreshTiming(missing="its arguments have nothing to vary")
-        began = time.perf_counter()
+            return
+        yield args, kwargs
+
+
+class InputsFailed(Exception):
+    """The marker's ``inputs=`` raised, or gave something that is not a call's arguments."""
+
+
+def given_inputs(given: Any, rng: random.Random, count: int
+                 ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """``count`` calls' arguments from the marker's ``inputs=``: a Hypothesis strategy (drawn
+    from a seed taken from ``rng``) or a callable given ``rng``, each value a tuple of
+    positional arguments or a dict of keyword arguments."""
+    drawn = _drawn(given, rng.getrandbits(64), count) if is_strategy(given) else None
+    for index in range(count):
         try:
-            function(*args, **kwargs)
-        except Exception:  # an input the original may refuse too: left out
-            continue
+            value = drawn[index] if drawn is not None else given(rng)
+        except Exception as exc:
+            raise InputsFailed(f"inputs= raised {type(exc).__name__}: {exc}") from exc
+        if type(value) is tuple:
+            yield value, {}
+        elif type(value) is dict and all(type(k) is str for k in value):
+            yield (), value
+        else:
+            raise InputsFailed(f"inputs= gave {type(value).__name__}, not a tuple of "
+                               "positional arguments or a dict of keyword arguments")
+
+
+def is_strategy(value: Any) -> bool:
+    """A Hypothesis strategy (Hypothesis is loaded only if the test file loaded it)."""
+    strategies = sys.modules.get("hypothesis.strategies")
+    return strategies is not None and isinstance(value, strategies.SearchStrategy)
+
+
+def _drawn(strategy: Any, seed: int, count: int) -> list[Any]:
+    """``count`` examples of ``strategy``, the same for the same seed: a Hypothesis test run
+    with its seed fixed, generating only (no database, no shrinking)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as with_seed
+
+    drawn: list[Any] = []
+
+    @with_seed(seed)
+    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(value: Any) -> None:
+        drawn.append(value)
+
+    try:
+        collect()
+    except Exception as exc:
+        raise InputsFailed(f"inputs= could not be drawn: {type(exc).__name__}: {exc}") from exc
+    if not drawn:
+        raise InputsFailed("inputs= gave no example")
+    return [drawn[i % len(drawn)] for i in range(count)]
+
+
+def time_fresh(module: types.ModuleType, call: dict[str, Any],
+               rounds: int = ROUNDS, given: Any = None) -> FreshTiming:
+    """Call the benchmarked callable on ``rounds`` fresh inputs made from ``call``'s recorded
+    arguments (or by the marker's ``inputs=``, ``given``), each once, after one that warms
+    up; a seed drawn now, in this process. The first ``ANSWERED`` answers are reduced to forms
+    after the clock stopped."""
+    function = resolve(module, call["name"])
+    if function is None:
+        return FreshTiming(missing=f"the candidate has no {call['name']}")
+    seed = int.from_bytes(os.urandom(8), "little")
+    timing = FreshTiming(seed=seed)
+    try:  # made one at a time, as they are called (large tensors are not all held at once)
+        for index, (args, kwargs) in enumerate(fresh_inputs(call, seed, rounds + 1, given)):
+            _time_one(function, args, kwargs, index, timing)
+    except InputsFailed as exc:
+        return FreshTiming(missing=str(exc))
+    if not timing.answers:
+        return FreshTiming(missing="its arguments have nothing to vary")
+    if len(timing.times) < rounds // 2:
+        timing.missing = "most fresh inputs were refused"
+    return timing
+
+
+def _time_one(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any], index: int,
+              timing: FreshTiming) -> None:
+    """One fresh call, timed unless it is the warm-up (index 0) or raised; its answer kept
+    among the first ``ANSWERED``."""
+    began = time.perf_counter()
+    try:
+        result: Any = function(*args, **kwargs)
+    except Exception as exc:  # an input the original may refuse too: not timed
+        result = ["raised", type_name(type(exc))]
+    else:
         if index:
-            times.append(time.perf_counter() - began)
-    if len(times) < rounds // 2:
-        return FreshTiming(missing="most fresh inputs were refused")
-    return FreshTiming(times)
+            timing.times.append(time.perf_counter() - began)
+        result = form(result)
+    if index < ANSWERED:
+        timing.answers.append([result, form([list(args), kwargs])])
+
+
+def original_answers(module: types.ModuleType, call: dict[str, Any], seed: int,
+                     given: Any = None) -> list[dict[str, Any]]:
+    """The original's answers to the first ``ANSWERED`` fresh inputs drawn from ``seed``,
+    each given twice (an answer that differs is not compared: time, randomness)."""
+    function = resolve(module, call["name"])
+    if function is None:
+        return []
+    try:
+        inputs = list(fresh_inputs(call, seed, ANSWERED, given))
+    except InputsFailed:
+        return []
+    answers = []
+    for args, kwargs in inputs:
+        shown = shown_arguments(args, kwargs)
+        try:
+            blob = pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # the same input cannot be given twice: not compared
+            answers.append({"shown": shown, "stable": False})
+            continue
+        first, again = (_answer_of(function, *pickle.loads(blob)) for _ in range(2))
+        answers.append({"shown": f"{call['name'].split('.')[-1]}({shown})",
+                        "result": first[0], "after": first[1],
+                        "stable": not compare(first[0], again[0])
+                        and not compare(first[1], again[1])})
+    return answers
+
+
+def _answer_of(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Form]:
+    try:
+        result = form(function(*args, **kwargs))
+    except Exception as exc:
+        result = ["raised", type_name(type(exc))]
+    return [result, form([list(args), kwargs])]
+
+
+# -- the parent's side -------------------------------------------------------------------
+
+
+def fresh_difference(original: list[dict[str, Any]], candidate: list[list[Form]],
+                     tolerance: Tolerance | None = None) -> str:
+    """How the candidate's answers to fresh inputs differ from the original's to the same
+    inputs (the first difference, as a sentence), "" when they agree."""
+    for index, expected in enumerate(original):
+        if not expected.get("stable"):
+            continue
+        got = candidate[index] if index < len(candidate) else []
+        if len(got) != 2:
+            return f"on a fresh input, {expected['shown']} gave no answer"
+        difference = compare(expected["result"], got[0], tolerance)
+        if difference:
+            return (f"on a fresh input, {expected['shown']} {said(got[0])}, the original "
+                    f"{said(expected['result'])}" + detail_of(difference))
+        difference = compare(expected["after"], got[1], tolerance)
+        if difference:
+            return (f"on a fresh input, {expected['shown']} left its arguments otherwise "
+                    f"than the original: {difference}")
+    return ""

@@ -107,11 +107,11 @@ class Recorder:
         blob = self._pickled(name, args, kwargs)
         if blob is None:
             return function(*args, **kwargs)
-        shown = f"{name.split('.')[-1]}({_shown(args, kwargs)})"
+        shown = f"{name.split('.')[-1]}({shown_arguments(args, kwargs)})"
         try:
             result = function(*args, **kwargs)
         except BaseException as exc:
-            self._keep(name, blob, shown, ["raised", _name(type(exc))], args, kwargs)
+            self._keep(name, blob, shown, ["raised", type_name(type(exc))], args, kwargs)
             raise
         self._keep(name, blob, shown, self._form(result), args, kwargs)
         return result
@@ -161,11 +161,11 @@ def _defined_in(value: Any, module: types.ModuleType) -> bool:
     return isinstance(value, types.FunctionType) and value.__module__ == module.__name__
 
 
-def _name(kind: type) -> str:
+def type_name(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _shown(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def shown_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     short = reprlib.Repr()
     short.maxstring, short.maxother, short.maxlist = 40, 40, 6
     parts = [short.repr(a) for a in args] + [f"{k}={short.repr(v)}" for k, v in kwargs.items()]
@@ -188,12 +188,12 @@ def replay(module: types.ModuleType, calls: list[dict[str, Any]]) -> dict[int, l
         try:
             args, kwargs = pickle.loads(base64.b64decode(call["args"]))
         except Exception as exc:  # the candidate lacks a class the arguments are made of
-            answers[call["id"]] = [["raised", _name(type(exc))], ["missing", call["name"]]]
+            answers[call["id"]] = [["raised", type_name(type(exc))], ["missing", call["name"]]]
             continue
         try:
             result = form(function(*args, **kwargs))
         except Exception as exc:
-            result = ["raised", _name(type(exc))]
+            result = ["raised", type_name(type(exc))]
         answers[call["id"]] = [result, form([list(args), kwargs])]
     return answers
 
@@ -225,10 +225,10 @@ def differences(calls: list[Call], answers: dict[str, Any],
         elif got[0][:1] == ["missing"]:
             found.append(f"{call.shown}: the candidate has no {call.name}")
         elif compare(call.result, got[0], tolerance):
-            original = _answer(call.result) if call.result[:1] == ["raised"] \
+            original = said(call.result) if call.result[:1] == ["raised"] \
                 else render(call.result)
-            found.append(f"{call.shown} {_answer(got[0])}, the original {original}"
-                         + _detail(compare(call.result, got[0], tolerance)))
+            found.append(f"{call.shown} {said(got[0])}, the original {original}"
+                         + detail_of(compare(call.result, got[0], tolerance)))
         elif compare(call.after, got[1], tolerance):
             found.append(f"{call.shown} left its arguments otherwise than the original: "
                          + compare(call.after, got[1], tolerance))
@@ -237,10 +237,10 @@ def differences(calls: list[Call], answers: dict[str, Any],
     return found
 
 
-def _answer(value: Form) -> str:
+def said(value: Form) -> str:
     return f"raised {value[1]}" if value[:1] == ["raised"] else f"returned {render(value)}"
 
 
-def _detail(difference: str) -> str:
+def detail_of(difference: str) -> str:
     """The first difference inside a larger value (nothing to add for a plain one)."""
     return "" if difference.startswith("the value is") else f" ({difference})"

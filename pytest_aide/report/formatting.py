@@ -347,6 +347,21 @@ def totals_text(journal: Journal) -> str:
     return text
 
 
+def guards_text(journal: Journal) -> str:
+    """How many guards candidates' evaluations ran when they ran only those that ran what
+    they changed ("" when every evaluation ran them all): "guards per candidate: typically
+    3 of 12 (those that ran the functions it changed); 2 ran all"."""
+    evaluated = [n for n in journal.nodes[1:] if n.duplicate_of is None and n.outcomes]
+    chosen = [n.guards_run for n in evaluated if n.guards_run]
+    if not chosen:
+        return ""
+    counts = sorted(run for run, _ in chosen)
+    whole = len(evaluated) - len(chosen)
+    return (f"guards per candidate: typically {counts[(len(counts) - 1) // 2]} of "
+            f"{chosen[0][1]} (those that ran the functions it changed)"
+            + (f"; {whole} ran all" if whole else ""))
+
+
 def confirmed_text(confirmed: dict) -> str:
     """The re-measurement of the best, in one sentence."""
     verdict = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"

@@ -20,6 +20,7 @@ from pytest_aide.report.formatting import (
     fmt_metric,
     fmt_seconds,
     fmt_tokens,
+    guards_text,
     journal_proposer,
     metric_change,
     node_note,
@@ -91,6 +92,8 @@ def _header(journal: Journal) -> list[str]:
     if journal.outcome:
         facts.append(journal.outcome)
     facts.append(totals_text(journal))
+    if guards_text(journal):
+        facts.append(guards_text(journal))
     return [f"# pytest-aide run `{journal.run_id}`", "",
             *("- " + printable(fact) for fact in facts), ""]
 

@@ -14,6 +14,7 @@ from pytest_aide.report.formatting import (
     fmt_metric,
     fmt_seconds,
     fmt_tokens,
+    guards_text,
     metric_change,
     node_note,
     objective_labels,
@@ -97,6 +98,8 @@ def summary_lines(
     if journal.outcome:
         lines.append(f"  {journal.outcome}")
     lines.append("  " + totals_text(journal))
+    if guards_text(journal):
+        lines.append("  " + guards_text(journal))
     lines.append("  " + _target_text(journal, applied, already_best, put_back))
     lines.append(f"  run dir: {display_path(run_dir, rootdir)}")
     if patch is not None:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_aide.journal import Journal, write_atomic
+from pytest_aide.metrics import BENCHMARK_STATS
 from pytest_aide.report.artifacts import unified_patch
-from pytest_aide.report.formatting import objective_labels
+from pytest_aide.report.formatting import objective_labels, time_text
 
 
 def render_tree_html(journal: Journal) -> str:
@@ -31,6 +32,8 @@ def render_tree_html(journal: Journal) -> str:
     data = {
         "journal": journal.to_dict(),
         "labels": objective_labels(journal),
+        "units": {o["nodeid"]: _unit(o["metric"]) for o in journal.objectives},
+        "time": time_text(journal),
         "diffs": diffs,
     }
     parts = {
@@ -41,6 +44,14 @@ def render_tree_html(journal: Journal) -> str:
     }
     # one pass, so that text inserted for one placeholder is never taken for another
     return re.sub(r"__(TITLE|CSS|JS|DATA)__", lambda match: parts[match[1]], PAGE)
+
+
+def _unit(metric: str) -> str:
+    """How the page writes a metric's values: "time" (s, ms, µs, ns), "ops" (per second), or
+    "" (as they are), as ``formatting.fmt_metric`` does."""
+    if metric not in BENCHMARK_STATS:
+        return ""
+    return "ops" if metric == "ops" else "time"
 
 
 def _asset(name: str) -> str:

@@ -93,6 +93,16 @@ class Outcome(Enum):
     #: Faster on the benchmark's own input, not on fresh inputs of the same kind (an answer
     #: prepared for that input, a cache keyed by its content).
     ONLY_ON_ITS_INPUT = "faster only on the benchmark's own input"
+    #: Faster, but its answers to the fresh inputs it was timed on are not the original's
+    #: (right only on the inputs the tests show): the node is buggy.
+    BEHAVES_DIFFERENTLY = "behaves differently"
+    #: Its evaluation ran the guards that ran what it changed; another guard fails on it.
+    FAILS_ANOTHER_GUARD = "fails a guard its evaluation did not run"
+
+    @property
+    def makes_buggy(self) -> bool:
+        """The candidate is wrong, not merely not better: the node is buggy."""
+        return self in (Outcome.BEHAVES_DIFFERENTLY, Outcome.FAILS_ANOTHER_GUARD)
 
     @property
     def second_look(self) -> bool:

@@ -30,7 +30,7 @@ from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
 from pytest_aide.guards.replay import Call
-from pytest_aide.guards.selection import GuardChoice, GuardMode, choose
+from pytest_aide.guards.selection import GuardChoice, GuardMode, changed_functions, choose
 from pytest_aide.journal import Journal, Node, Operator, Status, Usage
 from pytest_aide.metrics import resolve
 from pytest_aide.proposers.base import (
@@ -110,6 +110,8 @@ class Search:
         self.baseline: Baseline | None = None
         #: How the guards were chosen, for the header.
         self.guard_choice: GuardChoice | None = None
+        #: The guards each node's evaluation runs, by node id (``guards_of``).
+        self._selected: dict[int, list[str]] = {}
         self.stop_reason = ""
         self.exhausted = False  # the proposer had nothing new: more steps would add none
         #: Proposals made in this session (a resumed run's earlier ones not counted): a
@@ -145,13 +147,20 @@ class Search:
         """
         node = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
                     plan="original code", code=self.context.original_code, started=time.time())
-        probed, calls = self._probe()
+        probed, calls, functions = self._probe()
         if probed is not None:  # the marked tests' files, and the tests that run the target
             self.context.study.guard_nodeids = list(dict.fromkeys(
                 [*self.context.study.guard_nodeids, *probed.guards]))
         fresh = self._benchmarked_calls(calls)
-        found = self._judge_original(node, self._run_original(node, calls, fresh), probed)
-        found = dataclasses.replace(found, calls=calls, fresh_calls=fresh, **self._tolerance())
+        evaluation = self._run_original(node, calls, fresh)
+        found = self._judge_original(node, evaluation, probed)
+        missing = {o.nodeid: evaluation.fresh_missing.get(o.nodeid) or
+                   ("" if o.nodeid in fresh else "no call it makes into the target was recorded")
+                   for o in self.objectives if o.metric in LOCATION_STATS}
+        found = dataclasses.replace(found, calls=calls, fresh_calls=fresh,
+                                    guard_functions=functions,
+                                    fresh_missing={n: why for n, why in missing.items() if why},
+                                    **self._tolerance())
         self.journal.nodes.append(node)
         self.journal.best_id = 0
         self.journal.save(self.journal_path)
@@ -210,15 +219,16 @@ class Search:
     def _marked(self) -> list[str]:
         return [o.nodeid for o in self.objectives]
 
-    def _probe(self) -> tuple[GuardChoice | None, list[Call]]:
+    def _probe(self) -> tuple[GuardChoice | None, list[Call], dict[str, list[str]]]:
         """The original run once, untimed, before the baseline: under coverage (guards
         chosen by what they run: the tests during which the target's code ran and that
         passed, guards/selection.py) and recording its calls into the target (replay.py).
-        (None, []) when neither is asked for."""
+        Also the target's functions each test ran (a candidate runs the guards that ran
+        what it changed). (None, [], {}) when neither is asked for."""
         auto = self.context.guard_mode is GuardMode.AUTO and bool(self.context.guard_suite)
         record = self.context.compare
         if not (auto or record):
-            return None, []
+            return None, [], {}
         nodeids = list(self.context.guard_suite) if auto else self.context.study.nodeids
         evaluation = self.context.executor.run_isolated(EvaluationRequest(
             None, self.context.run_dir / "nodes" / "0000-probe", baseline=None,
@@ -231,10 +241,11 @@ class Search:
                 + evaluation.error_summary(nodeids)[-3000:])
         calls = evaluation.recorded_calls or []
         if not auto:
-            return None, calls
+            return None, calls, {}
         outcomes = {n: t.outcome for n, t in evaluation.tests.items()}
-        return choose(GuardMode.AUTO, outcomes, self._marked(),
-                      evaluation.executed_target), calls
+        choice = choose(GuardMode.AUTO, outcomes, self._marked(), evaluation.executed_target)
+        functions = evaluation.target_functions
+        return dataclasses.replace(choice, per_candidate=bool(functions)), calls, functions
 
     def _tolerance(self) -> dict[str, float]:
         given = {"rtol": self.context.rtol, "atol": self.context.atol}
@@ -292,7 +303,7 @@ class Search:
                 outcome = evaluation.outcome(nodeid)
                 left_out[outcome] = left_out.get(outcome, 0) + 1
         choice = GuardChoice(choice.mode, tuple(g for g in guards if g not in marked),
-                             choice.suite, left_out)
+                             choice.suite, left_out, choice.per_candidate)
         self._use_guards(guards, choice)
         return Baseline(state=evaluation.state, clock=evaluation.clock, guards=tuple(guards),
                         skipped=tuple(skipped), output_metrics=tuple(output_metrics),
@@ -404,10 +415,14 @@ class Search:
         started = time.perf_counter()
         baseline = self._baseline()
         timed = [o.nodeid for o in timed_objectives(self.objectives, self.journal.root)]
+        guards = self.guards_of(node)
+        if len(guards) < len(baseline.guards):
+            node.guards_run = [len(guards), len(baseline.guards)]
         evaluation = evaluate_candidate(
             self.context.executor, node.code,
             self.context.run_dir / "nodes" / f"{node.id:04d}", baseline,
-            self.context.study.nodeids, timed, self.context.measure,
+            list(dict.fromkeys([*guards, *self._marked()])), timed, self.context.measure,
+            guards,
         )
         node.duration = time.perf_counter() - started
         return evaluation
@@ -416,7 +431,7 @@ class Search:
                          guards: list[str] | None = None) -> None:
         """``node``'s verdict on an evaluation: status, metrics, and its objective."""
         judgement = judge(evaluation, self.objectives,
-                          self.guards if guards is None else guards)
+                          self.guards_of(node) if guards is None else guards)
         node.status = Status(judgement.status)
         node.metrics = judgement.metrics
         node.samples = judgement.samples
@@ -424,6 +439,7 @@ class Search:
         node.error = judgement.error
         node.speed = evaluation.speed
         node.fresh = judgement.fresh
+        node.fresh_answers = dict(evaluation.fresh_answers)
         if node.status == Status.GOOD:
             baseline = self.journal.root.metrics if self.journal.nodes else None
             try:
@@ -437,17 +453,42 @@ class Search:
         if node.status == Status.GOOD:
             best = self.journal.best or self.journal.root
             comparison = self._screen().compare(node, best)
+            node.fresh_answers = {}
             if comparison.better:
                 self.journal.best_id = node.id
+            elif comparison.verdict.makes_buggy:
+                node.status, node.error = Status.BUGGY, comparison.reason
             else:
                 node.note = comparison.reason
         self.journal.save(self.journal_path)
         self.proposer.observe(node, proposal)
         self.context.on_step(node)
 
+    def guards_of(self, node: Node) -> list[str]:
+        """The guards ``node``'s evaluation runs: those that ran, on the original, a function
+        it changed (guards/selection.py); all of them when it changed module-level code.
+        The screen runs the rest before it becomes the best."""
+        if node.id not in self._selected:
+            changed = changed_functions(self.context.original_code, node.code)
+            self._selected[node.id] = list(self._baseline().guards_for(changed, self._marked()))
+        return self._selected[node.id]
+
+    def fresh_notes(self) -> list[str]:
+        """For the header: each timed test whose call is not timed on fresh inputs, and why
+        (with ``--aide-compare off`` nothing is recorded, so none is: not said)."""
+        if not self.context.compare:
+            return []
+        return [f"fresh inputs: none for {nodeid.split('::')[-1]} ({why}): the benchmark's own "
+                "input alone judges its speed (inputs= on the marker gives fresh inputs)"
+                for nodeid, why in self._baseline().fresh_missing.items()]
+
+    def _unrun_guards(self, node: Node) -> list[str]:
+        chosen = set(self.guards_of(node))
+        return [g for g in self.guards if g not in chosen]
+
     def _screen(self) -> Screen:
         return Screen(self.context.executor, self.objectives, self.context.run_dir,
-                      self._baseline(), self.judge_evaluation)
+                      self._baseline(), self.judge_evaluation, self._unrun_guards)
 
     def should_stop(self, failed_requests: int) -> bool:
         """After a committed step: too many failed requests in a row, or the budget spent

@@ -14,6 +14,7 @@ next to the others: faster, and as noisy as ``benchmarks/bench_workers.py`` show
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
@@ -31,9 +32,11 @@ def evaluate_candidate(
     nodeids: list[str],
     timed: list[str],
     measure: str = ISOLATED,
+    guards: Sequence[str] | None = None,
 ) -> Evaluation:
     """The candidate's evaluation over ``nodeids``, its ``timed`` tests measured alone when
-    ``measure`` is isolated; the baseline's guards must pass before they are. With one
+    ``measure`` is isolated; the ``guards`` (the baseline's, or those chosen for the
+    candidate) must pass before they are. With one
     worker nothing runs beside an evaluation: one child runs everything."""
     replay = bool(baseline.calls)  # the original's answers, in the run that runs the guards
     fresh = bool(timed and baseline.fresh_calls)  # its speed on inputs it never saw
@@ -47,8 +50,8 @@ def evaluate_candidate(
     checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed,
                                                      replay=replay))
                if untimed else None)
-    if checked is not None and not _passes(checked, [g for g in baseline.guards
-                                                     if g not in timed]):
+    required = baseline.guards if guards is None else guards
+    if checked is not None and not _passes(checked, [g for g in required if g not in timed]):
         return checked
     measured = executor.run_isolated(EvaluationRequest(
         code, workdir.with_name(workdir.name + "-timed"), baseline, timed,

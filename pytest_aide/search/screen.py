@@ -6,7 +6,10 @@ another speed than when the best was measured (see speed.py), unless it won on a
 faster or lost on one no slower, is measured again next to the best, alternately, until the
 two may be compared; the candidate keeps the measurement that was compared. A timed candidate
 whose verdict asks for a second look (``Outcome.second_look``) is measured once more next to
-the best; the confirmation, not this screen, guards what is written.
+the best; the confirmation, not this screen, guards what is written. A candidate about to
+become the best must also hold its speedup on fresh inputs, answer them as the original does
+(asked of the original now), and pass the guards its evaluation left out; failing either of
+the last two makes it buggy.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.evaluation.speed import difference
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards.baseline import Baseline
+from pytest_aide.guards.fresh import fresh_difference
 from pytest_aide.journal import Node, Status
 from pytest_aide.search.judge import (
     SECOND_LOOK_REASONS,
@@ -27,6 +31,7 @@ from pytest_aide.search.judge import (
     Outcome,
     fresh_holds,
     is_better,
+    judge,
     pair_comparable,
     timed_objectives,
 )
@@ -47,13 +52,49 @@ class Screen:
     baseline: Baseline
     #: Sets a node's verdict from an evaluation (``Search.judge_evaluation``'s rule).
     judge: Callable[[Node, Evaluation, list[str]], None]
+    #: The guards a node's evaluation did not run (it ran those that ran what it changed).
+    unrun_guards: Callable[[Node], list[str]] = lambda node: []
 
     def compare(self, node: Node, best: Node) -> Comparison:
         comparison = self._compare(node, best)
         if not comparison.better:
             return comparison
         timed = [o.nodeid for o in timed_objectives(self.objectives, node)]
-        return fresh_holds(node, best, timed) or comparison
+        return (fresh_holds(node, best, timed) or self._answers_hold(node)
+                or self._other_guards_pass(node) or comparison)
+
+    def _other_guards_pass(self, node: Node) -> Comparison | None:
+        """None when the guards its evaluation left out (they ran none of the functions it
+        changed) pass too: no candidate becomes the best without passing every guard."""
+        rest = self.unrun_guards(node)
+        if not rest:
+            return None
+        evaluation = self.executor.run_shared(EvaluationRequest(
+            node.code, self.run_dir / "nodes" / f"{node.id:04d}-other-guards",
+            baseline=self.baseline, nodeids=rest))
+        judgement = judge(evaluation, [], rest)
+        if judgement.status == Status.GOOD:
+            return None
+        return Comparison(Outcome.FAILS_ANOTHER_GUARD,
+                          f"{Outcome.FAILS_ANOTHER_GUARD.value}: {judgement.error}")
+
+    def _answers_hold(self, node: Node) -> Comparison | None:
+        """None when the candidate answered the fresh inputs it was timed on as the original
+        answers them (asked of the original now, in a run of its own: the inputs were
+        drawn in the candidate's process, after it ran); else how they differ."""
+        seeds = {nodeid: answers.seed for nodeid, answers in node.fresh_answers.items()}
+        if not seeds:
+            return None
+        evaluation = self.executor.run_shared(EvaluationRequest(
+            None, self.run_dir / "nodes" / f"{node.id:04d}-fresh-answers",
+            baseline=self.baseline, nodeids=list(seeds), fresh_seeds=seeds))
+        for nodeid, answers in node.fresh_answers.items():
+            difference = fresh_difference(evaluation.original_answers.get(nodeid, []),
+                                          answers.answers, self.baseline.tolerance)
+            if difference:
+                return Comparison(Outcome.BEHAVES_DIFFERENTLY,
+                                  f"{Outcome.BEHAVES_DIFFERENTLY.value} {difference}")
+        return None
 
     def _compare(self, node: Node, best: Node) -> Comparison:
         timed = [o.nodeid for o in timed_objectives(self.objectives, node)]

@@ -105,3 +105,30 @@ def test_tree_html_renders_every_node_without_errors(
 
     assert png_size(screenshot) == WINDOW
     assert screenshot.stat().st_size > 20_000  # a drawn page, not a blank one
+
+
+def test_a_large_speedup_is_drawn_on_a_log_scale_with_units_and_the_runs_whole_time(
+    chromium: str, artifacts: Path, tmp_path: Path
+) -> None:
+    """A -99% change on a linear axis would squash every other node onto the baseline's
+    line; the page also gives the whole run's time, confirmation and final check included."""
+    journal = single_objective_journal()
+    best = journal[journal.best_id]
+    best.metrics = {nodeid: value / 100 for nodeid, value in best.metrics.items()}
+    journal.phase_seconds = {"search": 12.0, "confirmation": 40.0, "final check": 6.0}
+    page = write_tree_html(journal, artifacts / "tree-log-scale.html")
+    run = run_chromium(chromium, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert run.returncode == 0, run.stderr[-2000:]
+    dom = run.stdout
+    assert 'id="aide-error"' not in dom
+    assert 'data-scale="log"' in dom and ">log scale<" in dom
+    ticks = re.findall(r'<text x="58" y="[\d.]+" text-anchor="end">([^<]+)</text>', dom)
+    assert ticks and all(tick.endswith((" ms", " \u00b5s")) for tick in ticks), ticks
+    assert "1.25 ms → 11 \u00b5s" in dom  # the tile: baseline and best, with units
+    assert "58.0s: search 12.0s, confirmation 40.0s, final check 6.0s" in dom
+
+
+def test_a_small_change_stays_on_a_linear_scale(chromium: str, tmp_path: Path) -> None:
+    page = write_tree_html(single_objective_journal(), tmp_path / "tree.html")
+    run = run_chromium(chromium, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert 'data-scale="linear"' in run.stdout and ">log scale<" not in run.stdout

@@ -246,5 +246,8 @@ def test_benchmark_times_rounds_like_pytest_benchmark(monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_noise", bench)  # its dataclasses look it up
     spec.loader.exec_module(bench)
-    samples = bench.measure(bench.faster_function, max_time=0.005)
+    samples = bench.measure(lambda: bench.faster_function(bench.VALUES), max_time=0.005)
     assert len(samples) >= 5 and all(0 < s < 0.01 for s in samples)
+    # each process also times the function on fresh inputs, as an evaluation does
+    fresh = bench.time_fresh_inputs("faster")
+    assert len(fresh) == 12 and all(0 < s < 0.01 for s in fresh)

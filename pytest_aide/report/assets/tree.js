@@ -37,6 +37,15 @@
     if (v !== 0 && (a >= 1e6 || a < 1e-4)) return v.toExponential(2);
     return String(Number(v.toPrecision(4)));
   }
+  const units = data.units || {};
+  const TIME_UNITS = [[1, "s"], [1e-3, "ms"], [1e-6, "\u00b5s"], [1e-9, "ns"]];
+  // a metric's value with its unit where it is known (formatting.fmt_metric's rule)
+  function fmtMetric(v, id) {
+    if (v == null || !isFinite(v) || !units[id]) return fmtValue(v);
+    if (units[id] === "ops") return Number(v.toPrecision(4)) + " ops/s";
+    const [scale, unit] = TIME_UNITS.find(([s]) => Math.abs(v) >= s) || TIME_UNITS[3];
+    return Number((v / scale).toPrecision(4)) + " " + unit;
+  }
   function fmtChange(f) {
     return f == null ? "n/a" : (f >= 0 ? "+" : "") + (f * 100).toFixed(1) + "%";
   }
@@ -96,10 +105,10 @@
           text: labels[id] + (maximize.get(id) ? " ↑ higher is better" : " ↓ lower is better") }));
       if (best && best.id !== root.id) {
         const f = change(base, best.metrics[id]);
-        tile.append(el("div", { class: "v" }, fmtValue(base) + " → " + fmtValue(best.metrics[id]) + " ",
+        tile.append(el("div", { class: "v" }, fmtMetric(base, id) + " → " + fmtMetric(best.metrics[id], id) + " ",
           el("span", { class: changeClass(id, f), text: fmtChange(f) })));
       } else {
-        tile.append(el("div", { class: "v", text: fmtValue(base) + " (no improvement)" }));
+        tile.append(el("div", { class: "v", text: fmtMetric(base, id) + " (no improvement)" }));
       }
       tiles.append(tile);
     }
@@ -110,8 +119,8 @@
         (counts.buggy || 0) + " buggy · " + (counts.tampered || 0) + " tampered" })));
     const tok = nodes.reduce((a, n) => a + tokens(n), 0);
     const costs = nodes.map((n) => n.usage.cost_usd).filter((c) => c != null);
-    const time = nodes.reduce((a, n) => a + n.duration + n.propose_seconds, 0);
-    let spend = fmtSeconds(time) + " evaluating + proposing";
+    // the whole run's time with its parts (search, confirmation, final check)
+    let spend = data.time || fmtSeconds(nodes.reduce((a, n) => a + n.duration + n.propose_seconds, 0));
     if (tok) spend += " · " + fmtTokens(tok) + " tok";
     if (costs.length) spend += " · " + fmtCost(costs.reduce((a, c) => a + c, 0));
     tiles.append(el("div", { class: "tile" }, el("div", { class: "k", text: "spent" }),
@@ -154,7 +163,7 @@
     const parts = objectiveIds.map((id) => {
       const f = n.id === root.id ? null : change(root.metrics[id], n.metrics[id]);
       if (objectiveIds.length > 1 && f != null) return labels[id] + " " + fmtChange(f);
-      return labels[id] + " " + fmtValue(n.metrics[id]) + (f == null ? "" : "  " + fmtChange(f));
+      return labels[id] + " " + fmtMetric(n.metrics[id], id) + (f == null ? "" : "  " + fmtChange(f));
     });
     return parts.join(" · ");
   }
@@ -216,6 +225,37 @@
     for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(t);
     return ticks;
   }
+  // 1, 2 and 5 times each power of ten within [lo, hi] (only the powers when that is many)
+  function logTicks(lo, hi) {
+    const ticks = [];
+    for (let d = Math.floor(Math.log10(lo)); d <= Math.ceil(Math.log10(hi)); d++) {
+      for (const m of [1, 2, 5]) {
+        const t = m * Math.pow(10, d);
+        if (t >= lo && t <= hi) ticks.push(t);
+      }
+    }
+    const powers = ticks.filter((t) => Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9);
+    return ticks.length > 8 && powers.length >= 2 ? powers : ticks;
+  }
+  function fmtSeries(series, v) {
+    return series === "score" ? fmtValue(v) : fmtMetric(v, series);
+  }
+  // where a value lies on the chart's y axis, and the axis's ticks: a log scale when the
+  // values are positive and span a factor of 4 or more (a -99% change is not squashed)
+  function yScale(values, top, height) {
+    const lo = Math.min(...values), hi = Math.max(...values);
+    if (lo > 0 && hi / lo >= 4) {
+      const l0 = Math.log10(lo), l1 = Math.log10(hi), pad = (l1 - l0) * 0.08;
+      const a = l0 - pad, b = l1 + pad;
+      const ticks = logTicks(Math.pow(10, a), Math.pow(10, b));
+      return { log: true, ticks: ticks.length >= 2 ? ticks : niceTicks(lo, hi, 4),
+        y: (v) => top + (1 - (Math.log10(v) - a) / (b - a)) * height };
+    }
+    const padY = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 1;
+    const a = lo - padY, b = hi + padY;
+    return { log: false, ticks: niceTicks(a, b, 4),
+      y: (v) => top + (1 - (v - a) / (b - a)) * height };
+  }
   function renderChart(series) {
     const box = document.getElementById("chart");
     box.textContent = "";
@@ -228,17 +268,19 @@
       box.append(el("div", { class: "empty", text: "No good node has this metric." }));
       return;
     }
-    let lo = Math.min(...values), hi = Math.max(...values);
-    const padY = (hi - lo) * 0.08 || Math.abs(hi) * 0.05 || 1;
-    lo -= padY; hi += padY;
+    const scale = yScale(values, T, Hc - T - B);
+    const y = scale.y;
     const maxStep = Math.max(1, ...nodes.map((n) => n.step), (J.settings || {}).steps || 0);
     const x = (s) => L + (s / maxStep) * (Wc - L - R);
-    const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (Hc - T - B);
-    const svg = sv("svg", { viewBox: `0 0 ${Wc} ${Hc}`, width: "100%", role: "img" });
+    const svg = sv("svg", { viewBox: `0 0 ${Wc} ${Hc}`, width: "100%", role: "img",
+      "data-scale": scale.log ? "log" : "linear" });
     const axis = sv("g", { class: "axis" });
-    for (const t of niceTicks(lo, hi, 4)) {
+    for (const t of scale.ticks) {
       axis.append(sv("line", { x1: L, x2: Wc - R, y1: y(t), y2: y(t), "stroke-dasharray": "2 4" }),
-        sv("text", { x: L - 6, y: y(t) + 3, "text-anchor": "end", text: fmtValue(t) }));
+        sv("text", { x: L - 6, y: y(t) + 3, "text-anchor": "end", text: fmtSeries(series, t) }));
+    }
+    if (scale.log) {
+      axis.append(sv("text", { class: "chart-note", x: L + 4, y: Hc - B - 6, text: "log scale" }));
     }
     const xStep = Math.max(1, Math.ceil(maxStep / 10));
     for (let s = 0; s <= maxStep; s += xStep) {
@@ -271,7 +313,7 @@
       const isBest = best && n.id === best.id;
       const c = sv("circle", { class: cls, cx: x(n.step), cy: y(seriesValue(series, n)),
         r: isBest ? 6.5 : 4.5, "data-point-id": n.id, on: { click: () => select(n.id) } },
-        sv("title", { text: "#" + n.id + " " + n.operator + ": " + fmtValue(seriesValue(series, n)) }));
+        sv("title", { text: "#" + n.id + " " + n.operator + ": " + fmtSeries(series, seriesValue(series, n)) }));
       chartEls.set(n.id, c);
       svg.append(c);
     }
@@ -328,7 +370,11 @@
     const facts = el("div", { class: "facts" });
     const fact = (k, v) => facts.append(el("span", {}, k + " ", el("b", { text: v })));
     fact("step", String(n.step));
-    if (n.objective != null) fact("objective", fmtValue(n.objective));
+    // with one marked test the objective is its metric (negated when lower is better):
+    // the table says it; with several it is a score, 1 for the baseline
+    if (n.objective != null && objectiveIds.length > 1) {
+      fact("score", fmtValue(n.objective) + " (baseline 1, higher is better)");
+    }
     fact("eval", fmtSeconds(n.duration));
     if (n.propose_seconds) fact("propose", fmtSeconds(n.propose_seconds));
     if (tokens(n)) {
@@ -348,7 +394,7 @@
       const v = n.metrics[id];
       const fb = n.id === root.id ? null : change(root.metrics[id], v);
       const fp = parent ? change(parent.metrics[id], v) : null;
-      table.append(el("tr", { title: id }, el("td", { text: labels[id] }), el("td", { text: fmtValue(v) }),
+      table.append(el("tr", { title: id }, el("td", { text: labels[id] }), el("td", { text: fmtMetric(v, id) }),
         el("td", { class: changeClass(id, fb), text: fb == null ? "" : fmtChange(fb) }),
         el("td", { class: changeClass(id, fp), text: fp == null ? "" : fmtChange(fp) })));
     }
