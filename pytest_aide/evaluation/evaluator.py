@@ -663,14 +663,18 @@ def _read_judging(evaluation: Evaluation, data: dict[str, Any]) -> None:
     if "recorded_calls" in data:
         evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
     evaluation.replayed = data.get("replayed")
-    fresh = data.get("fresh") or {}
-    evaluation.fresh = {str(n): [float(t) for t in (v or {}).get("times") or []]
-                        for n, v in fresh.items()}
-    evaluation.fresh_missing = {str(n): str(v["missing"]) for n, v in fresh.items()
-                                if isinstance(v, dict) and v.get("missing")}
-    evaluation.fresh_answers = {
-        str(n): FreshAnswers(int(v["seed"]), list(v.get("answers") or []))
-        for n, v in fresh.items() if isinstance(v, dict) and v.get("seed") is not None}
+    _read_fresh(evaluation, data)
+
+
+def _read_fresh(evaluation: Evaluation, data: dict[str, Any]) -> None:
+    """The fresh inputs' timings, why there were none, their seed and answers (a candidate's),
+    or the original's answers to a candidate's (fresh.py)."""
+    fresh = {str(n): v for n, v in (data.get("fresh") or {}).items() if isinstance(v, dict)}
+    evaluation.fresh = {n: [float(t) for t in v.get("times") or []] for n, v in fresh.items()}
+    evaluation.fresh_missing = {n: str(v["missing"]) for n, v in fresh.items()
+                                if v.get("missing")}
+    evaluation.fresh_answers = {n: FreshAnswers(int(v["seed"]), list(v.get("answers") or []))
+                                for n, v in fresh.items() if v.get("seed") is not None}
     evaluation.original_answers = {str(n): list(v or [])
                                    for n, v in (data.get("original_answers") or {}).items()}
 
