@@ -181,3 +181,4 @@ def test_a_candidate_runs_the_guards_of_what_it_changed_and_all_before_it_is_the
     assert (path.parent / "nodes" / f"{right.id:04d}-other-guards").is_dir()
     assert "guards per candidate: typically 2 of 5 (those that ran the functions it " \
         "changed)" in output
+

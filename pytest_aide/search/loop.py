@@ -49,6 +49,7 @@ from pytest_aide.search.measure import ISOLATED, evaluate_candidate
 from pytest_aide.search.noise import MIN_SAMPLES
 from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.search.policy import Policy
+from pytest_aide.search.sameness import normal_form
 from pytest_aide.search.screen import Screen
 from pytest_aide.study import Objective, Study
 from pytest_aide.workspace import unencodable
@@ -112,6 +113,8 @@ class Search:
         self.guard_choice: GuardChoice | None = None
         #: The guards each node's evaluation runs, by node id (``guards_of``).
         self._selected: dict[int, list[str]] = {}
+        #: Each code's normal form (search/sameness.py), by its text.
+        self._normal_forms: dict[str, str | None] = {}
         self.stop_reason = ""
         self.exhausted = False  # the proposer had nothing new: more steps would add none
         #: Proposals made in this session (a resumed run's earlier ones not counted): a
@@ -372,14 +375,30 @@ class Search:
         return proposal, failed
 
     def duplicate_of(self, node: Node, earlier: Sequence[Node] = ()) -> Node | None:
-        """The journaled node (or one of ``earlier``) whose code ``node`` repeats."""
-        return next((n for n in [*self.journal.nodes, *earlier] if n.code == node.code), None)
+        """The journaled node (or one of ``earlier``) whose code ``node`` repeats: the same
+        text, or the same once comments, docstrings, formatting and local names are set
+        aside (search/sameness.py)."""
+        nodes = [*self.journal.nodes, *earlier]
+        same = next((n for n in nodes if n.code == node.code), None)
+        if same is not None:
+            return same
+        form = self._normal_form(node)
+        return next((n for n in nodes if n.duplicate_of is None and form is not None
+                     and self._normal_form(n) == form), None)
+
+    def _normal_form(self, node: Node) -> str | None:
+        if node.code not in self._normal_forms:
+            self._normal_forms[node.code] = normal_form(node.code)
+        return self._normal_forms[node.code]
 
     @staticmethod
     def mark_duplicate(node: Node, duplicate: Node) -> None:
         """``node`` repeats ``duplicate``: not run (or its run discarded), nothing learnt."""
         node.status, node.duplicate_of = Status.BUGGY, duplicate.id
-        node.error = f"candidate is identical to node {duplicate.id}: nothing changed"
+        node.error = (f"candidate is identical to node {duplicate.id}: nothing changed"
+                      if node.code == duplicate.code else
+                      f"candidate does what node {duplicate.id} does (only comments, "
+                      "docstrings, formatting or local names differ): not run")
         node.metrics, node.samples, node.outcomes = {}, {}, {}
         node.objective, node.speed, node.duration = None, [], 0.0
 

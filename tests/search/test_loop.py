@@ -368,3 +368,25 @@ def test_a_candidate_not_faster_on_average_gets_no_second_look(slow_project) -> 
     journal = rounds_search(slow_project, [BASELINE_ROUNDS, [1.01 * r for r in BASELINE_ROUNDS]])
     assert journal.best_id == 0 and journal.nodes[1].remeasured == 0
     assert not list((slow_project.path / ".aide" / "r" / "nodes").glob("*again*"))
+
+
+def test_a_rewrite_that_only_renames_locals_or_adds_comments_is_not_run(slow_project) -> None:
+    """A no-op rewrite costs no evaluation: it is a duplicate of what it repeats, and the
+    next prompt's memory says so."""
+    original = (slow_project.path / "slow.py").read_text()
+    fast = original.replace("CHUNK = 2", "CHUNK = 16")
+    renamed = ('"""Sums in chunks."""\n' + fast.replace("total", "acc")
+               .replace("start", "first").replace("    return acc", "    # done\n    return acc"))
+    renamed_and_changed = renamed.replace("time.sleep(0.0004)", "time.sleep(0.0005)")
+    proposer = ScriptedProposer([fast, renamed, renamed_and_changed])
+    search, journal = make_search(
+        slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.measure_baseline()
+    search.run(3)
+    noop, changed = journal.nodes[2], journal.nodes[3]
+    assert noop.duplicate_of == 1 and not noop.outcomes and noop.duration == 0.0
+    assert noop.error == ("candidate does what node 1 does (only comments, docstrings, "
+                          "formatting or local names differ): not run")
+    assert not (slow_project.path / ".aide" / "r" / "nodes" / "0002").exists()
+    assert changed.duplicate_of is None and changed.outcomes  # a real change runs
