@@ -133,6 +133,22 @@ class Evaluation:
         """Tests that did not pass: failed, errored, skipped, xfailed or never ran."""
         return [n for n in nodeids if self.outcome(n) != PASSED]
 
+    def _failure_lines(self, nodeids: Iterable[str]) -> list[str]:
+        """Each test that did not pass, with the end of its report; when a failure ended
+        the run early, the tests it left unrun are counted, not listed."""
+        not_passed = self.not_passed(nodeids)
+        unrun = [n for n in not_passed if self.outcome(n) == "not run"]
+        if unrun and len(unrun) < len(not_passed):
+            not_passed = [n for n in not_passed if n not in unrun]
+        else:
+            unrun = []
+        lines = []
+        for nodeid in not_passed:
+            result = self.tests.get(nodeid)
+            detail = excerpt(result.longrepr) if result else ""
+            lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
+        return [*lines, _unrun_line(len(unrun))] if unrun else lines
+
     def error_summary(self, nodeids: Iterable[str], limit: int = 4000) -> str:
         """A readable account of what went wrong, trimmed for journals and prompts."""
         if self.status == "timeout":
@@ -146,15 +162,17 @@ class Evaluation:
         lines = [head] if head else []
         lines += [f"tampering: {t}" for t in self.tampered]
         lines += self.collection_errors
-        for nodeid in self.not_passed(nodeids):
-            result = self.tests.get(nodeid)
-            detail = excerpt(result.longrepr) if result else ""
-            lines.append(f"{nodeid}: {self.outcome(nodeid)}" + (f"\n{detail}" if detail else ""))
+        lines += self._failure_lines(nodeids)
         text = "\n".join(line for line in lines if line)[:limit]
         if self.status != "completed" or not text:
             room = max(0, limit - len(text) - 1)
             text = (text + "\n" + self.output_tail[-room:]).strip() if room else text
         return text
+
+
+def _unrun_line(count: int) -> str:
+    return (f"{count} more test{'s' if count != 1 else ''} not run: the first failure ends a "
+            "candidate's evaluation")
 
 
 def excerpt(report: str, room: int = 1500) -> str:
@@ -301,6 +319,7 @@ class Evaluator:
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
         coverage: bool = False, record_calls: bool = False, replay: bool = False,
         fresh: bool = False, fresh_seeds: dict[str, int] | None = None,
+        first_failure_ends: bool = False,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -317,7 +336,8 @@ class Evaluator:
         list how its answers differ (``Evaluation.differences``); ``fresh``: time the
         benchmarked calls on fresh inputs after the tests (``Evaluation.fresh``);
         ``fresh_seeds``: no test runs (they are collected only), the original answers the
-        fresh inputs a candidate was timed on (``Evaluation.original_answers``).
+        fresh inputs a candidate was timed on (``Evaluation.original_answers``);
+        ``first_failure_ends``: the child stops at the first failing test (``-x``).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -333,7 +353,7 @@ class Evaluator:
             evaluation = self._run(source, workdir, nodeids, original, slot,
                                    _Extra(coverage, record_calls, calls,
                                           (requests if fresh else None) or None,
-                                          seeded or None))
+                                          seeded or None, first_failure_ends))
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -558,13 +578,17 @@ class _Extra:
     fresh: dict[str, dict[str, Any]] | None = None
     #: The benchmarked calls and the seeds of the fresh inputs the original is to answer.
     fresh_answers: dict[str, dict[str, Any]] | None = None
+    first_failure_ends: bool = False
 
     def pytest_arguments(self) -> list[str]:
         """A probe takes one call of each benchmark (no rounds); answering fresh inputs
-        needs the tests collected (their imports), not run."""
+        needs the tests collected (their imports), not run; a candidate's cascade stops at
+        its first failure."""
         if self.fresh_answers:
             return ["--collect-only"]
-        return ["--benchmark-disable"] if self.coverage or self.record_calls else []
+        if self.coverage or self.record_calls:
+            return ["--benchmark-disable"]
+        return ["-x"] if self.first_failure_ends else []
 
     def apply(self, settings: dict[str, Any], target: Path) -> None:
         if self.coverage:

@@ -49,6 +49,8 @@ class EvaluationRequest:
     #: The original only answers the fresh inputs a candidate was timed on (drawn from these
     #: seeds, by marked test); its tests are collected, not run.
     fresh_seeds: dict[str, int] | None = None
+    #: Stop at the first test that fails (a candidate's cascade: the rest cannot save it).
+    first_failure_ends: bool = False
 
 
 class Executor(Protocol):

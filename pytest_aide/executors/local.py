@@ -45,7 +45,8 @@ class LocalExecutor:
                                        slot=slot, baseline=request.baseline,
                                        coverage=request.coverage,
                                        record_calls=request.record_calls, replay=request.replay,
-                                       fresh=request.fresh, fresh_seeds=request.fresh_seeds)
+                                       fresh=request.fresh, fresh_seeds=request.fresh_seeds,
+                                       first_failure_ends=request.first_failure_ends)
 
     def abort(self) -> None:
         self.evaluator.abort()

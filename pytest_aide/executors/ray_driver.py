@@ -189,7 +189,7 @@ class RayExecutor:
             env_drop=evaluator.env_drop, env_keep=evaluator.env_keep,
             baseline=request.baseline, coverage=request.coverage,
             record_calls=request.record_calls, replay=request.replay, fresh=request.fresh,
-            fresh_seeds=request.fresh_seeds,
+            fresh_seeds=request.fresh_seeds, first_failure_ends=request.first_failure_ends,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
@@ -60,6 +61,10 @@ MAX_FAILED_REQUESTS = 3
 POLL_SECONDS = 0.5
 
 __all__ = ["BaselineError", "Policy", "Search", "SearchContext", "forges_output_metric"]
+
+
+#: A guard's outcomes that fail a candidate: such guards run first for the next ones.
+FAILED_OUTCOMES = frozenset({"failed", "error"})
 
 
 class BaselineError(Exception):
@@ -113,6 +118,8 @@ class Search:
         self.guard_choice: GuardChoice | None = None
         #: The guards each node's evaluation runs, by node id (``guards_of``).
         self._selected: dict[int, list[str]] = {}
+        #: How many candidates each guard failed: they run first (``_cascade``).
+        self._failures: Counter[str] = Counter()
         #: Each code's normal form (search/sameness.py), by its text.
         self._normal_forms: dict[str, str | None] = {}
         self.stop_reason = ""
@@ -192,6 +199,7 @@ class Search:
         self._use_guards(list(loaded.guards), loaded.guard_choice(self._marked()))
         for node in self.journal.nodes:
             self.proposer.observe(node, None)
+            self._count_failures(node)
         return measured_again
 
     def _benchmarked_calls(self, calls: list[Call]) -> dict[str, int]:
@@ -440,8 +448,7 @@ class Search:
         evaluation = evaluate_candidate(
             self.context.executor, node.code,
             self.context.run_dir / "nodes" / f"{node.id:04d}", baseline,
-            list(dict.fromkeys([*guards, *self._marked()])), timed, self.context.measure,
-            guards,
+            self._cascade(guards), timed, self.context.measure, guards,
         )
         node.duration = time.perf_counter() - started
         return evaluation
@@ -469,6 +476,7 @@ class Search:
     def commit(self, node: Node, proposal: Proposal | None) -> None:
         """Journal a judged node: compare it with the best, save, tell the proposer, report."""
         self.journal.nodes.append(node)
+        self._count_failures(node)
         if node.status == Status.GOOD:
             best = self.journal.best or self.journal.root
             comparison = self._screen().compare(node, best)
@@ -482,6 +490,19 @@ class Search:
         self.journal.save(self.journal_path)
         self.proposer.observe(node, proposal)
         self.context.on_step(node)
+
+    def _count_failures(self, node: Node) -> None:
+        self._failures.update(n for n, outcome in node.outcomes.items()
+                              if outcome in FAILED_OUTCOMES and n not in self._marked())
+
+    def _cascade(self, guards: list[str]) -> list[str]:
+        """The order a candidate's tests run in, the first failure ending its evaluation:
+        the guards that failed earlier candidates (most often first), then the others, then
+        the marked tests (the costly benchmark only once every guard has passed)."""
+        failures = dict(self._failures)  # a copy: commits update it from another thread
+        marked = self._marked()
+        rest = sorted((g for g in guards if g not in marked), key=lambda g: -failures.get(g, 0))
+        return [*rest, *marked]
 
     def guards_of(self, node: Node) -> list[str]:
         """The guards ``node``'s evaluation runs: those that ran, on the original, a function

@@ -42,13 +42,15 @@ def evaluate_candidate(
     fresh = bool(timed and baseline.fresh_calls)  # its speed on inputs it never saw
     if executor.workers == 1:
         return executor.run_isolated(EvaluationRequest(code, workdir, baseline, nodeids,
-                                                       replay=replay, fresh=fresh))
+                                                       replay=replay, fresh=fresh,
+                                                       first_failure_ends=True))
     if measure != ISOLATED or not timed:
         return executor.run_shared(EvaluationRequest(code, workdir, baseline, nodeids,
-                                                     replay=replay, fresh=fresh))
+                                                     replay=replay, fresh=fresh,
+                                                     first_failure_ends=True))
     untimed = [n for n in nodeids if n not in timed]
     checked = (executor.run_shared(EvaluationRequest(code, workdir, baseline, untimed,
-                                                     replay=replay))
+                                                     replay=replay, first_failure_ends=True))
                if untimed else None)
     required = baseline.guards if guards is None else guards
     if checked is not None and not _passes(checked, [g for g in required if g not in timed]):

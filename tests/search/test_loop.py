@@ -390,3 +390,31 @@ def test_a_rewrite_that_only_renames_locals_or_adds_comments_is_not_run(slow_pro
                           "formatting or local names differ): not run")
     assert not (slow_project.path / ".aide" / "r" / "nodes" / "0002").exists()
     assert changed.duplicate_of is None and changed.outcomes  # a real change runs
+
+
+def test_a_guard_that_failed_before_runs_first_and_its_failure_ends_the_evaluation(
+    slow_project,
+) -> None:
+    """The cascade: a wrong candidate costs one guard, not the suite and the benchmark."""
+    original = (slow_project.path / "slow.py").read_text()
+    wrong = original.replace("total +=", "total -=")
+    wrong_again = wrong.replace("CHUNK = 2", "CHUNK = 32")
+    right = original.replace("CHUNK = 2", "CHUNK = 16")
+    proposer = ScriptedProposer([wrong, wrong_again, right])
+    search, journal = make_search(
+        slow_project, proposer, Objective("test_slow.py::test_speed", "mean", False)
+    )
+    search.measure_baseline()
+    search.run(3)
+    first, second, third = journal.nodes[1:]
+    # the first runs the guards in their order and stops at test_correct[7]
+    assert first.outcomes["test_slow.py::test_correct[7]"] == "failed"
+    assert first.outcomes["test_slow.py::test_correct[0]"] == "passed"
+    assert first.outcomes["test_slow.py::test_speed"] == "not run"
+    # the second runs test_correct[7] first: nothing else runs
+    assert [n for n, o in second.outcomes.items() if o != "not run"] == \
+        ["test_slow.py::test_correct[7]"]
+    assert second.error.startswith("test_slow.py::test_correct[7]: failed")
+    assert "5 more tests not run: the first failure ends a candidate's evaluation" \
+        in second.error
+    assert set(third.outcomes.values()) == {"passed"} and journal.best_id == 3
