@@ -314,10 +314,12 @@ class WorkerRecorder:
         if not self.writes_results:
             return
         # the candidate's code runs again here: before the last checks, which see what it did
+        # (not when a test failed: the candidate is wrong already, its answers and speed moot)
+        judged = not session.testsfailed
         replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
-                    if _CONFIG.get("replay") is not None else None)
+                    if judged and _CONFIG.get("replay") is not None else None)
         fresh = (_fresh(_CONFIG["module"], _CONFIG["fresh"], self.inputs)
-                 if _CONFIG.get("fresh") else None)
+                 if judged and _CONFIG.get("fresh") else None)
         answers = (_original_answers(_CONFIG["module"], _CONFIG["fresh_answers"], self.inputs)
                    if _CONFIG.get("fresh_answers") else None)
         _INTEGRITY.check("at the end of the session")
