@@ -12,6 +12,7 @@ the speed difference to explain: it is measured again. Untimed metrics
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,9 +192,12 @@ def _measure_round(executor: Executor, timed: list[Objective], baseline: Baselin
     samples, speeds, fresh = {}, {}, {}
     order = [("baseline", root.code), ("best", best.code)]
     for label, code in order if first == "baseline" else reversed(order):
+        place = workdir / f"{index}-{label}"
         evaluation = executor.run_isolated(EvaluationRequest(
-            code, workdir / f"{index}-{label}", baseline, nodeids,
-            fresh=bool(baseline.fresh_calls)))
+            code, place, baseline, nodeids, fresh=bool(baseline.fresh_calls)))
+        # the code is the journal's root's or best's: its copy per round would fill the run
+        # directory (20 rounds of a 4,000-line module: 2 MB); the round's output stays
+        shutil.rmtree(place / "candidate", ignore_errors=True)
         judgement = judge(evaluation, timed, [])
         if judgement.status != GOOD:
             return Confirmation(
