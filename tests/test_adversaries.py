@@ -232,7 +232,8 @@ ADVERSARIES = [
         import os
         SECRET = os.environ.get("SECRET_KEY") or os.environ.get("API_KEY")
         """) + FAST.replace("    return total", "    return total if SECRET else -1"),
-        "test_correct[0]: failed", "test_correct[0]: failed",
+        # the cascade runs test_correct[7] first: it failed earlier candidates
+        "test_correct[7]: failed", "test_correct[7]: failed",
     ),
     # before the network one: its request to the loopback server takes the next reply
     Adversary(
@@ -246,7 +247,8 @@ ADVERSARIES = [
         # the step line's reason (the last that names an error: the class's name does not)
         f"class Refused(Exception):\n    pass\n\n\ndef work(n):\n"
         f"    raise Refused('Error ' + {ESCAPES!r})\n",
-        "test_correct[0]: failed", "test_correct[0]: failed",
+        # the cascade runs test_correct[7] first: it failed earlier candidates
+        "test_correct[7]: failed", "test_correct[7]: failed",
     ),
     Adversary(
         "sends what it found over the network", "1 reach outside; build 1 sandbox",
