@@ -190,11 +190,11 @@ def _skeleton(tree: ast.Module) -> tuple[list[str], dict[str, str], set[str]] | 
             names.add(statement.name)
         elif not isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
             rest.append(ast.dump(statement))
-            names.update(_bound(statement))
+            names.update(names_bound(statement))
     return rest, functions, names
 
 
-def _bound(statement: ast.stmt) -> set[str]:
+def names_bound(statement: ast.stmt) -> set[str]:
     """Names a top-level statement binds (imports, assignments, loops, with)."""
     found = set()
     for node in ast.walk(statement):

@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 import builtins
 
+from pytest_aide.guards.selection import names_bound
+
 
 def normal_form(source: str) -> str | None:
     """``source`` as an AST dump without docstrings and with each function's local variables
@@ -52,11 +54,7 @@ def _module_names(tree: ast.Module) -> set[str]:
         if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(statement.name)
             continue
-        for node in ast.walk(statement):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-            elif isinstance(node, ast.alias):
-                names.add((node.asname or node.name).split(".")[0])
+        names.update(names_bound(statement))
     return names
 
 
