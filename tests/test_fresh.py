@@ -14,6 +14,7 @@ import pytest
 from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
 
 from pytest_aide.guards.fresh import Freshener, fresh_difference, original_answers, time_fresh
+from pytest_aide.guards.replay import PER_CALLABLE, Recorder
 from pytest_aide.journal import Journal, Status
 
 
@@ -37,6 +38,24 @@ def test_nothing_to_vary_is_said() -> None:
     freshener = Freshener.for_arguments(((), {}), random.Random(0))
     freshener.fresh(((), {}))
     assert not freshener.changed
+
+
+def test_a_marked_tests_call_is_recorded_after_other_tests_used_up_the_limits() -> None:
+    """The benchmark's call is what fresh inputs are made from: recorded even when earlier
+    tests called the same function more often than the limit per callable, with the same
+    arguments too."""
+    module = module_with("def total(values):\n    return sum(values)\n")
+    recorder = Recorder("summing")
+    recorder.install(module)
+    recorder.current_test = "test_sums.py::test_many"
+    for size in range(PER_CALLABLE + 3):
+        module.total(list(range(size)))
+    assert len(recorder.calls) == PER_CALLABLE
+    recorder.current_test, recorder.current_marked = "test_sums.py::test_speed", True
+    for _ in range(3):  # the benchmark's rounds: its first call is the one kept
+        module.total([0, 1, 2])
+    kept = [c for c in recorder.calls if c.test == "test_sums.py::test_speed"]
+    assert [c.shown for c in kept] == ["total([0, 1, 2])"]
 
 
 def module_with(source: str) -> types.ModuleType:

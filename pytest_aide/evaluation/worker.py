@@ -289,6 +289,7 @@ class WorkerRecorder:
     def pytest_runtest_call(self, item: pytest.Item):
         if _RECORDER is not None:
             _RECORDER.current_test = item.nodeid
+            _RECORDER.current_marked = item.get_closest_marker(MARKER) is not None
         self.marks.current = item.nodeid
         self.state.before()
         yield

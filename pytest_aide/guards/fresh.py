@@ -54,6 +54,13 @@ class Freshener:
     floats: tuple[float, float] = (0.0, 0.0)
     alphabet: str = ""
     mapped: dict[tuple[type, Any], Any] = field(default_factory=dict)
+    #: The new values given so far (``mapped``'s values, kept as a set: a long list of
+    #: distinct numbers would otherwise cost a pass over them per value).
+    taken: set[Any] = field(default_factory=set)
+    #: When the arguments' distinct ints fill a good part of their range (``list(range(n))``),
+    #: the range shuffled: new ints are drawn from it without replacement (drawing and
+    #: retrying would cost a pass of retries per value near the end).
+    int_pool: list[int] = field(default_factory=list)
     changed: bool = False
 
     @classmethod
@@ -62,9 +69,12 @@ class Freshener:
         floats: list[float] = []
         chars: set[str] = set()
         _survey(value, ints, floats, chars, 0)
-        return cls(rng, (min(ints, default=0), max(ints, default=0)),
-                   (min(floats, default=0.0), max(floats, default=0.0)),
-                   "".join(sorted(chars)))
+        low, high = min(ints, default=0), max(ints, default=0)
+        distinct = len(set(ints))
+        dense = distinct > 1 and high - low < min(4 * distinct, 1_000_000)
+        return cls(rng, (low, high), (min(floats, default=0.0), max(floats, default=0.0)),
+                   "".join(sorted(chars)),
+                   int_pool=rng.sample(range(low, high + 1), high - low + 1) if dense else [])
 
     def fresh_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]
                    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -88,6 +98,7 @@ class Freshener:
         if key not in self.mapped:
             new = value if self._lone_small_number(kind, value) else self._new(kind, value)
             self.mapped[key] = new
+            self.taken.add(new)
             self.changed = self.changed or new != value
         return self.mapped[key]
 
@@ -100,11 +111,18 @@ class Freshener:
     def _new(self, kind: type, value: Any) -> Any:
         """A bijection: a value other than ``value`` that no other value was mapped to (after
         50 tries, what the last one gave)."""
-        taken = set(self.mapped.values())
+        if kind is int and self.int_pool:
+            return self._from_pool(value)
         for _ in range(50):
             new = self._draw(kind, value)
-            if new not in taken and new != value:
+            if new not in self.taken and new != value:
                 break
+        return new
+
+    def _from_pool(self, value: int) -> int:
+        new = self.int_pool.pop()
+        if new == value and self.int_pool:  # never the value itself: swapped with the next
+            new, self.int_pool[-1] = self.int_pool[-1], new
         return new
 
     def _draw(self, kind: type, value: Any) -> Any:

@@ -77,8 +77,12 @@ class Recorder:
         self._seen: dict[str, set[bytes]] = {}
         self._bytes = 0
         self._inside = False
-        #: The test running now (the worker sets it), kept with each call.
+        #: The test running now (the worker sets it), kept with each call, and whether it
+        #: is a marked one: its first call is what its benchmark times (fresh inputs are
+        #: made from it), recorded whatever the limits per callable and in all.
         self.current_test = ""
+        self.current_marked = False
+        self._marked_recorded: set[str] = set()
 
     def install(self, module: types.ModuleType) -> None:
         namespace = vars(module)
@@ -118,7 +122,8 @@ class Recorder:
 
     def _pickled(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | None:
         seen = self._seen.setdefault(name, set())
-        if len(seen) >= PER_CALLABLE or len(self.calls) >= TOTAL_CALLS:
+        benchmarked = self.current_marked and self.current_test not in self._marked_recorded
+        if not benchmarked and (len(seen) >= PER_CALLABLE or len(self.calls) >= TOTAL_CALLS):
             return None
         self._inside = True
         try:
@@ -127,7 +132,8 @@ class Recorder:
             return None
         finally:
             self._inside = False
-        if blob in seen or len(blob) > CALL_BYTES or self._bytes + len(blob) > TOTAL_BYTES:
+        if len(blob) > CALL_BYTES or (blob in seen and not benchmarked) or \
+                (self._bytes + len(blob) > TOTAL_BYTES and not benchmarked):
             return None
         seen.add(blob)
         self._bytes += len(blob)
@@ -143,6 +149,8 @@ class Recorder:
     def _keep(self, name: str, blob: bytes, shown: str, result: Form, args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> None:
         after = self._form([list(args), kwargs])
+        if self.current_marked:
+            self._marked_recorded.add(self.current_test)
         self.calls.append(Call(len(self.calls), name, base64.b64encode(blob).decode("ascii"),
                                shown, result, after, test=self.current_test))
 
