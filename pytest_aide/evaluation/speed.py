@@ -57,6 +57,20 @@ def agree(first: Sequence[float], second: Sequence[float]) -> bool:
     return all(_within(a, b) for a, b in zip(first, second, strict=True))
 
 
+def spread(measurements: Sequence[Sequence[float]]) -> float:
+    """How far apart the machine's speed was across measurements: the largest log ratio
+    between the same probe (before, after) of any two of them; infinite when a
+    measurement has no usable probes."""
+    if not measurements or any(len(m) != len(measurements[0]) or not m for m in measurements):
+        return math.inf
+    widest = 0.0
+    for probes in zip(*measurements, strict=True):
+        if min(probes) <= 0 or not all(math.isfinite(p) for p in probes):
+            return math.inf
+        widest = max(widest, math.log(max(probes) / min(probes)))
+    return widest
+
+
 def too_large_to_explain(first: Sequence[float], second: Sequence[float],
                          changes: Sequence[float]) -> bool:
     """Whether every relative change between two measurements (second against first: -0.8

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.evaluation.speed import comparable, won
+from pytest_aide.evaluation.speed import SPEED_TOLERANCE, comparable, spread, won
 from pytest_aide.journal import BUGGY, GOOD, TAMPERED, Node
 from pytest_aide.metrics import is_finite
 from pytest_aide.search.noise import block_medians
@@ -267,6 +267,10 @@ class InterleavedConfirmation:
     pairs: dict[str, list[tuple[list[float], list[float]]]] = field(default_factory=dict)
     discarded: int = 0
     verdicts: dict[str, Any] = field(default_factory=dict)  # nodeid -> noise.Verdict
+    #: Each kept round's speed probes, both sides': the early look (a large speedup in
+    #: ``EARLY_LOOK`` rounds) is taken only when no change of machine speed could explain
+    #: any round's change (``_speed_explains_none``).
+    speeds: list[list[float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pairs = {n: [] for n in self.nodeids}
@@ -303,11 +307,27 @@ class InterleavedConfirmation:
                  if v is not None}
         for nodeid in self.nodeids:
             self.pairs[nodeid].append((baseline.get(nodeid, []), best.get(nodeid, [])))
+        self.speeds += [list(speeds[0]), list(speeds[1])]
         self.verdicts = {n: confirm_interleaved(self.pairs[n], maximize=False,
-                                                max_rounds=self.rounds, **extra)
+                                                max_rounds=self.rounds,
+                                                early=self._speed_explains_none(),
+                                                **extra)
                          for n in self.nodeids}
         return RoundTaken.KEPT
 
     @property
     def confirmed(self) -> bool:
         return bool(self.verdicts) and all(v.better for v in self.verdicts.values())
+
+    def _speed_explains_none(self) -> bool:
+        """Whether every kept round's change, of every test, is larger than the widest
+        difference of machine speed among all the rounds' processes, with
+        ``SPEED_TOLERANCE`` to spare: a process that ran on a slower CPU (70% slower for
+        seconds, on the VM this was built on) then cannot be what made a round look faster.
+        The early look's t-test assumes processes differ by small amounts; this is where
+        that is checked."""
+        from pytest_aide.search.noise import median_change
+
+        margin = spread(self.speeds) + math.log1p(SPEED_TOLERANCE)
+        changes = [median_change(a, b) for runs in self.pairs.values() for a, b in runs]
+        return all(c > -1 and abs(math.log1p(c)) > margin for c in changes)

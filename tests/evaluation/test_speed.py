@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.evaluation.evaluator import TestResult as Result
 from pytest_aide.evaluation.speed import (
@@ -117,8 +119,9 @@ def test_a_round_measured_across_a_speed_change_is_measured_again(tmp_path: Path
     evaluator = ScriptedEvaluator(speeds=[[1.7, 1.7], [1.0, 1.0]])
     confirmation = confirm(evaluator, 20, tmp_path)
     assert confirmation.confirmed, confirmation.summary
-    assert confirmation.details["rounds"] == 8 and confirmation.details["discarded"] == 1
-    assert len(evaluator.calls) == 2 * 9
+    # a 20% speedup, every round alike: decided at the early look (4 rounds kept)
+    assert confirmation.details["rounds"] == 4 and confirmation.details["discarded"] == 1
+    assert len(evaluator.calls) == 2 * 5
     assert "1 more discarded: the machine's speed changed" in confirmation.summary
 
 
@@ -126,7 +129,8 @@ def test_a_round_whose_change_dwarfs_the_speed_change_is_kept(tmp_path: Path) ->
     evaluator = ScriptedEvaluator(speeds=[[1.0, 1.0], [1.7, 1.7]] * 4, best_level=0.2)
     confirmation = confirm(evaluator, 20, tmp_path)
     assert confirmation.confirmed and confirmation.details["discarded"] == 0
-    assert len(evaluator.calls) == 2 * 8
+    # -80% in every round, far beyond the 70% change of speed: decided at the early look
+    assert len(evaluator.calls) == 2 * 4
 
 
 def test_a_round_the_best_won_on_a_slower_machine_is_kept(tmp_path: Path) -> None:
@@ -146,3 +150,14 @@ def test_a_best_never_measured_at_a_steady_speed_is_not_confirmed(tmp_path: Path
     assert not confirmation.confirmed
     assert "the machine's speed changed during each of 14" in confirmation.summary
     assert len(evaluator.calls) == 2 * 14
+
+
+def test_the_spread_of_machine_speed_is_the_widest_gap_between_the_same_probes():
+    import math
+
+    from pytest_aide.evaluation.speed import spread
+
+    assert spread([[1.00, 2.0], [1.05, 2.1], [1.08, 1.98]]) == pytest.approx(math.log(1.08))
+    assert spread([[1.00, 2.0], [1.7, 2.0]]) == pytest.approx(math.log(1.7))
+    assert math.isinf(spread([[1.0, 2.0], [1.0]])) and math.isinf(spread([]))
+    assert math.isinf(spread([[1.0, 2.0], [0.0, 2.0]]))

@@ -36,8 +36,14 @@ def test_identical_code_is_not_confirmed() -> None:
     assert all(m.done and m.kept <= 20 for m in results)
 
 
-def test_a_clear_speedup_is_confirmed_at_the_first_look() -> None:
+def test_a_clear_speedup_is_confirmed_at_the_early_look() -> None:
     machine = run_machine(0.7, 1)
+    assert machine.confirmed and machine.kept == 4
+    assert "confirmed at the early look" in machine.verdicts["t::speed"].method
+
+
+def test_a_modest_speedup_is_confirmed_at_the_first_look() -> None:
+    machine = run_machine(0.93, 2)  # four rounds of 7% do not clear the early look here
     assert machine.confirmed and machine.kept == 8
 
 
