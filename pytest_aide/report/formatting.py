@@ -269,20 +269,26 @@ def values_text(journal: Journal, node: Node) -> str:
 
 
 def best_text(journal: Journal, best: Node) -> str:
+    """The best so far, for a step line: a candidate not yet measured again against the
+    original (the confirmation, at the end of the run) is marked provisional."""
     labels = objective_labels(journal)
+    provisional = best.id != journal.root.id and not best.confirmed
     if len(labels) == 1:
         (nodeid,) = labels
         change = metric_change(journal, best, nodeid)
-        suffix = f" ({fmt_change(change)})" if change is not None else ""
+        notes = [fmt_change(change)] if change is not None else []
+        notes += ["provisional"] if provisional else []
+        suffix = f" ({', '.join(notes)})" if notes else ""
         if best.id == journal.root.id:
             suffix = " (baseline)"
         return f"best={fmt_metric(best.metrics.get(nodeid), metric_of(journal, nodeid))}{suffix}"
+    mark = " (provisional)" if provisional else ""
     if lists_each(journal):
         changes = " ".join(
             f"{label} {fmt_change(metric_change(journal, best, n))}" for n, label in labels.items()
         )
-        return f"best: {changes}"
-    return f"best score={fmt_value(best.objective)}"
+        return f"best: {changes}{mark}"
+    return f"best score={fmt_value(best.objective)}{mark}"
 
 
 def token_totals(node_or_journal: Node | Journal) -> tuple[int, float | None]:

@@ -22,7 +22,7 @@ def test_step_line_of_the_best_improve_shows_metric_best_and_tokens() -> None:
     line = step_line(journal, journal[6], steps=7, elapsed=4.1)
     assert line.startswith("step 6/7 improve <- 4  ")
     assert "mean=1.1 ms " in line
-    assert "best=1.1 ms (-12.0%)" in line
+    assert "best=1.1 ms (-12.0%) " in line  # confirmed
     assert "4.1s" in line
     assert line.endswith("1.2k tok")
 
@@ -37,7 +37,10 @@ def test_step_line_best_so_far_ignores_later_nodes() -> None:
     journal = single_objective_journal()
     # at step 1 only the baseline and a slower draft exist: the baseline is still the best
     assert "best=1.25 ms (baseline)" in step_line(journal, journal[1], 7, 3.0)
-    assert "best=1.2 ms (-4.0%)" in step_line(journal, journal[5], 7, 3.0)
+    # node 4, never measured again against the original (the confirmation, at the end)
+    assert "best=1.2 ms (-4.0%, provisional)" in step_line(journal, journal[5], 7, 3.0)
+    journal[4].confirmed = {"confirmed": True}
+    assert "best=1.2 ms (-4.0%) " in step_line(journal, journal[5], 7, 3.0)
 
 
 @pytest.mark.parametrize(
