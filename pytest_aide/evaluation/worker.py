@@ -22,7 +22,7 @@ import pytest
 
 from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
-from pytest_aide.guards import clock, fingerprint, seal, selection
+from pytest_aide.guards import clock, device_timing, fingerprint, seal, selection
 from pytest_aide.guards.fresh import original_answers, time_fresh
 from pytest_aide.guards.integrity import MeasuringIntegrity
 from pytest_aide.guards.replay import Recorder, replay
@@ -395,11 +395,19 @@ def _replayed(name: str, calls: list[dict[str, Any]]) -> dict[int, Any]:
     return replay(module, calls)
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-benchmark has loaded its timer
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """pytest-benchmark's session (and its timer) exists by now, not yet when this plugin's
+    ``pytest_configure`` runs: its timer is made to wait for GPU work, then accepted."""
+    if _CONFIG:
+        device_timing.wrap_benchmark_timer(session.config)
+        _INTEGRITY.note_benchmark_timer(session.config)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     if _CONFIG:
         _INTEGRITY.arm()
-        _INTEGRITY.note_benchmark_timer(config)
         recorder = WorkerRecorder(config, _CONFIG)
         config.pluginmanager.register(recorder, "aide-worker-recorder")
         if _CONFIG.get("coverage_of"):

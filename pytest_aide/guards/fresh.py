@@ -32,8 +32,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_aide.guards.canonical import Form, Tolerance, compare, form
+from pytest_aide.guards.device_timing import synchronizing
 from pytest_aide.guards.replay import detail_of, resolve, said, shown_arguments, type_name
 
+#: The clock fresh calls are timed with (GPU work included: device_timing.py),
+#: taken at import, before any candidate runs.
+_TIMER = synchronizing(time.perf_counter)
 #: Fresh calls timed per evaluation (one more warms up first).
 ROUNDS = 12
 #: The only int of a call's arguments is kept below this (see ``_lone_small_number``).
@@ -309,14 +313,14 @@ def _time_one(function: Any, args: tuple[Any, ...], kwargs: dict[str, Any], inde
               timing: FreshTiming) -> None:
     """One fresh call, timed unless it is the warm-up (index 0) or raised; its answer kept
     among the first ``ANSWERED``."""
-    began = time.perf_counter()
+    began = _TIMER()
     try:
         result: Any = function(*args, **kwargs)
     except Exception as exc:  # an input the original may refuse too: not timed
         result = ["raised", type_name(type(exc))]
     else:
         if index:
-            timing.times.append(time.perf_counter() - began)
+            timing.times.append(_TIMER() - began)
         result = form(result)
     if index < ANSWERED:
         timing.answers.append([result, form([list(args), kwargs])])
