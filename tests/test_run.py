@@ -91,7 +91,7 @@ def test_the_confirmation_is_one_line_rewritten_on_a_terminal(slow_project) -> N
     assert process.wait(timeout=300) == 0
     output = b"".join(chunks).decode(errors="replace")
     rounds = re.findall(r"\raide: confirming the best: round (\d+) of at most", output)
-    assert len(rounds) >= 7 and rounds == sorted(rounds, key=int), output[-3000:]
+    assert len(rounds) >= 3 and rounds == sorted(rounds, key=int), output[-3000:]
     lines = [line for line in output.split("\n") if "confirming the best: round" in line]
     assert len(lines) == 1  # every round on the same line
 
