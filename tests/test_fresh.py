@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
 
-from pytest_aide.guards.fresh import Freshener, fresh_difference, original_answers, time_fresh
+from pytest_aide.guards.fresh import (
+    ANSWERED,
+    MIN_TIMED,
+    ROUNDS,
+    Freshener,
+    fresh_difference,
+    original_answers,
+    time_fresh,
+)
 from pytest_aide.guards.replay import PER_CALLABLE, Recorder
 from pytest_aide.journal import Journal, Status
 
@@ -81,6 +89,17 @@ def test_the_original_answers_the_very_inputs_a_candidate_was_timed_on() -> None
     assert fresh_difference(answers, timing.answers) == ""  # the same inputs: same sums
     assert fresh_difference(original_answers(original, call, timing.seed + 1),
                             timing.answers)  # other inputs: other sums
+
+
+def test_slow_calls_are_timed_within_the_budget_fast_ones_the_full_count() -> None:
+    call = recorded([3, 1, 4, 1, 5])
+    slow = module_with("import time\n\ndef total(values):\n    time.sleep(0.02)\n"
+                       "    return sum(values)\n")
+    timing = time_fresh(slow, call, budget=0.01)
+    assert len(timing.times) == MIN_TIMED and len(timing.answers) == ANSWERED
+    assert timing.missing == ""
+    fast = module_with("def total(values):\n    return sum(values)\n")
+    assert len(time_fresh(fast, call, budget=0.5).times) == ROUNDS
 
 
 def test_a_candidate_right_only_on_the_inputs_it_was_shown_is_named() -> None:

@@ -23,7 +23,7 @@ import pytest
 from pytest_aide.evaluation import WORKER_ENV
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.guards import clock, device_timing, fingerprint, seal, selection
-from pytest_aide.guards.fresh import original_answers, time_fresh
+from pytest_aide.guards.fresh import FRESH_SHARE, original_answers, time_fresh
 from pytest_aide.guards.integrity import MeasuringIntegrity
 from pytest_aide.guards.replay import Recorder, replay
 from pytest_aide.metrics import measure_item
@@ -319,7 +319,7 @@ class WorkerRecorder:
         judged = not session.testsfailed
         replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
                     if judged and _CONFIG.get("replay") is not None else None)
-        fresh = (_fresh(_CONFIG["module"], _CONFIG["fresh"], self.inputs)
+        fresh = (_fresh(_CONFIG["module"], _CONFIG["fresh"], self.inputs, self.tests)
                  if judged and _CONFIG.get("fresh") else None)
         answers = (_original_answers(_CONFIG["module"], _CONFIG["fresh_answers"], self.inputs)
                    if _CONFIG.get("fresh_answers") else None)
@@ -353,14 +353,16 @@ class WorkerRecorder:
         _write_results(json.dumps(payload, default=str))
 
 
-def _fresh(name: str, calls: dict[str, dict[str, Any]], inputs: dict[str, Any]
-           ) -> dict[str, Any]:
+def _fresh(name: str, calls: dict[str, dict[str, Any]], inputs: dict[str, Any],
+           tests: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Each benchmarked call timed on fresh inputs (fresh.py), by the marked test (made by
-    its marker's ``inputs=`` when it has one)."""
+    its marker's ``inputs=`` when it has one), within ``FRESH_SHARE`` of that test's time."""
     module = sys.modules.get(name)
     if module is None:
         return {}
-    return {nodeid: time_fresh(module, call, given=inputs.get(nodeid)).to_dict()
+    return {nodeid: time_fresh(module, call, given=inputs.get(nodeid),
+                               budget=FRESH_SHARE * tests.get(nodeid, {}).get("duration", 0.0)
+                               ).to_dict()
             for nodeid, call in calls.items()}
 
 

@@ -21,6 +21,7 @@ the tests show (the replayed calls and the benchmark's), fast and wrong on any o
 from __future__ import annotations
 
 import base64
+import math
 import os
 import pickle
 import random
@@ -38,8 +39,11 @@ from pytest_aide.guards.replay import detail_of, resolve, said, shown_arguments,
 #: The clock fresh calls are timed with (GPU work included: device_timing.py),
 #: taken at import, before any candidate runs.
 _TIMER = synchronizing(time.perf_counter)
-#: Fresh calls timed per evaluation (one more warms up first).
+#: Fresh calls timed per evaluation at most (one more warms up first), and at least, when
+#: they take longer than the worker's budget for them (``FRESH_SHARE`` of the test's time).
 ROUNDS = 12
+MIN_TIMED = 3
+FRESH_SHARE = 0.1
 #: The only int of a call's arguments is kept below this (see ``_lone_small_number``).
 SMALL_SIZE = 100
 #: Fresh calls (the warm-up first) whose answers a candidate reports; when it is about to
@@ -286,25 +290,31 @@ def _drawn(strategy: Any, seed: int, count: int) -> list[Any]:
     return [drawn[i % len(drawn)] for i in range(count)]
 
 
-def time_fresh(module: types.ModuleType, call: dict[str, Any],
-               rounds: int = ROUNDS, given: Any = None) -> FreshTiming:
-    """Call the benchmarked callable on ``rounds`` fresh inputs made from ``call``'s recorded
-    arguments (or by the marker's ``inputs=``, ``given``), each once, after one that warms
-    up; a seed drawn now, in this process. The first ``ANSWERED`` answers are reduced to forms
+def time_fresh(module: types.ModuleType, call: dict[str, Any], rounds: int = ROUNDS,
+               given: Any = None, budget: float = math.inf) -> FreshTiming:
+    """Call the benchmarked callable on up to ``rounds`` fresh inputs made from ``call``'s
+    recorded arguments (or by the marker's ``inputs=``, ``given``), each once, after one that
+    warms up; a seed drawn now, in this process. Calls stop once they took ``budget``
+    seconds in all, after at least ``MIN_TIMED`` timed ones (a slow call is timed a few
+    times, a fast one the full count). The first ``ANSWERED`` answers are reduced to forms
     after the clock stopped."""
     function = resolve(module, call["name"])
     if function is None:
         return FreshTiming(missing=f"the candidate has no {call['name']}")
     seed = int.from_bytes(os.urandom(8), "little")
     timing = FreshTiming(seed=seed)
+    began, made = _TIMER(), 0
     try:  # made one at a time, as they are called (large tensors are not all held at once)
         for index, (args, kwargs) in enumerate(fresh_inputs(call, seed, rounds + 1, given)):
             _time_one(function, args, kwargs, index, timing)
+            made = index
+            if index >= MIN_TIMED and _TIMER() - began >= budget:
+                break
     except InputsFailed as exc:
         return FreshTiming(missing=str(exc))
     if not timing.answers:
         return FreshTiming(missing="its arguments have nothing to vary")
-    if len(timing.times) < rounds // 2:
+    if len(timing.times) < max(1, made // 2):
         timing.missing = "most fresh inputs were refused"
     return timing
 
