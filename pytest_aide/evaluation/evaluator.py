@@ -24,6 +24,7 @@ from typing import Any
 
 from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, placement
 from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
+from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.evaluation.sandbox import NO_SANDBOX, NoSandbox, Sandbox, python_paths
 from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.guards import clock, fingerprint, reaper, seal
@@ -105,6 +106,8 @@ class Evaluation:
     fresh: dict[str, list[float]] = field(default_factory=dict)
     #: Why a marked test's call could not be timed on fresh inputs, by marked test.
     fresh_missing: dict[str, str] = field(default_factory=dict)
+    #: Where each benchmarked call spends its time, by marked test (evaluation/profile.py).
+    profile: dict[str, list[HotSpot]] = field(default_factory=dict)
     #: The seed of those inputs and the answers to the first of them, by marked test.
     fresh_answers: dict[str, FreshAnswers] = field(default_factory=dict)
     #: With ``fresh_seeds``: the original's answers to those inputs, by marked test.
@@ -319,7 +322,7 @@ class Evaluator:
         slot: placement.Slot | None = None, *, baseline: Baseline | None,
         coverage: bool = False, record_calls: bool = False, replay: bool = False,
         fresh: bool = False, fresh_seeds: dict[str, int] | None = None,
-        first_failure_ends: bool = False,
+        first_failure_ends: bool = False, profile: bool = False,
     ) -> Evaluation:
         """Run the tests with ``source`` as the target module (None: the file on disk), on
         ``slot``'s cores and GPUs when one is given (placement.py), else wherever the OS puts it.
@@ -337,7 +340,9 @@ class Evaluator:
         benchmarked calls on fresh inputs after the tests (``Evaluation.fresh``);
         ``fresh_seeds``: no test runs (they are collected only), the original answers the
         fresh inputs a candidate was timed on (``Evaluation.original_answers``);
-        ``first_failure_ends``: the child stops at the first failing test (``-x``).
+        ``first_failure_ends``: the child stops at the first failing test (``-x``);
+        ``profile``: with ``fresh``, each benchmarked call is profiled once after the tests
+        (``Evaluation.profile``).
         """
         original = _read_text(self.study.target.path)
         workdir.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +358,8 @@ class Evaluator:
             evaluation = self._run(source, workdir, nodeids, original, slot,
                                    _Extra(coverage, record_calls, calls,
                                           (requests if fresh else None) or None,
-                                          seeded or None, first_failure_ends))
+                                          seeded or None, first_failure_ends,
+                                          profile and fresh))
         finally:
             trusted = source is None or source == original
             changed = self._guard.end(token, trusted, backup=workdir / "tampered-files")
@@ -579,6 +585,7 @@ class _Extra:
     #: The benchmarked calls and the seeds of the fresh inputs the original is to answer.
     fresh_answers: dict[str, dict[str, Any]] | None = None
     first_failure_ends: bool = False
+    profile: bool = False
 
     def pytest_arguments(self) -> list[str]:
         """A probe takes one call of each benchmark (no rounds); answering fresh inputs
@@ -601,6 +608,8 @@ class _Extra:
             settings["fresh"] = self.fresh
         if self.fresh_answers:
             settings["fresh_answers"] = self.fresh_answers
+        if self.profile:
+            settings["profile"] = True
 
 
 @dataclass
@@ -687,6 +696,8 @@ def _read_judging(evaluation: Evaluation, data: dict[str, Any]) -> None:
     if "recorded_calls" in data:
         evaluation.recorded_calls = [Call.from_dict(c) for c in data["recorded_calls"]]
     evaluation.replayed = data.get("replayed")
+    evaluation.profile = {str(n): [HotSpot.from_dict(s) for s in spots]
+                          for n, spots in (data.get("profile") or {}).items()}
     _read_fresh(evaluation, data)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from pytest_aide.evaluation import WORKER_ENV
+from pytest_aide.evaluation.profile import profiles
 from pytest_aide.evaluation.speed import probe
 from pytest_aide.guards import clock, device_timing, fingerprint, seal, selection
 from pytest_aide.guards.fresh import FRESH_SHARE, original_answers, time_fresh
@@ -316,11 +317,7 @@ class WorkerRecorder:
             return
         # the candidate's code runs again here: before the last checks, which see what it did
         # (not when a test failed: the candidate is wrong already, its answers and speed moot)
-        judged = not session.testsfailed
-        replayed = (_replayed(_CONFIG["module"], _CONFIG["replay"])
-                    if judged and _CONFIG.get("replay") is not None else None)
-        fresh = (_fresh(_CONFIG["module"], _CONFIG["fresh"], self.inputs, self.tests)
-                 if judged and _CONFIG.get("fresh") else None)
+        judged = self._judged_afterwards() if not session.testsfailed else {}
         answers = (_original_answers(_CONFIG["module"], _CONFIG["fresh_answers"], self.inputs)
                    if _CONFIG.get("fresh_answers") else None)
         _INTEGRITY.check("at the end of the session")
@@ -344,13 +341,23 @@ class WorkerRecorder:
         if _RECORDER is not None and module is not None:
             _RECORDER.check_stability(module)
             payload["recorded_calls"] = [call.to_dict() for call in _RECORDER.calls]
-        if replayed is not None:
-            payload["replayed"] = replayed
-        if fresh is not None:
-            payload["fresh"] = fresh
+        payload.update(judged)
         if answers is not None:
             payload["original_answers"] = answers
         _write_results(json.dumps(payload, default=str))
+
+    def _judged_afterwards(self) -> dict[str, Any]:
+        """What runs the candidate's code again after its tests passed: the replay of the
+        original's calls, the fresh inputs, the profile of the benchmarked calls."""
+        name = _CONFIG["module"]
+        found: dict[str, Any] = {}
+        if _CONFIG.get("replay") is not None:
+            found["replayed"] = _replayed(name, _CONFIG["replay"])
+        if _CONFIG.get("fresh"):
+            found["fresh"] = _fresh(name, _CONFIG["fresh"], self.inputs, self.tests)
+            if _CONFIG.get("profile"):
+                found["profile"] = profiles(_target(name), _CONFIG["fresh"])
+        return found
 
 
 def _fresh(name: str, calls: dict[str, dict[str, Any]], inputs: dict[str, Any],

@@ -51,6 +51,9 @@ class EvaluationRequest:
     fresh_seeds: dict[str, int] | None = None
     #: Stop at the first test that fails (a candidate's cascade: the rest cannot save it).
     first_failure_ends: bool = False
+    #: Profile each benchmarked call once after the tests (the original's run: the prompts
+    #: show where its time goes, evaluation/profile.py).
+    profile: bool = False
 
 
 class Executor(Protocol):

@@ -46,7 +46,8 @@ class LocalExecutor:
                                        coverage=request.coverage,
                                        record_calls=request.record_calls, replay=request.replay,
                                        fresh=request.fresh, fresh_seeds=request.fresh_seeds,
-                                       first_failure_ends=request.first_failure_ends)
+                                       first_failure_ends=request.first_failure_ends,
+                                       profile=request.profile)
 
     def abort(self) -> None:
         self.evaluator.abort()

@@ -190,6 +190,7 @@ class RayExecutor:
             baseline=request.baseline, coverage=request.coverage,
             record_calls=request.record_calls, replay=request.replay, fresh=request.fresh,
             fresh_seeds=request.fresh_seeds, first_failure_ends=request.first_failure_ends,
+            profile=request.profile,
             driver_environment={n: os.environ.get(n) for n in RAY_TASK_VARIABLES},
             workdir=str(workdir) if self.shared_fs else None,
         )

@@ -56,6 +56,7 @@ class Job:
     fresh: bool = False
     fresh_seeds: dict[str, int] | None = None
     first_failure_ends: bool = False
+    profile: bool = False
     #: The driver's values of the variables Ray sets per task (None: unset there), so that
     #: every placement runs the child with the same environment, as a local run would.
     driver_environment: dict[str, str | None] = field(default_factory=dict)
@@ -95,7 +96,8 @@ def run_job(job: Job, node: str) -> Outcome:
                                         baseline=job.baseline, coverage=job.coverage,
                                         record_calls=job.record_calls, replay=job.replay,
                                         fresh=job.fresh, fresh_seeds=job.fresh_seeds,
-                                        first_failure_ends=job.first_failure_ends)
+                                        first_failure_ends=job.first_failure_ends,
+                                        profile=job.profile)
         output = _tail(workdir / "output.txt")
     finally:
         if not shared:

@@ -65,6 +65,10 @@ class Baseline:
     guard_functions: dict[str, list[str]] = field(default_factory=dict)
     #: Why a timed marked test's call is not timed on fresh inputs (the header says it).
     fresh_missing: dict[str, str] = field(default_factory=dict)
+    #: Where each benchmarked call spent its time on the original, by marked test: the
+    #: target's hottest functions (evaluation/profile.py's HotSpot, as dicts); the prompts
+    #: show them.
+    profile: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def guard_choice(self, marked: list[str]) -> GuardChoice:
         """How the guards were chosen, as the header says it (``marked``: the tests that
@@ -117,27 +121,30 @@ class Baseline:
             "fresh_calls": dict(self.fresh_calls),
             "guard_functions": dict(self.guard_functions),
             "fresh_missing": dict(self.fresh_missing),
+            "profile": dict(self.profile),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Baseline:
+        def mapping(key: str, value: Any) -> dict[str, Any]:
+            return {str(k): value(v) for k, v in (data.get(key) or {}).items()}
+
         return cls(
             state=dict(data.get("state") or {}),
-            clock={nodeid: Bracket(**values)
-                   for nodeid, values in (data.get("clock") or {}).items()},
+            clock=mapping("clock", lambda values: Bracket(**values)),
             guards=tuple(data.get("guards") or ()),
             skipped=tuple(data.get("skipped") or ()),
             output_metrics=tuple(data.get("output_metrics") or ()),
             guard_mode=str(data.get("guard_mode") or "files"),
             suite=int(data.get("suite") or 0),
-            left_out={str(k): int(v) for k, v in (data.get("left_out") or {}).items()},
+            left_out=mapping("left_out", int),
             calls=[Call.from_dict(c) for c in data.get("calls") or []],
             rtol=_number(data.get("rtol")),
             atol=_number(data.get("atol")),
-            fresh_calls={str(k): int(v) for k, v in (data.get("fresh_calls") or {}).items()},
-            guard_functions={str(k): [str(f) for f in v]
-                             for k, v in (data.get("guard_functions") or {}).items()},
-            fresh_missing={str(k): str(v) for k, v in (data.get("fresh_missing") or {}).items()},
+            fresh_calls=mapping("fresh_calls", int),
+            guard_functions=mapping("guard_functions", lambda v: [str(f) for f in v]),
+            fresh_missing=mapping("fresh_missing", str),
+            profile=mapping("profile", lambda v: [dict(s) for s in v]),
         )
 
     def save(self, run_dir: Path) -> Path:

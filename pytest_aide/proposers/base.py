@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.journal import Node, Usage
 
 
@@ -68,6 +69,9 @@ class ProposalRequest:
     error_output: str = ""  # for debug: the parent's trimmed failure output
     step: int = 0
     steps: int = 0
+    #: Where each benchmarked call spent its time on the original, by marked test: the
+    #: target's hottest functions (evaluation/profile.py).
+    profile: dict[str, list[HotSpot]] = field(default_factory=dict)
 
 
 @dataclass

@@ -86,6 +86,7 @@ def build_prompt(request: ProposalRequest) -> Prompt:
     operator = request.operator if request.operator in OPERATOR_INSTRUCTIONS else "improve"
     sections = [
         task_section(request),
+        profile_section(request) if operator != "debug" else "",
         memory_section(request),
         code_section(request, operator),
         instructions_section(operator),
@@ -110,6 +111,23 @@ def task_section(request: ProposalRequest) -> str:
     for path, source in request.test_sources.items():
         parts += [f"### {path}", fenced(source)]
     return "\n".join(parts)
+
+
+def profile_section(request: ProposalRequest) -> str:
+    """Where the benchmarked calls spent their time on the original: the target's hottest
+    functions, so that the model works where the time goes."""
+    if not request.profile:
+        return ""
+    lines = ["# Where the time goes",
+             "Each benchmarked call of the original code, profiled once (cProfile): the "
+             "module's functions that take most of its time, as a share of the call's time, "
+             "in their own code and with what they call."]
+    for nodeid, spots in request.profile.items():
+        lines.append(f"## `{nodeid}`")
+        lines += [f"- `{spot.function}` (line {spot.line}): {spot.own:.0%} own, "
+                  f"{spot.total:.0%} with its callees, {spot.calls:,} call"
+                  f"{'' if spot.calls == 1 else 's'}" for spot in spots]
+    return "\n".join(lines)
 
 
 def objective_line(objective: ObjectiveInfo) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
+from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
@@ -170,6 +171,8 @@ class Search:
         found = dataclasses.replace(found, calls=calls, fresh_calls=fresh,
                                     guard_functions=functions,
                                     fresh_missing={n: why for n, why in missing.items() if why},
+                                    profile={n: [s.to_dict() for s in spots]
+                                             for n, spots in evaluation.profile.items()},
                                     **self._tolerance())
         self.journal.nodes.append(node)
         self.journal.best_id = 0
@@ -223,7 +226,8 @@ class Search:
         evaluation = self.context.executor.run_isolated(EvaluationRequest(
             node.code, self.context.run_dir / "nodes" / name,
             baseline=Baseline(calls=calls, fresh_calls=fresh or {}) if calls else None,
-            nodeids=self.context.study.nodeids, replay=bool(calls), fresh=bool(fresh)))
+            nodeids=self.context.study.nodeids, replay=bool(calls), fresh=bool(fresh),
+            profile=bool(fresh)))
         node.duration = time.perf_counter() - started
         return evaluation
 
@@ -355,6 +359,9 @@ class Search:
             error_output=parent.error if operator == Operator.DEBUG else "",
             step=step,
             steps=steps,
+            profile={nodeid: [HotSpot.from_dict(s) for s in spots]
+                     for nodeid, spots in (self.baseline.profile if self.baseline else {}).items()
+                     if spots},
         )
 
     def propose_into(self, node: Node, request: ProposalRequest) -> tuple[Proposal | None, bool]:
