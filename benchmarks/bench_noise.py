@@ -431,7 +431,7 @@ def main() -> None:
         print(f"{label:<44} {result['ours']:>7.1%} {result['rank']:>10.1%} {result['naive']:>7.1%}")
     label = f"(confirmation alone, n={args.confirm_trials})"
     print(f"{'(c) identical confirmed ' + label:<44} {same_c[0]:>7.1%} {'':>10} {same_c[1]:>7.1%}"
-          f"   mean rounds {same_c[2]:.1f}, pairs measured again {same_c[3]:.0%}")
+          f"   median rounds {same_c[2]:.1f}, pairs measured again {same_c[3]:.0%}")
     print(f"{'(d) 10% faster confirmed ' + label:<44} {fast_c[0]:>7.1%} {'':>10} "
           f"{fast_c[1]:>7.1%}   median rounds {fast_c[2]:.1f}, pairs measured again "
           f"{fast_c[3]:.0%}")
