@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: pytest-benchmark statistics that can serve as a metric, with their natural direction.
@@ -164,3 +164,24 @@ def format_value(value: float | None) -> str:
     if value is None:
         return "missing"
     return f"{value:.6g}"
+
+
+@dataclass(frozen=True)
+class HotSpot:
+    """One of the target's functions in the profile of a benchmarked call
+    (evaluation/profile.py): data the evaluation, the search and the prompts share."""
+
+    function: str
+    line: int
+    #: Shares of the call's time: in the function's own code, and with what it calls.
+    own: float
+    total: float
+    calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HotSpot:
+        return cls(str(data["function"]), int(data["line"]), float(data["own"]),
+                   float(data["total"]), int(data["calls"]))

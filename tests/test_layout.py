@@ -23,6 +23,7 @@ LAYERS = {
     "plugin": ("pytest", 0),
     "session": ("pytest", 0),
     "hookspecs": ("pytest", 0),
+    "api": ("pytest", 0),
     "run": ("run", 1),
     "search": ("search", 2),
     "proposers": ("proposers", 3),

@@ -10,7 +10,8 @@ import types
 import pytest
 from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
 
-from pytest_aide.evaluation.profile import HotSpot, profile_call
+from pytest_aide.evaluation.profile import profile_call
+from pytest_aide.metrics import HotSpot
 
 MODULE = """\
 def _distance(a, b):

@@ -24,7 +24,6 @@ from typing import Any
 
 from pytest_aide.evaluation import WORKER_ENV, WORKER_PLUGIN, placement
 from pytest_aide.evaluation.plain import PlainRun, parse_outcomes, plain_command
-from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.evaluation.sandbox import NO_SANDBOX, NoSandbox, Sandbox, python_paths
 from pytest_aide.evaluation.warm import WarmPool, WarmUnavailable, Zygote, library_imports
 from pytest_aide.guards import clock, fingerprint, reaper, seal
@@ -35,7 +34,7 @@ from pytest_aide.guards.fresh import FreshAnswers
 from pytest_aide.guards.integrity import new_findings
 from pytest_aide.guards.replay import Call, differences
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
-from pytest_aide.metrics import Measurement, resolve
+from pytest_aide.metrics import HotSpot, Measurement, resolve
 from pytest_aide.study import Objective, Study
 from pytest_aide.workspace import SourceUnreadable, read_source, source_encoding
 

@@ -15,33 +15,13 @@ import cProfile
 import pickle
 import pstats
 import types
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_aide.guards.replay import resolve
+from pytest_aide.metrics import HotSpot
 
 #: Functions shown per benchmarked call.
 TOP = 8
-
-
-@dataclass(frozen=True)
-class HotSpot:
-    """One of the target's functions in the profile of a benchmarked call."""
-
-    function: str
-    line: int
-    #: Shares of the call's time: in the function's own code, and with what it calls.
-    own: float
-    total: float
-    calls: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HotSpot:
-        return cls(str(data["function"]), int(data["line"]), float(data["own"]),
-                   float(data["total"]), int(data["calls"]))
 
 
 def profile_call(module: types.ModuleType, call: dict[str, Any]) -> list[HotSpot]:

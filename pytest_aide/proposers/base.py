@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.journal import Node, Usage
+from pytest_aide.metrics import HotSpot
 
 
 class ProposerError(Exception):

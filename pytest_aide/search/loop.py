@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.evaluation.profile import HotSpot
 from pytest_aide.executors.base import EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
 from pytest_aide.guards.replay import Call
 from pytest_aide.guards.selection import GuardChoice, GuardMode, changed_functions, choose
 from pytest_aide.journal import Journal, Node, Operator, Status, Usage
-from pytest_aide.metrics import resolve
+from pytest_aide.metrics import HotSpot, resolve
 from pytest_aide.proposers.base import (
     ObjectiveInfo,
     Proposal,
