@@ -55,6 +55,7 @@ class AideSettings:
     base_url: str | None = None
     instructions: str = ""
     reflect: bool = False
+    tune_children: int = 6
     # the search policy and the confirmation (run.py, search/)
     drafts: int = 1
     debug_prob: float = 0.5
@@ -207,6 +208,14 @@ def _drafts(value: int | None, reading: Reading) -> int:
     return drafts
 
 
+def _tune_children(value: int, reading: Reading) -> int:
+    if value < 1:
+        raise pytest.UsageError(f"--aide-tune-children must be at least 1, not {value}: the "
+                                "tuner's evaluations of each LLM candidate that becomes the "
+                                "best (with --aide-model PROVIDER:MODEL+tune)")
+    return value
+
+
 def _debug_prob(value: float, reading: Reading) -> float:
     if not 0.0 <= value <= 1.0:
         raise pytest.UsageError(f"--aide-debug-prob must be between 0 and 1, not {value}")
@@ -336,6 +345,9 @@ OPTIONS: tuple[Option, ...] = (
            "--aide-steps N is then the run's total: after 4 steps, --aide-steps 7 adds 3; a "
            "total equal to the steps done only finishes an interrupted run; a smaller one is "
            "an error", check=_resume),
+    Option("tune-children", Kind.INT, "with --aide-model PROVIDER:MODEL+tune: the tuner's "
+           "evaluations of the numeric knobs of each LLM candidate that becomes the best "
+           "(default 6)", "6", check=_tune_children),
     Option("reflect", Kind.BOOL, "self-reflection: critique, then a minimal edit, before "
            "running", check=_flag),
     Option("fail-on", Kind.STR, "when a finished run exits non-zero (1): 'error' (no "

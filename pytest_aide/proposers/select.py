@@ -28,6 +28,7 @@ class ProposerSettings(Protocol):
     reflect: bool
     price: tuple[float, float] | None  # USD per million tokens in, out (--aide-price)
     budget: float | None
+    tune_children: int  # with "+tune": the tuner's evaluations per LLM candidate
 
 
 #: The model used when only a provider is known (a key is set, or ``openai:`` is given).
@@ -60,6 +61,8 @@ TUNE_NOTICE = (
 class ModelSpec:
     provider: str  # "tune" or a provider's name (providers.py)
     model: str = ""
+    #: ``PROVIDER:MODEL+tune``: the tuner searches the knobs of the LLM's candidates too.
+    tuned: bool = False
 
 
 def make_proposer(
@@ -74,8 +77,16 @@ def make_proposer(
         tuner = TuneProposer(original_code, seed=settings.seed)
         return tuner, " ".join(filter(None, [notice, tuner.space_text()]))
     unpriced = _unpriced_notice(spec, settings)
+    llm = build_llm_proposer(spec, settings, env)
+    if spec.tuned:
+        from pytest_aide.proposers.tuned import TunedLLMProposer
+
+        llm = TunedLLMProposer(llm, children=settings.tune_children, seed=settings.seed)
+        unpriced = "; ".join(filter(None, [unpriced, (
+            f"each LLM candidate that becomes the best gets up to {settings.tune_children} "
+            "tuner evaluations of its numeric knobs (--aide-tune-children)")]))
     notice = "; ".join(filter(None, [notice, unpriced])) or None
-    return build_llm_proposer(spec, settings, env), notice
+    return llm, notice
 
 
 def _unpriced_notice(spec: ModelSpec, settings: ProposerSettings) -> str:
@@ -120,6 +131,11 @@ def parse_spec(text: str, base_url: str | None = None) -> ModelSpec:
     spec = text.strip()
     if spec.lower() == "tune":
         return ModelSpec("tune")
+    if spec.lower().endswith("+tune"):
+        inner = parse_spec(spec[: -len("+tune")], base_url)
+        if inner.provider == "tune":
+            raise ProposerConfigError("'tune+tune' is the tuner alone: use --aide-model tune")
+        return ModelSpec(inner.provider, inner.model, tuned=True)
     name, sep, model = spec.partition(":")
     if sep and name.lower() in BY_NAME:
         provider = BY_NAME[name.lower()]
