@@ -83,3 +83,8 @@ def test_the_llms_best_candidate_has_its_knobs_tuned(
         assert node["code"].replace(node["code"].split("PAUSE = ")[1].split("  #")[0],
                                     "0.008") == DRAFT
     assert "openai:some-model+tune" in output
+    # the knob's best value is not the model's: the tuner found a better one, and it won
+    journal = json.loads(run_dir.read_text())
+    best = next(n for n in nodes if n["id"] == journal["best_id"])
+    assert best in tuned, [(n["id"], n["plan"], n["metrics"]) for n in nodes]
+    assert float(best["code"].split("PAUSE = ")[1].split("  #")[0]) < 0.008
