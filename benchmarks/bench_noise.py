@@ -307,7 +307,7 @@ def run_pipeline(
     then, only for a candidate it passes, the interleaved
     confirmation before anything is written. Returns the counts and the share of pairs
     measured again."""
-    from pytest_aide.search.judge import fresh_shortfall
+    from pytest_aide.search.judge import SCREEN_FRESH_NOISE, fresh_shortfall
     from pytest_aide.search.screen import MAX_REMEASURES
 
     result = Pipeline()
@@ -329,7 +329,7 @@ def run_pipeline(
             continue
         ref, cand = measured
         claimed = _mean(cand["samples"]) / _mean(ref["samples"]) - 1
-        if fresh_shortfall(claimed, ref["fresh"], cand["fresh"]):
+        if fresh_shortfall(claimed, ref["fresh"], cand["fresh"], SCREEN_FRESH_NOISE):
             result.lost_on_fresh_inputs += 1
             continue
         if confirm_sequentially(pairs, candidate, rounds, max_time, alpha, min_effect)[0]:
