@@ -17,7 +17,13 @@ from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
 from pytest_aide.evaluation.sandbox import Sandbox
-from pytest_aide.executors.base import Executor, ExecutorError, files_this_process_writes
+from pytest_aide.executors.base import (
+    Announcing,
+    CapacityError,
+    Executor,
+    ExecutorError,
+    files_this_process_writes,
+)
 from pytest_aide.executors.choose import make_executor
 from pytest_aide.guards.selection import GuardMode
 from pytest_aide.journal import Journal, Node, Phase, write_atomic
@@ -296,6 +302,10 @@ class TargetRun:
             except KeyboardInterrupt:
                 self._interrupted(result)
                 raise
+            except CapacityError as exc:  # no place to run: the code is not to blame
+                journal.outcome = f"stopped: {exc}"
+                journal.save(run_dir / "journal.json")
+                raise RunError(f"{self.relpath}: stopped: {exc}") from None
         finally:
             executor.close()
         return result
@@ -395,10 +405,13 @@ class TargetRun:
     def _executor(self, evaluator: Evaluator) -> Executor:
         """The executor the settings ask for (one local worker: the serial case)."""
         try:
-            return self.executor_factory(self.settings, evaluator)
+            executor = self.executor_factory(self.settings, evaluator)
         except ExecutorError as exc:
             evaluator.close()
             raise SetupError(str(exc)) from None
+        if isinstance(executor, Announcing):
+            executor.say = lambda text: self.write_line(f"aide: {text}")
+        return executor
 
     def _progress(self, journal: Journal, node: Node, started: float) -> None:
         if self.verbose:
@@ -460,7 +473,9 @@ class TargetRun:
         else:
             result.apply_message = "not written: no candidate beat the baseline"
         journal.finished = True
-        journal.outcome = search.stop_reason or "completed"
+        events = executor.events() if isinstance(executor, Announcing) else []
+        journal.outcome = "; ".join([search.stop_reason or "completed", *events,
+                                     *search.remeasured])
         journal.exhausted = search.exhausted
         journal.save(run_dir / "journal.json")
         write_report_md(

@@ -81,6 +81,7 @@ class AideSettings:
     executor: str = "local"
     ray_address: str | None = None
     ray_shared_fs: bool = False
+    ray_wait: float = 1800.0
 
     @property
     def parallel(self) -> bool:
@@ -308,10 +309,18 @@ def _gpus_per_worker(value: int, reading: Reading) -> int:
 def _ray_only(value: Any, reading: Reading) -> Any:
     if value and reading.done["executor"] != "ray":
         raise pytest.UsageError(
-            "--aide-ray-address and --aide-ray-shared-fs only apply to the Ray executor: "
-            "add --aide-executor ray"
+            "--aide-ray-address, --aide-ray-shared-fs and --aide-ray-wait only apply to the "
+            "Ray executor: add --aide-executor ray"
         )
     return value
+
+
+def _ray_wait(value: float | None, reading: Reading) -> float:
+    if value is None:
+        return AideSettings.ray_wait
+    if value <= 0:
+        raise pytest.UsageError(f"--aide-ray-wait must be positive seconds, not {value}")
+    return float(_ray_only(value, reading))
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -407,6 +416,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ray-shared-fs", Kind.BOOL, "with --aide-executor ray: the project lies at the "
            "same path on every node (a shared filesystem), so it is not uploaded",
            check=lambda value, reading: _flag(_ray_only(value, reading), reading)),
+    Option("ray-wait", Kind.FLOAT, "with --aide-executor ray: seconds an evaluation may wait "
+           "for a node with the CPUs and GPUs it asks for before the run stops, saying so; "
+           "its --aide-timeout counts from when it starts (default 1800)", check=_ray_wait),
 )
 
 

@@ -37,7 +37,7 @@ NAMES = [
     "seed", "sandbox",
     "network", "warm", "env-drop", "env-keep", "guards", "compare", "rtol", "atol",
     "confirm-rounds", "workers", "gpus-per-worker", "measure", "executor", "ray-address",
-    "ray-shared-fs",
+    "ray-shared-fs", "ray-wait",
 ]
 
 
@@ -74,7 +74,7 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         "--aide-env-keep", "C D", "--aide-guards", "Files", "--aide-compare", "off",
         "--aide-confirm-rounds", "7", "--aide-workers", "auto",
         "--aide-gpus-per-worker", "1", "--aide-measure", "shared", "--aide-executor", "ray",
-        "--aide-ray-address", "auto", "--aide-ray-shared-fs",
+        "--aide-ray-address", "auto", "--aide-ray-shared-fs", "--aide-ray-wait", "60",
     )
     assert got == AideSettings(
         steps=10, model="tune", base_url="http://x/v1", instructions="be quick",
@@ -85,6 +85,7 @@ def test_every_value_from_the_command_line(pytester: pytest.Pytester, tmp_path: 
         env_keep=["C", "D"], guards="files", compare="off", confirm_rounds=7, workers=None,
         gpus_per_worker=1,
         measure="shared", executor="ray", ray_address="auto", ray_shared_fs=True,
+        ray_wait=60.0,
     )
 
 
@@ -158,11 +159,13 @@ def test_search_defaults_scale_with_the_steps(pytester: pytest.Pytester) -> None
      "--aide-measure must be one of isolated, shared, not 'loose'"),
     (["--aide-executor", "slurm"], "", "--aide-executor must be one of local, ray, not 'slurm'"),
     (["--aide-ray-address", "auto"], "",
-     "--aide-ray-address and --aide-ray-shared-fs only apply to the Ray executor: add "
-     "--aide-executor ray"),
+     "--aide-ray-address, --aide-ray-shared-fs and --aide-ray-wait only apply to the Ray "
+     "executor: add --aide-executor ray"),
+    (["--aide-ray-wait", "0", "--aide-executor", "ray"], "",
+     "--aide-ray-wait must be positive seconds, not 0.0"),
     (["--aide-ray-shared-fs"], "",
-     "--aide-ray-address and --aide-ray-shared-fs only apply to the Ray executor: add "
-     "--aide-executor ray"),
+     "--aide-ray-address, --aide-ray-shared-fs and --aide-ray-wait only apply to the Ray "
+     "executor: add --aide-executor ray"),
 ])
 def test_every_message(pytester: pytest.Pytester, args: list[str], ini: str, message: str) -> None:
     assert usage_error(pytester, *args, ini=ini) == message

@@ -127,6 +127,7 @@ def install_candidate(config: dict[str, Any]) -> None:
 
 
 _CONFIG = _load_config()
+fingerprint.restart()  # what project code changes in the environment counts, not what it got
 #: The guard probe's recorder of the original's calls (replay.py), installed before the
 #: target is first imported.
 _RECORDER = Recorder(_CONFIG["module"]) if _CONFIG.get("record_calls") else None

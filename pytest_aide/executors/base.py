@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pytest_aide.evaluation.evaluator import Evaluation
 from pytest_aide.guards.baseline import Baseline
@@ -23,6 +23,23 @@ from pytest_aide.guards.baseline import Baseline
 
 class ExecutorError(Exception):
     """The executor cannot work as configured (Ray missing, no cluster): a usage error."""
+
+
+class CapacityError(ExecutorError):
+    """An evaluation waited longer than allowed for a place to run (a Ray cluster whose
+    CPUs are all held): the run stops, and the code is not blamed."""
+
+
+@runtime_checkable
+class Announcing(Protocol):
+    """An executor with news while evaluations run (a Ray task waiting for a node): the run
+    gives it the line writer it reports with."""
+
+    say: Callable[[str], None]
+
+    def events(self) -> list[str]:
+        """What happened to the places evaluations ran (a node lost), for the summary."""
+        ...
 
 
 @dataclass(frozen=True)

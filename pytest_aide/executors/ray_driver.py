@@ -9,10 +9,15 @@ nodes as the job's ``runtime_env`` ``working_dir`` (the rootdir without the log 
 conftest, a test of this package) has fixed its job's environment: there, only a shared
 filesystem will do.
 
-Tasks run with ``max_retries=0``: the driver decides. It enforces the timeout itself
-(``ray.wait``, then ``ray.cancel(force=True)``), so a hung node cannot hold the search; a task
-whose worker or node dies is an error for that attempt and is run once more (Ray places it
-on a node that is alive); a second loss makes the evaluation an error, never a pass.
+Tasks run with ``max_retries=0``: the driver decides. A task is a generator whose first
+answer says that it started (``Started``): the time it waited in Ray's queue for a node is
+not the evaluation's. Waiting, the driver says for what (``waiting for a node with 1 CPU(s):
+the cluster has none free``), and past ``--aide-ray-wait`` it stops the run with that
+(``CapacityError``), never blaming the code. Once the task runs, the driver enforces the
+timeout itself (``ray.wait``, then ``ray.cancel(force=True)``), so a hung node cannot hold
+the search; a task whose worker or node dies is an error for that attempt and is run once
+more (Ray places it on a node that is alive); a second loss makes the evaluation an error,
+never a pass.
 
 Timed measurements (the baseline, timed tests, re-measurements, the confirmation) all run on
 one node, the measuring node, as tasks that ask for every CPU it has, after the driver has
@@ -26,14 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
+import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
-from pytest_aide.executors.base import EvaluationRequest, ExecutorError, Gate
-from pytest_aide.executors.ray_node import RAY_TASK_VARIABLES, Job, Outcome, run_job
+from pytest_aide.executors.base import CapacityError, EvaluationRequest, ExecutorError, Gate
+from pytest_aide.executors.ray_node import RAY_TASK_VARIABLES, Job, Outcome, Started, run_job
 from pytest_aide.settings import AideSettings
 
 INSTALL_HINT = "pip install 'pytest-aide[ray]'"
@@ -41,18 +49,76 @@ INSTALL_HINT = "pip install 'pytest-aide[ray]'"
 UPLOAD_EXCLUDES = [".git", ".hg", ".venv", "venv", ".tox", ".nox", "node_modules",
                    "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache",
                    ".benchmarks", "*.pyc"]
-#: Seconds a task may take to start on its node (a fresh worker, the project unpacked)
-#: before the driver's clock for its timeout counts against the evaluation.
-START_SLACK = 30.0
+#: Seconds past ``--aide-timeout`` (counted from the task's start) before the driver
+#: cancels a task: the child's own limit should have ended it by then.
+GRACE = 30.0
+#: Seconds a task may wait for a node before the driver says what it waits for.
+NOTICE_AFTER = 10.0
 #: Attempts of one evaluation whose worker or node died.
 ATTEMPTS = 2
 
 
-def _task(job: Job) -> Outcome:
-    """The task's body (made a Ray remote function in RayExecutor.connect)."""
+def _task(job: Job) -> Iterator[Started | Outcome]:
+    """The task's body (a Ray generator task, made remote in RayExecutor): it says that it
+    started, then runs the evaluation."""
     import ray
 
-    return run_job(job, ray.get_runtime_context().get_node_id())
+    node = ray.get_runtime_context().get_node_id()
+    yield Started(node, socket.gethostname())
+    yield run_job(job, node)
+
+
+#: Seconds a first, empty task may take to answer when pytest-aide connects.
+CHECK_WAIT = 60.0
+
+
+def _hello() -> Iterator[int]:
+    yield 1
+
+
+def _token_hint() -> str:
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+        return ""
+    return (". A cluster started with 'ray start' on Ray 2.5x and later asks for a token: "
+            "export RAY_AUTH_MODE=token here, with its token in ~/.ray/auth_token, "
+            "RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN")
+
+
+def _check_answers(ray: Any) -> None:
+    """A task's streamed answers reach this process (each evaluation's first answer says
+    that it started). A driver in token mode on a cluster without tokens connects and runs
+    tasks, but hears none of them: say so now, not after --aide-ray-wait."""
+    probe = ray.remote(num_cpus=0, max_retries=0)(_hello).remote()
+    ready, _ = ray.wait([probe], timeout=CHECK_WAIT)
+    if ready:
+        return
+    with contextlib.suppress(Exception):
+        ray.cancel(probe, force=True)
+    token = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    raise ExecutorError(
+        f"--aide-executor ray: connected, but no task answered within {CHECK_WAIT:g}s"
+        + ("; RAY_AUTH_MODE=token is set here: a cluster that does not use tokens never "
+           "answers a driver that does (unset RAY_AUTH_MODE)" if token else
+           "; is every node's raylet up and reachable from this machine?"))
+
+
+def _to_stderr(text: str) -> None:
+    print(f"aide: {text}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class MeasuringMove:
+    """The measuring node died; timed measurements moved to another node."""
+
+    lost: str  # the dead node's address
+    to: str  # the new measuring node's address
+
+    def __str__(self) -> str:
+        return f"the measuring node {self.lost} was lost; timed measurements moved to {self.to}"
+
+
+class NodesLost(CapacityError):
+    """An evaluation's node died under both its attempts: the cluster, not the code."""
 
 
 @dataclass
@@ -65,10 +131,20 @@ class RayExecutor:
     gpus_per_worker: int = 0
     shared_fs: bool = False
     connected: bool = False  # this executor called ray.init, and disconnects at the end
-    start_slack: float = START_SLACK
+    grace: float = GRACE
+    #: Seconds an evaluation may wait for a node (``--aide-ray-wait``), and after how many
+    #: it says so.
+    queue_wait: float = AideSettings.ray_wait
+    notice_after: float = NOTICE_AFTER
+    #: How news reaches the user (the run gives its line writer: executors.base.Announcing).
+    say: Callable[[str], None] = field(default=_to_stderr, repr=False)
     _remote: Any = field(default=None, repr=False)
     _gate: Gate = field(init=False, repr=False)
     _measuring_node: str | None = field(default=None, repr=False)
+    #: Nodes that died under an evaluation: never chosen to measure on again.
+    _dead: set[str] = field(default_factory=set, repr=False)
+    #: Each measuring node lost and its replacement, in order (the summary says them).
+    moves: list[MeasuringMove] = field(default_factory=list, repr=False)
     _running: set[Any] = field(default_factory=set, repr=False)
     #: Where each evaluation ran, by workdir (for its node directory and the tests).
     placements: dict[str, list[str]] = field(default_factory=dict, repr=False)
@@ -110,12 +186,13 @@ class RayExecutor:
                     f"--aide-executor ray: cannot connect to {where} ({type(exc).__name__}: "
                     f"{detail}). Start a cluster with 'ray start --head' and pass "
                     "--aide-ray-address HOST:PORT (or set RAY_ADDRESS), or leave both unset "
-                    "for a local cluster"
+                    f"for a local cluster{_token_hint()}"
                 ) from None
+        _check_answers(ray)
         workers = settings.workers or _auto_workers(ray, settings.gpus_per_worker)
         return cls(evaluator=evaluator, ray=ray, workers=workers,
                    gpus_per_worker=settings.gpus_per_worker, shared_fs=settings.ray_shared_fs,
-                   connected=connected)
+                   connected=connected, queue_wait=settings.ray_wait)
 
     # -- the Executor protocol ------------------------------------------------------------
 
@@ -139,6 +216,10 @@ class RayExecutor:
     def notice(self) -> str:
         return ""
 
+    def events(self) -> list[str]:
+        """The measuring nodes lost so far, for the run's summary and journal."""
+        return [str(move) for move in self.moves]
+
     def describe(self) -> str:
         resources = self.ray.cluster_resources()
         nodes = sum(1 for n in self.ray.nodes() if n.get("Alive"))
@@ -152,29 +233,82 @@ class RayExecutor:
     def _evaluate(self, request: EvaluationRequest, exclusive: bool) -> Evaluation:
         workdir = request.workdir
         job = self._job(request)
-        options = self._options(exclusive)
         workdir.mkdir(parents=True, exist_ok=True)
         lost: list[str] = []
+        died = 0  # attempts lost with their node
         for attempt in range(1, ATTEMPTS + 1):
-            started = time.perf_counter()
-            ref = self._remote.options(**options).remote(job)
-            self._running.add(ref)
+            options = self._options(exclusive)  # each time: a lost measuring node is replaced
+            task = self._remote.options(**options).remote(job)
+            self._running.add(task)
             try:
-                ready, _ = self.ray.wait([ref], timeout=self.evaluator.timeout + self.start_slack)
+                self._wait_for_start(task, options)
+                started = time.perf_counter()
+                ready, _ = self.ray.wait([task], timeout=self.evaluator.timeout + self.grace)
                 if not ready:
-                    self._cancel(ref)
+                    self._cancel(task)
                     return self._timed_out(workdir, time.perf_counter() - started)
-                outcome: Outcome = self.ray.get(ref)
+                outcome: Outcome = self.ray.get(next(task))
             except self._lost_errors() as exc:
                 lost.append(f"attempt {attempt}: {type(exc).__name__}: "
                             f"{' '.join(str(exc).split())[:300]}")
+                if self._node_died(exc, options):
+                    died += 1
                 continue
             except self.ray.exceptions.RayError as exc:
                 return self._failed(workdir, [f"{type(exc).__name__}: {exc}"], rerun=False)
             finally:
-                self._running.discard(ref)
+                self._running.discard(task)
             return self._received(outcome, workdir, attempt, lost)
+        if died == ATTEMPTS:
+            self._failed(workdir, lost, rerun=True)
+            raise NodesLost(f"--aide-executor ray: an evaluation's node died under each of its "
+                            f"{ATTEMPTS} attempts: {'; '.join(lost)}")
         return self._failed(workdir, lost, rerun=True)
+
+    def _node_died(self, exc: BaseException, options: dict[str, Any]) -> bool:
+        """Whether a lost attempt lost its node (not only its worker, which the candidate
+        may have brought down); a dead measuring node is never measured on again."""
+        exceptions = self.ray.exceptions
+        kinds = tuple(getattr(exceptions, n) for n in
+                      ("NodeDiedError", "LocalRayletDiedError", "TaskUnschedulableError")
+                      if hasattr(exceptions, n))
+        pinned = "scheduling_strategy" in options and self._measuring_node is not None
+        alive = {n["NodeID"] for n in self.ray.nodes() if n.get("Alive")}
+        died = isinstance(exc, kinds) or (pinned and self._measuring_node not in alive)
+        if died and pinned:
+            self._dead.add(self._measuring_node)  # type: ignore[arg-type]
+        return died
+
+    def _wait_for_start(self, task: Any, options: dict[str, Any]) -> None:
+        """Until ``task`` runs on a node (its first answer, ``Started``): the time in Ray's
+        queue is not the evaluation's. Past ``notice_after`` it says what it waits for; past
+        ``queue_wait``, CapacityError. A task that failed before it started raises here."""
+        ready, _ = self.ray.wait([task], timeout=min(self.notice_after, self.queue_wait))
+        if not ready:
+            self.say(self._waiting_for(options))
+            ready, _ = self.ray.wait([task], timeout=max(0.0, self.queue_wait
+                                                         - self.notice_after))
+        if not ready:
+            self._cancel(task)
+            raise CapacityError(
+                f"--aide-executor ray: {self._waiting_for(options)}; no evaluation could start "
+                f"within --aide-ray-wait {self.queue_wait:g}s (free the cluster's CPUs, add "
+                "nodes, or wait longer with a larger --aide-ray-wait)")
+        self.ray.get(next(task))
+
+    def _waiting_for(self, options: dict[str, Any]) -> str:
+        """What a task that has not started waits for, as the user reads it."""
+        cpus, gpus = float(options["num_cpus"]), float(options.get("num_gpus") or 0)
+        need = f"{cpus:g} CPU(s)" + (f" and {gpus:g} GPU(s)" if gpus else "")
+        alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        if "scheduling_strategy" in options:
+            where = next((n for n in alive if n["NodeID"] == self._measuring_node), {})
+            return (f"waiting for the measuring node {_address(where, self._measuring_node)} "
+                    f"to have {need} free: other work holds them")
+        if any(n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus
+               for n in alive):
+            return f"waiting for a node with {need}: the cluster has none free"
+        return f"waiting for a node with {need}: no live node of the cluster has that many"
 
     def _job(self, request: EvaluationRequest) -> Job:
         evaluator = self.evaluator
@@ -209,7 +343,8 @@ class RayExecutor:
     def _measuring(self) -> tuple[str, float]:
         """The node every timed measurement runs on, and its CPUs: this driver's node when
         it has the GPUs a slot needs, else the first live node that has."""
-        alive = [n for n in self.ray.nodes() if n.get("Alive")]
+        every = self.ray.nodes()
+        alive = [n for n in every if n.get("Alive") and n["NodeID"] not in self._dead]
         if self._measuring_node not in {n["NodeID"] for n in alive}:
             here = self.ray.get_runtime_context().get_node_id()
             fits = [n for n in alive
@@ -221,9 +356,18 @@ class RayExecutor:
                     "timed measurements; lower --aide-gpus-per-worker or add such a node"
                 )
             fits.sort(key=lambda n: n["NodeID"] != here)
+            if self._measuring_node is not None:
+                self._moved(every, fits[0])
             self._measuring_node = fits[0]["NodeID"]
         node = next(n for n in alive if n["NodeID"] == self._measuring_node)
         return node["NodeID"], float(node["Resources"].get("CPU", 1))
+
+    def _moved(self, nodes: list[dict[str, Any]], to: dict[str, Any]) -> None:
+        """Say and keep that the measuring node was lost, and where measuring goes now."""
+        lost = next((n for n in nodes if n["NodeID"] == self._measuring_node), {})
+        move = MeasuringMove(_address(lost, self._measuring_node), _address(to, to["NodeID"]))
+        self.moves.append(move)
+        self.say(str(move))
 
     def _lost_errors(self) -> tuple[type[BaseException], ...]:
         """Ray's errors for a task whose worker, node or result was lost (not its own bug)."""
@@ -264,6 +408,11 @@ class RayExecutor:
                 f"(--aide-timeout {self.evaluator.timeout:g})")
         (workdir / "output.txt").write_text(text + "\n")
         return Evaluation(status="timeout", duration=seconds, output_tail=text)
+
+
+def _address(node: dict[str, Any], node_id: str | None) -> str:
+    """A node as a person finds it: its address and the start of its id."""
+    return f"{node.get('NodeManagerAddress', '?')} ({node_id or '':.8})"
 
 
 def upload_excludes(evaluator: Evaluator) -> list[str]:

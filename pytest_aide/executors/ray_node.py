@@ -64,6 +64,15 @@ class Job:
     workdir: str | None = None
 
 
+@dataclass(frozen=True)
+class Started:
+    """A task's first answer: it runs now, on this node. The driver's clock for its time
+    limit starts here, not while it waited in Ray's queue for a node."""
+
+    node: str
+    host: str
+
+
 @dataclass
 class Outcome:
     """What comes back to the driver: the evaluation, and where it ran."""

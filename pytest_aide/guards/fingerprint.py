@@ -92,6 +92,51 @@ _PLACEMENT = "interpreter: placement"
 _SIGNALS = sorted(signal.valid_signals())
 
 
+@dataclass(frozen=True)
+class Start:
+    """The process's environment and working directory before any project code ran.
+
+    What a fingerprint compares across processes is what the process changed since then, not
+    the values themselves: those differ by host (Ray's ``RAY_RAYLET_PID``, ``HOSTNAME``, the
+    node's copy of the project) and are not the candidate's doing, so that a candidate run on
+    any node of a cluster is compared fairly with a baseline measured on another one.
+    """
+
+    environment: dict[str, str]
+    cwd: str
+
+    @classmethod
+    def now(cls) -> Start:
+        return cls(dict(os.environ), os.getcwd())
+
+    def environment_changes(self, now: Mapping[str, str]) -> list[tuple[str, str | None]]:
+        """Variables set, changed or removed since the start (None: removed)."""
+        changed: list[tuple[str, str | None]] = [
+            (k, v) for k, v in now.items() if self.environment.get(k) != v]
+        changed += [(k, None) for k in self.environment if k not in now]
+        return sorted(changed, key=lambda kv: (kv[0], kv[1] is None, kv[1] or ""))
+
+    def relative(self, path: str) -> str:
+        """``path`` under the starting directory written relative to it (the project's copy
+        lies elsewhere on another node); any other path as it is."""
+        if path == self.cwd:
+            return "."
+        if path.startswith(self.cwd + os.sep):
+            return path[len(self.cwd) + 1:]
+        return path
+
+
+#: Taken when this module is first imported (the worker imports it before any project
+#: code); the worker takes it again once it has cleared its own variables (:func:`restart`).
+_START = Start.now()
+
+
+def restart() -> None:
+    """Take the start again, now (the worker, after clearing the parent's variables)."""
+    global _START
+    _START = Start.now()
+
+
 def _interpreter_settings() -> dict[str, Any]:
     """Interpreter-wide settings a candidate could change to bend a measurement or a check,
     as they are: cheap to take before and after every test, compared within one process.
@@ -123,22 +168,24 @@ def _interpreter_snapshot() -> dict[str, Any]:
 
 
 def interpreter_state() -> dict[str, str]:
-    """The settings as digests that are the same in two processes for the same code."""
+    """The settings as digests that are the same in two processes for the same code, on any
+    host: the environment as changed since the start, paths under the starting directory
+    relative to it (:class:`Start`)."""
     settings = _interpreter_settings()
     described = {
         "sys.meta_path": [_describe(f) for f in settings["sys.meta_path"]],
         "sys.path_hooks": [_describe(h) for h in settings["sys.path_hooks"]],
         "signal handlers": {n: _describe(h) for n, h in settings["signal handlers"].items()},
-        "environment": sorted(settings["environment"].items()),
+        "environment": _START.environment_changes(settings["environment"]),
     }
     state = {
         "gc enabled": str(settings["gc enabled"]),
         "gc thresholds": str(settings["gc thresholds"]),
         "switch interval": repr(settings["switch interval"]),
         "recursion limit": str(settings["recursion limit"]),
-        "sys.path": _crc(repr(settings["sys.path"])),
+        "sys.path": _crc(repr([_START.relative(p) for p in settings["sys.path"]])),
         **{name: _crc(repr(value)) for name, value in described.items()},
-        "working directory": _crc(settings["working directory"]),
+        "working directory": _crc(_START.relative(settings["working directory"])),
         "placement": _crc(repr(settings["placement"])),
     }
     return {f"{_INTERPRETER}: {k}": v for k, v in state.items()}
@@ -428,10 +475,11 @@ def _code_digest_uncached(code: types.CodeType) -> str:
     """Version 0 of marshal writes neither back-references (which follow reference counts)
     nor whether a string is interned, so the same code gives the same bytes in every
     process. Before Python 3.11 it wrote a set in its order, which follows the hash seed:
-    there, code holding a set is digested part by part, with its sets sorted."""
+    there, code holding a set is digested part by part, with its sets sorted. The file name
+    is left out: the project's copy lies at another path on another node."""
     if _MARSHAL_SORTS_SETS or not _holds_a_set(code.co_consts):
         try:
-            return _crc(marshal.dumps(code, 0))
+            return _crc(marshal.dumps(_placeless(code), 0))
         except ValueError:  # a constant marshal cannot write (code built by hand)
             pass
     parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
@@ -441,6 +489,13 @@ def _code_digest_uncached(code: types.CodeType) -> str:
         else:
             parts.append(_stable_repr(const).encode())
     return _crc(b"\0".join(parts))
+
+
+def _placeless(code: types.CodeType) -> types.CodeType:
+    """``code`` and the code it holds without their file name."""
+    consts = tuple(_placeless(c) if isinstance(c, types.CodeType) else c
+                   for c in code.co_consts)
+    return code.replace(co_filename="", co_consts=consts)
 
 
 def _stable_repr(const: Any) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluation
-from pytest_aide.executors.base import EvaluationRequest, Executor
+from pytest_aide.executors.base import Announcing, EvaluationRequest, Executor
 from pytest_aide.guards import baseline as baselines
 from pytest_aide.guards.baseline import Baseline, BaselineMissing
 from pytest_aide.guards.replay import Call
@@ -44,6 +44,7 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
     SearchExhausted,
 )
+from pytest_aide.search import moved
 from pytest_aide.search.flight import Flight, OneAtATime, Stage, spawn
 from pytest_aide.search.judge import LOCATION_STATS, judge, timed_objectives
 from pytest_aide.search.measure import ISOLATED, evaluate_candidate
@@ -127,6 +128,10 @@ class Search:
         #: Proposals made in this session (a resumed run's earlier ones not counted): a
         #: provider's refusal before the first is a usage error, and none at all a failed run.
         self.proposed = 0
+        #: Moves of the measuring place followed so far (search/moved.py), and what the
+        #: summary says of them.
+        self._moves = 0
+        self.remeasured: list[str] = []
 
     @property
     def journal_path(self) -> Path:
@@ -645,9 +650,27 @@ class Search:
             if flight.stage == Stage.PROPOSING:
                 flight.stage = Stage.READY
             elif flight.stage == Stage.EVALUATING:
+                self.follow_the_measuring_place()
                 self.judge_evaluation(flight.node, result)
                 flight.evaluated = True
                 flight.stage = Stage.DONE
+
+    def follow_the_measuring_place(self) -> None:
+        """After the executor moved its timed measurements (a measuring node lost), the
+        original and the best are measured again there before any comparison."""
+        executor = self.context.executor
+        moves = len(executor.events()) if isinstance(executor, Announcing) else 0
+        if moves == self._moves:
+            return
+        self._moves = moves
+        self.baseline = moved.measure_again(executor, self.journal, self._baseline(),
+                                            self.objectives, self.context.run_dir, moves)
+        self.baseline.save(self.context.run_dir)
+        self.journal.save(self.journal_path)
+        best = self.journal.best
+        which = "the original" + ("" if best is None or best.id == 0 else
+                                  f" and the best (node {best.id})")
+        self.remeasured.append(f"{which} measured again on the new measuring node")
 
     def _commit(self, flight: Flight) -> None:
         node = flight.node

@@ -20,7 +20,6 @@ from pytest_aide.evaluation.sandbox import choose
 from pytest_aide.executors.base import EvaluationRequest
 from pytest_aide.executors.ray_driver import RayExecutor
 from pytest_aide.guards.baseline import Baseline
-from pytest_aide.journal import Journal
 from pytest_aide.study import Objective, Study, Target
 
 MODULE = "VALUE = 1\n"
@@ -46,12 +45,6 @@ def cluster() -> Iterator[str]:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def ray_token() -> str:
-    """Where Ray keeps the cluster's token, found before pytester moves $HOME."""
-    return os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
 
 
 @pytest.fixture
@@ -175,7 +168,8 @@ def test_a_task_whose_worker_dies_is_run_once_more(cluster, project) -> None:
     killer = kill_workers(times=1)
     evaluation = shared(executor, SLOW_MODULE.format(2), project.path / "run" / "once")
     killer.join(5)
-    assert evaluation.outcome("test_mod.py::test_value") == "passed"  # the second attempt's
+    assert evaluation.outcome("test_mod.py::test_value") == "passed", (  # the second attempt's
+        evaluation.output_tail)
     assert "run again after the first attempt was lost: attempt 1: WorkerCrashedError" in (
         evaluation.output_tail)
 
@@ -193,7 +187,7 @@ def test_a_task_lost_twice_is_an_error_never_a_pass(cluster, project) -> None:
 def test_the_driver_cancels_a_task_past_its_timeout(cluster, project) -> None:
     # a frozen worker never answers: only the driver's clock can end the evaluation
     executor = executor_for(project, timeout=10)
-    executor.start_slack = 1.0
+    executor.grace = 1.0
     frozen: list[int] = []
     killer = kill_workers(times=1, how=signal.SIGSTOP, signalled=frozen)
     started = time.monotonic()
@@ -209,32 +203,6 @@ def test_the_driver_cancels_a_task_past_its_timeout(cluster, project) -> None:
     assert evaluation.status == "timeout", evaluation.output_tail
     assert "cancelled by the driver" in evaluation.output_tail
     assert elapsed < 20
-
-
-def test_a_whole_run_on_the_cluster(ray_token, cluster, slow_project, monkeypatch) -> None:
-    # Ray 2.5x clusters ask for a token; a client sends it only in token mode
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", ray_token)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    before = (slow_project.path / "slow.py").read_text()
-    result = slow_project.runpytest_subprocess(
-        "--aide-steps", "2", "--aide-model", "tune", "--aide-executor", "ray",
-        "--aide-ray-address", cluster, "--aide-workers", "2", "--aide-confirm-rounds", "7",
-        "--aide-preserve-source",
-    )
-    assert result.ret == 0, result.stdout.str()
-    result.stdout.fnmatch_lines(["*aide: 2 workers (Ray: 1 node(s), 2 CPU(s)*",
-                                 "step 2/2 *", "*2 steps: *"])
-    (run,) = slow_project.path.glob(".aide/*/nodes")
-    placements = [p.read_text() for p in sorted(run.glob("*/placement.txt"))]
-    assert placements and all("ran on node" in p for p in placements)
-    # uploaded as the job's working_dir: the child ran in Ray's copy, not in the project
-    assert all("working_dir_files" in p and str(slow_project.path) not in p for p in placements)
-    assert (slow_project.path / "slow.py").read_text() == before
-    (path,) = slow_project.path.glob(".aide/*/journal.json")
-    journal = Journal.load(path)
-    # placements differ (Ray sets OMP_NUM_THREADS by a task's CPUs): no candidate is taken
-    # for tampering because the baseline was measured with all the node's CPUs
-    assert [n.status for n in journal.nodes[1:]] == ["good", "good"], journal.nodes[1].error
 
 
 def test_ray_initialized_elsewhere_needs_a_shared_filesystem(cluster, slow_project) -> None:
@@ -254,3 +222,12 @@ def test_without_ray_installed_the_executor_is_a_usage_error(slow_project) -> No
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, done.stdout + done.stderr
     assert "pip install 'pytest-aide[ray]'" in done.stderr
+
+
+def test_a_failed_connection_names_the_token_unless_it_was_sent(monkeypatch) -> None:
+    from pytest_aide.executors.ray_driver import _token_hint
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert "export RAY_AUTH_MODE=token here" in _token_hint()
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert _token_hint() == ""

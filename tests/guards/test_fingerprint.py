@@ -206,9 +206,7 @@ def test_digests_agree_between_processes_and_changes_subtract_the_baselines() ->
                        check=True, env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
         for seed in ("1", "2")
     )
-    runs = [json.loads(run) for run in (first, second)]
-    for run in runs:  # the seed itself is in the environment
-        del run["interpreter: environment"]
+    runs = [json.loads(run) for run in (first, second)]  # the seed's variable differs too
     assert runs[0] == runs[1] and "numpy.allclose" in runs[0]
     here = digests(["builtins"], [], "x")
     assert changed_since_baseline(here, dict(here)) == []
@@ -238,9 +236,7 @@ def test_code_digests_agree_whether_compiled_or_read_from_bytecode(tmp_path: Pat
                **({"PYTHONDONTWRITEBYTECODE": "1"} if no_bytecode else {})}
         output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 check=True, env=env, cwd=tmp_path).stdout
-        run = json.loads(output)
-        run.pop("interpreter: environment")
-        runs.append(run)
+        runs.append(json.loads(output))
     assert list((tmp_path / "__pycache__").glob("shapes.*.pyc"))
     assert runs[0] == runs[1] == runs[2] and "shapes.kind" in runs[0]
     (tmp_path / "shapes.py").write_text(
@@ -308,3 +304,22 @@ def test_new_code_given_to_a_reference_function_during_a_test_is_tampering(
         baseline=baseline_of(base))
     found = [t for t in evaluation.findings_text if "changed during the tests" in t]
     assert found and "reference.expected_mean" in found[0], evaluation.tampered
+
+
+def test_what_differs_by_host_is_not_a_change(tmp_path: Path) -> None:
+    """Two nodes of a Ray cluster: other per-node variables, the project's copy at another
+    path. The digests agree; a change the code itself makes to the environment shows."""
+    script = ("import json, os, shapes; from pytest_aide.guards.fingerprint import digests; "
+              "{}print(json.dumps(digests(['shapes'], [], 'x')))")
+    runs = []
+    for node, change in (("a", ""), ("b", ""), ("b", "os.environ['X'] = '1'; ")):
+        copy = tmp_path / node
+        copy.mkdir(exist_ok=True)
+        (copy / "shapes.py").write_text("def area(w, h):\n    return w * h\n")
+        env = {"PATH": "", "PYTHONPATH": str(copy), "RAY_RAYLET_PID": str(ord(node)),
+               "HOSTNAME": f"node-{node}"}
+        runs.append(json.loads(subprocess.run(
+            [sys.executable, "-c", script.format(change)], capture_output=True, text=True,
+            check=True, env=env, cwd=copy).stdout))
+    assert runs[0] == runs[1] and "shapes.area" in runs[0]
+    assert changed_since_baseline(runs[0], runs[2]) == ["interpreter: environment"]
