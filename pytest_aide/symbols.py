@@ -20,8 +20,8 @@ from dataclasses import dataclass
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
-#: The skeleton's size, in characters: about 2,000 tokens of context around the target.
-SKELETON_CHARS = 8000
+#: The skeleton's size, in characters: about 1,500 tokens of context around the target.
+SKELETON_CHARS = 6000
 DOCSTRING_CHARS = 300
 STATEMENT_CHARS = 300
 _TARGET_MARK = "__aide_target__"
@@ -142,9 +142,9 @@ def splice(parent: str, qualname: str, block: str) -> str:
     if span is None:
         raise SpliceError(f"the parent's code does not define `{qualname}`")
     parent_lines = lines(parent)
-    new = [span.indent + line if line.strip() else line for line in lines(dedented)]
-    if new and not new[-1].endswith(("\n", "\r")):
-        new[-1] += _newline(parent_lines[span.end - 1])
+    newline = _newline(parent_lines[span.end - 1])  # the file's line ends, not the reply's
+    new = [(span.indent + line if line.strip() else "").rstrip("\r\n") + newline
+           for line in lines(dedented)]
     return "".join([*parent_lines[: span.start], *new, *parent_lines[span.end :]])
 
 
