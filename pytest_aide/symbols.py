@@ -123,20 +123,20 @@ def top_level_names(code: str) -> list[str]:
 # -- putting a new definition in place ---------------------------------------------------
 
 
-def splice(parent: str, qualname: str, block: str) -> str:
+def splice(parent: str, qualname: str, block: str) -> tuple[str, bool]:
     """The parent with ``block`` in place of a definition, when ``block`` is one definition
     named along ``qualname`` (``method``, or its class ``Class`` for ``Class.method``),
-    re-indented to the place it goes; ``block`` itself when it is a whole module (the caller
-    checks what changed outside the target)."""
+    re-indented to the place it goes; else ``block`` as a whole module (the caller checks
+    what changed outside the target). And whether it was spliced."""
     dedented = textwrap.dedent(block)
     try:
         tree = ast.parse(dedented)
     except (SyntaxError, ValueError):
-        return block  # the caller's compile check names the error
+        return block, False  # the caller's compile check names the error
     parts = qualname.split(".")
     only = tree.body[0] if len(tree.body) == 1 else None
     if not isinstance(only, _DEFS) or only.name not in parts:
-        return block
+        return _same_last_newline(parent, block), False
     level = len(parts) - parts[::-1].index(only.name)
     span = find(parent, ".".join(parts[:level]))
     if span is None:
@@ -145,7 +145,24 @@ def splice(parent: str, qualname: str, block: str) -> str:
     newline = _newline(parent_lines[span.end - 1])  # the file's line ends, not the reply's
     new = [(span.indent + line if line.strip() else "").rstrip("\r\n") + newline
            for line in lines(dedented)]
-    return "".join([*parent_lines[: span.start], *new, *parent_lines[span.end :]])
+    return "".join([*parent_lines[: span.start], *new, *parent_lines[span.end :]]), True
+
+
+def _same_last_newline(parent: str, module: str) -> str:
+    """A whole module from a fenced block always ends with a newline; a file that does not
+    keeps its last line as it was."""
+    if parent.endswith(("\n", "\r")) or not module.endswith("\n"):
+        return module
+    return module[:-2] if module.endswith("\r\n") else module[:-1]
+
+
+def replace(code: str, qualname: str, text: str) -> str:
+    """``code`` with ``qualname``'s span replaced by ``text`` as it is."""
+    span = find(code, qualname)
+    if span is None:
+        raise SpliceError(f"the parent's code does not define `{qualname}`")
+    code_lines = lines(code)
+    return "".join([*code_lines[: span.start], text, *code_lines[span.end :]])
 
 
 def _newline(line: str) -> str:

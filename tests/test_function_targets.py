@@ -122,15 +122,19 @@ def test_a_reply_that_changes_the_rest_of_the_module_is_buggy_with_the_lines(
     original = (pytester.path / "shapes.py").read_text()
     use_fake_openai(monkeypatch)
     fake = FakeProvider(httpserver, "openai")
-    whole = MODULE.replace("import time\n", "import time\nimport math\n").replace(
-        "        time.sleep(0.01)  # TOTAL-BODY\n", "")
-    fake.push(fake.text(OUTSIDE_EDIT), fake.text(code_reply(whole, "Also import math.")))
-    run_with(pytester, fake, "--aide-steps", "2", "--aide-preserve-source", *FLAGS)
+    faster = original.replace("        time.sleep(0.01)  # TOTAL-BODY\n", "")
+    scaled = faster.replace("SCALE = 2", "SCALE = 3")
+    imports = faster.replace("import time\n", "import time\nimport math\n")
+    fake.push(fake.text(code_reply(scaled, "Raise the scale.")), fake.text(OUTSIDE_EDIT),
+              fake.text(code_reply(imports, "Also import math.")))
+    run_with(pytester, fake, "--aide-steps", "3", "--aide-preserve-source", *FLAGS)
     errors = [n["error"] for n in nodes_of(pytester)[1:]]
-    assert len(errors) == 2 and all(errors), errors
+    assert len(errors) == 3 and all(errors), errors
     assert "outside `total` (lines 13-19 of the parent): line 4 of the parent changed" \
         in errors[0], errors[0]
-    assert "outside `total`" in errors[1] and "new lines before line 3" in errors[1], errors[1]
+    assert "edit 1 of 1 did not match the definition of `total` (only it may change)" \
+        in errors[1], errors[1]
+    assert "outside `total`" in errors[2] and "new lines before line 3" in errors[2], errors[2]
     assert (pytester.path / "shapes.py").read_text() == original
 
 

@@ -44,7 +44,7 @@ def test_a_methods_span_holds_its_decorators_and_a_reply_is_reindented() -> None
     span = symbols.find(SOURCE, "Box.area")
     assert span == symbols.Span(15, 19, "    ")
     assert symbols.definition(SOURCE, "Box.area").startswith("    @functools.cache\n")
-    new = symbols.splice(SOURCE, "Box.area", "def area(self, k):\n    return 3 * k\n")
+    new, _ = symbols.splice(SOURCE, "Box.area", "def area(self, k):\n    return 3 * k\n")
     assert "    def area(self, k):\n        return 3 * k\n\n    def other" in new
     assert symbols.changes_outside(SOURCE, new, "Box.area") == []
     assert symbols.find(SOURCE, "Box.nope") is None and symbols.find(SOURCE, "nope") is None
@@ -81,7 +81,7 @@ def test_a_reply_may_send_the_class_of_a_method_but_not_change_another_method() 
 
 def test_crlf_lines_are_kept_as_they_were() -> None:
     crlf = SOURCE.replace("\n", "\r\n")
-    new = symbols.splice(crlf, "helper", "def helper(x):\n    return x + 2")
+    new, _ = symbols.splice(crlf, "helper", "def helper(x):\n    return x + 2")
     assert symbols.changes_outside(crlf, new, "helper") == []
     assert new.count("\r\n") == crlf.count("\r\n") - 1  # one line fewer, the last one CRLF
 
@@ -109,3 +109,12 @@ def test_a_nested_function_is_refused_with_the_fix(alpha, tmp_path: Path) -> Non
     with pytest.raises(MarkerError, match=r"t.py::x: target a.<locals>.inner is defined inside "
                                           r"a function.*target='alpha_sym'"):
         resolve_target(alpha.a(), SimpleNamespace(nodeid="t.py::x"), tmp_path)
+
+
+def test_edit_blocks_apply_inside_the_target_even_when_the_text_occurs_before_it() -> None:
+    twice = SOURCE.replace("return 0  # other body", "return self.size * k  # area body")
+    edit = ("Plan.\n\n<<<<<<< SEARCH\n        return self.size * k  # area body\n=======\n"
+            "        return 0\n>>>>>>> REPLACE\n")
+    reply = parse_reply(edit, twice, symbol="Box.other")
+    assert reply.code == twice.replace("    def other(self):\n        return self.size * k  "
+                                       "# area body", "    def other(self):\n        return 0")

@@ -74,7 +74,8 @@ def parse_reply(text: str, parent_code: str, filename: str = "<candidate>",
     text = _THINK.sub("", text or "")
     edits = find_edits(text)
     if edits:
-        code = apply_edits(parent_code, edits)
+        code = _edit_inside(parent_code, symbol, edits) if symbol else \
+            apply_edits(parent_code, edits)
         form = "edits"
         plan_end = _EDIT_MARK.search(text).start()  # type: ignore[union-attr]
     else:
@@ -95,10 +96,20 @@ def parse_reply(text: str, parent_code: str, filename: str = "<candidate>",
 
 def _splice(parent_code: str, symbol: str, block: str) -> tuple[str, str]:
     try:
-        code = symbols.splice(parent_code, symbol, block)
+        code, spliced = symbols.splice(parent_code, symbol, block)
     except symbols.SpliceError as exc:
         raise OutsideTargetError(str(exc)) from None
-    return code, "module" if code is block else "definition"
+    return code, "definition" if spliced else "module"
+
+
+def _edit_inside(parent_code: str, symbol: str, edits: list[Edit]) -> str:
+    """Edits applied to the target's definition alone (a SEARCH text that also occurs in
+    another function must not land there), then put back in its place."""
+    inside = symbols.definition(parent_code, symbol)
+    if not inside:
+        raise OutsideTargetError(f"the parent's code does not define `{symbol}`")
+    edited = apply_edits(inside, edits, f"the definition of `{symbol}` (only it may change)")
+    return symbols.replace(parent_code, symbol, edited)
 
 
 def check_inside(parent_code: str, code: str, symbol: str) -> None:
@@ -165,8 +176,9 @@ def check_compiles(code: str, filename: str) -> None:
         raise CandidateSyntaxError(f"the candidate does not compile: {exc}") from None
 
 
-def apply_edits(code: str, edits: list[Edit]) -> str:
-    """Apply edit blocks in order; each must match the code as left by the previous ones."""
+def apply_edits(code: str, edits: list[Edit], what: str = "the parent's code") -> str:
+    """Apply edit blocks in order; each must match the code as left by the previous ones.
+    ``what``: the code they apply to, as the error names it."""
     for number, edit in enumerate(edits, start=1):
         if not edit.search.strip():
             raise EditMismatchError(
@@ -177,7 +189,7 @@ def apply_edits(code: str, edits: list[Edit]) -> str:
         if updated is None:
             first = next(line.strip() for line in edit.search.splitlines() if line.strip())
             raise EditMismatchError(
-                f"edit {number} of {len(edits)} did not match the parent's code "
+                f"edit {number} of {len(edits)} did not match {what} "
                 f"(its SEARCH section starts with {first[:80]!r})"
             )
         code = updated
