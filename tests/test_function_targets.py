@@ -87,6 +87,7 @@ def test_the_model_sees_the_function_and_its_answer_is_spliced(
     result = run_with(pytester, fake, "--aide-steps", "1", *FLAGS)
     output = result.stdout.str()
     assert "aide: optimizing shapes.py:total for" in output
+    assert "shapes.py (shapes, only total in it), run " in output
     assert len(fake.received) == 1, output
     prompt = prompt_of(fake.received[0])
     assert "TOTAL-BODY" in prompt  # the target, in full
@@ -200,3 +201,25 @@ def test_a_function_targets_prompt_is_a_small_part_of_the_modules(
     print(f"prompt characters: function target {len(function)}, module target {len(whole)}")
     assert len(function) <= 0.15 * len(whole), \
         f"function target: {len(function)} characters; module target: {len(whole)}"
+
+
+def test_two_markers_of_one_file_that_name_different_targets_are_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(shapes=MODULE, test_shapes="""
+        import pytest
+        from shapes import total, unrelated
+
+        @pytest.mark.optimize(metric="mean", target="shapes:total")
+        def test_a(benchmark):
+            benchmark(total, [1])
+
+        @pytest.mark.optimize(metric="mean", target=unrelated)
+        def test_b(benchmark):
+            benchmark(unrelated, 1, 2)
+        """)
+    result = pytester.runpytest("-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_shapes.py::test_b: the markers of shapes.py name "
+                                 "different targets in it ('shapes:total' and "
+                                 "'shapes:unrelated')*give the same target=*"])

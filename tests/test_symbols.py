@@ -118,3 +118,13 @@ def test_edit_blocks_apply_inside_the_target_even_when_the_text_occurs_before_it
     reply = parse_reply(edit, twice, symbol="Box.other")
     assert reply.code == twice.replace("    def other(self):\n        return self.size * k  "
                                        "# area body", "    def other(self):\n        return 0")
+
+
+def test_the_journal_keeps_the_symbol_for_a_resumed_run() -> None:
+    from pytest_aide.journal import Journal
+
+    journal = Journal("r", "shapes.py", "shapes", [], "0" * 64, symbol="Box.area")
+    assert Journal.from_dict(journal.to_dict()).symbol == "Box.area"
+    old = journal.to_dict()
+    del old["symbol"]  # a journal written before function targets: the whole module
+    assert Journal.from_dict(old).symbol == ""
