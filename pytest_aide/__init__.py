@@ -9,7 +9,9 @@ The tree follows the data path, and imports run one way, top to bottom:
 - ``proposers/`` and ``evaluation/``: where candidates come from, and how one is judged;
 - ``report/``: what a person sees, and the run directory's files;
 - shared data, imported by all and importing none of the above: ``study`` (what a marked
-  test asks for), ``metrics`` (reading a metric off a test), ``journal`` (the search tree).
+  test asks for), ``symbols`` (one function or class inside a module: its span, a skeleton
+  of the rest, a new definition spliced in), ``metrics`` (reading a metric off a test),
+  ``journal`` (the search tree).
 """
 
 from typing import Any

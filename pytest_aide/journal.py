@@ -147,6 +147,8 @@ class Journal:
     module: str
     objectives: list[dict[str, Any]]  # [{"nodeid", "metric", "maximize"}]
     original_sha256: str
+    #: A function or class target's qualified name in the module ("" for the whole module).
+    symbol: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
     best_id: int | None = None
@@ -196,6 +198,7 @@ class Journal:
             "run_id": self.run_id,
             "target": self.target,
             "module": self.module,
+            "symbol": self.symbol,
             "objectives": self.objectives,
             "original_sha256": self.original_sha256,
             "settings": self.settings,
@@ -213,6 +216,7 @@ class Journal:
             run_id=data["run_id"],
             target=data["target"],
             module=data["module"],
+            symbol=data.get("symbol", ""),
             objectives=data["objectives"],
             original_sha256=data["original_sha256"],
             settings=data.get("settings", {}),

@@ -112,6 +112,11 @@ def resume_plan(journal: Journal, steps: int) -> str:
     )
 
 
+def _symbol_text(symbol: str) -> str:
+    """A function or class target, after its file in the header: ``mod.py:func``."""
+    return f":{symbol}" if symbol else ""
+
+
 def _workers_text(executor: Executor, measure: str) -> str:
     how = ("timed metrics measured alone, the other slots drained (--aide-measure isolated)"
            if measure == "isolated" else
@@ -254,6 +259,7 @@ class TargetRun:
             run_id=run_id,
             target=self.relpath,
             module=self.study.target.module,
+            symbol=self.study.target.symbol,
             objectives=[
                 {"nodeid": o.nodeid, "metric": o.metric, "maximize": o.maximize}
                 for o in self.study.objectives
@@ -355,7 +361,8 @@ class TargetRun:
         name = getattr(proposer, "name", None)
         journal.settings["proposer"] = name
         self.write_line(
-            f"aide: optimizing {self.relpath} for {describe(self.study.objectives)} "
+            f"aide: optimizing {self.relpath}{_symbol_text(journal.symbol)} for "
+            f"{describe(self.study.objectives)} "
             f"with {proposer_text(name)}; {plan}"
         )
         if self.settings.parallel:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from pytest_aide import symbols
 from pytest_aide.metrics import BENCHMARK_STATS
 
 MARKER = "optimize"
@@ -31,10 +32,18 @@ class MarkerError(pytest.UsageError):
 
 @dataclass(frozen=True)
 class Target:
-    """The module being optimized: its import name and its file."""
+    """The module being optimized: its import name and its file; and, for a function or
+    class target, the definition's qualified name (``func``, ``Class.method``) inside it:
+    the candidate is still the whole file, but only that definition may change."""
 
     module: str
     path: Path
+    symbol: str = ""
+
+    @property
+    def name(self) -> str:
+        """``pkg.mod`` or ``pkg.mod:Class.method``, as the marker would spell it."""
+        return f"{self.module}:{self.symbol}" if self.symbol else self.module
 
     def relpath(self, rootdir: Path) -> str:
         try:
@@ -230,48 +239,99 @@ def resolve_target(spec: Any, item: pytest.Item, rootdir: Path) -> Target:
     where = item.nodeid
     if spec is None:
         return infer_target(item, rootdir)
+    symbol = ""
+    if isinstance(spec, str):
+        spec, symbol = symbols.split(spec)
     if isinstance(spec, types.ModuleType):
-        module = spec
+        target = _module_target(spec, where)
     elif inspect.isfunction(spec) or inspect.isclass(spec) or callable(spec):
-        module = sys.modules.get(getattr(spec, "__module__", ""), None)
-        if module is None:
-            raise MarkerError(f"{where}: cannot tell which module defines target {spec!r}.")
+        target, symbol = _object_target(spec, where)
     elif isinstance(spec, (str, Path)):
-        text = str(spec)
-        if text.endswith(".py") or "/" in text or "\\" in text:
-            path = (rootdir / text).resolve()
-            if not path.is_file():
-                raise MarkerError(
-                    f"{where}: target file {text!r} does not exist (paths are relative to the "
-                    f"rootdir {rootdir}). Give a path such as 'src/pkg/module.py' or a dotted "
-                    "module name."
-                )
-            name = _module_name_for_path(path)
-            if name is None:
-                raise MarkerError(
-                    f"{where}: target file {text!r} is not importable from the test's sys.path; "
-                    "give its dotted module name instead (e.g. target='pkg.module')."
-                )
-            return Target(module=name, path=path)
-        try:
-            module = importlib.import_module(text)
-        except Exception as exc:
-            raise MarkerError(
-                f"{where}: target module {text!r} cannot be imported ({type(exc).__name__}: "
-                f"{exc}). Give a dotted module name importable by the tests, a path relative "
-                "to the rootdir, or the module/function object itself."
-            ) from None
+        target = _named_target(str(spec), where, rootdir)
     else:
         raise MarkerError(
-            f"{where}: target must be a module name, a path, a module, a function or a class; "
-            f"got {spec!r}."
+            f"{where}: target must be a module name, a path, a module, a function or a class "
+            f"(or 'pkg.module:function'); got {spec!r}."
         )
+    return _with_symbol(target, symbol, where) if symbol else target
+
+
+def _module_target(module: types.ModuleType, where: str) -> Target:
     target = _target_of_module(module)
     if target is None:
         raise MarkerError(
             f"{where}: target module {module.__name__!r} has no Python source file to optimize."
         )
     return target
+
+
+def _named_target(text: str, where: str, rootdir: Path) -> Target:
+    """A target given as a path relative to the rootdir or as a dotted module name."""
+    if text.endswith(".py") or "/" in text or "\\" in text:
+        path = (rootdir / text).resolve()
+        if not path.is_file():
+            raise MarkerError(
+                f"{where}: target file {text!r} does not exist (paths are relative to the "
+                f"rootdir {rootdir}). Give a path such as 'src/pkg/module.py' or a dotted "
+                "module name."
+            )
+        name = _module_name_for_path(path)
+        if name is None:
+            raise MarkerError(
+                f"{where}: target file {text!r} is not importable from the test's sys.path; "
+                "give its dotted module name instead (e.g. target='pkg.module')."
+            )
+        return Target(module=name, path=path)
+    try:
+        module = importlib.import_module(text)
+    except Exception as exc:
+        raise MarkerError(
+            f"{where}: target module {text!r} cannot be imported ({type(exc).__name__}: "
+            f"{exc}). Give a dotted module name importable by the tests, a path relative "
+            "to the rootdir, or the module/function object itself."
+        ) from None
+    return _module_target(module, where)
+
+
+def _object_target(obj: Any, where: str) -> tuple[Target, str]:
+    """A function, method or class: its module, and its qualified name when it is a
+    definition of that module's source (another callable names its module only)."""
+    func = getattr(obj, "__func__", obj)  # a bound method: the function it binds
+    module = sys.modules.get(getattr(func, "__module__", "") or "", None)
+    if module is None:
+        raise MarkerError(f"{where}: cannot tell which module defines target {obj!r}.")
+    target = _module_target(module, where)
+    qualname = getattr(func, "__qualname__", None)
+    if not (inspect.isfunction(func) or inspect.isclass(func)) or not isinstance(qualname, str):
+        return target, ""
+    if "<locals>" in qualname:
+        raise MarkerError(
+            f"{where}: target {qualname} is defined inside a function; only a module's "
+            "top-level functions and classes, and their methods, can be targets. Move it to "
+            f"the top level of {target.module}, or give target={target.module!r} to optimize "
+            "the whole module."
+        )
+    return target, qualname
+
+
+def _with_symbol(target: Target, symbol: str, where: str) -> Target:
+    """The target narrowed to one definition, which its file must define with ``def`` or
+    ``class`` (the span that the prompt shows and a candidate may change)."""
+    try:
+        source = target.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MarkerError(f"{where}: cannot read the target file {target.path}: {exc}") from None
+    if symbols.find(source, symbol) is None:
+        names = symbols.top_level_names(source)
+        listing = f" (its top-level functions and classes: {', '.join(names)})" if names else ""
+        example = f"{target.module}:{names[0]}" if names else f"{target.module}:function"
+        raise MarkerError(
+            f"{where}: target {target.module}:{symbol} names no function or class that "
+            f"{target.path.name} defines with def or class{listing}. Name one "
+            f"(target={example!r}; a method as 'module:Class.method'), or give "
+            f"target={target.module!r} to optimize the whole module."
+        )
+    return Target(module=target.module, path=target.path, symbol=symbol)
 
 
 def _imported_names(source: bytes) -> list[tuple[str, str | None]]:
@@ -353,6 +413,12 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
             raise MarkerError(
                 f"{item.nodeid}: the target file {target.path} is imported under two names "
                 f"({study.target.module!r} and {target.module!r}); give one in target=."
+            )
+        if study.target.symbol != target.symbol:
+            raise MarkerError(
+                f"{item.nodeid}: the markers of {target.path.name} name different targets in "
+                f"it ({study.target.name!r} and {target.name!r}); one run optimizes one target "
+                "per file: give the same target= in each marker."
             )
         study.objectives.append(
             Objective(nodeid=item.nodeid, metric=spec.metric, maximize=spec.maximize)

@@ -34,6 +34,7 @@ LAYERS = {
     "workspace": ("data", 6),
     "settings": ("data", 6),
     "study": ("data", 6),
+    "symbols": ("data", 6),
     "metrics": ("data", 6),
     "journal": ("data", 6),
 }

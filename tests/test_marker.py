@@ -35,6 +35,16 @@ def test_plugin_is_registered_through_the_entry_point(pytester: pytest.Pytester)
             "*test_k.py::test_it: target file 'lib/missing.py' does not exist*",
         ),
         (
+            '@pytest.mark.optimize(metric="mean", target="kern:nope")',
+            "*test_k.py::test_it: target kern:nope names no function or class that kern.py "
+            "defines*(its top-level functions and classes: f)*target='kern:f'*"
+            "target='kern' to optimize the whole module*",
+        ),
+        (
+            '@pytest.mark.optimize(metric="mean", target="kern.py:f.inner")',
+            "*test_k.py::test_it: target kern:f.inner names no function or class*",
+        ),
+        (
             '@pytest.mark.optimize(metric="mean", maximize="yes")',
             "*maximize must be True or False*",
         ),
@@ -107,11 +117,15 @@ def test_no_project_import_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize(
     "target",
-    ['"alpha"', '"alpha.py"', "alpha", "alpha.a"],
-    ids=["dotted", "path", "module", "function"],
+    ['"alpha"', '"alpha.py"', "alpha", "alpha.a", '"alpha:a"', '"alpha.py:a"', "alpha.K.m",
+     '"alpha:K.m"', "alpha.K"],
+    ids=["dotted", "path", "module", "function", "dotted-function", "path-function",
+         "method", "dotted-method", "class"],
 )
 def test_explicit_target_forms(pytester: pytest.Pytester, target: str) -> None:
-    pytester.makepyfile(alpha="def a():\n    return 1\n", beta="def b():\n    return 2\n")
+    pytester.makepyfile(alpha="def a():\n    return 1\n\n\nclass K:\n    def m(self):\n"
+                              "        return 2\n",
+                        beta="def b():\n    return 2\n")
     pytester.makepyfile(
         test_ab=f"""
         import pytest

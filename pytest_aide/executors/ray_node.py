@@ -142,7 +142,7 @@ def relocate(study: Study, old: Path, new: Path) -> Study:
     def moved(path: Path) -> Path:
         return new / path.relative_to(old) if path.is_relative_to(old) else path
 
-    target = Target(study.target.module, moved(study.target.path))
+    target = Target(study.target.module, moved(study.target.path), study.target.symbol)
     return dataclasses.replace(study, target=target,
                                test_files=[moved(p) for p in study.test_files])
 

@@ -72,6 +72,9 @@ class ProposalRequest:
     #: Where each benchmarked call spent its time on the original, by marked test: the
     #: target's hottest functions (evaluation/profile.py).
     profile: dict[str, list[HotSpot]] = field(default_factory=dict)
+    #: A function or class target: its qualified name in the module (``func``,
+    #: ``Class.method``); the candidate may change only that definition. "" for the module.
+    symbol: str = ""
 
 
 @dataclass

@@ -8,10 +8,12 @@ blocks when the reply was cut off at the token limit; optionally reflect; add up
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from pytest_aide import symbols
 from pytest_aide.journal import Node, Usage
 from pytest_aide.proposers import prompts
 from pytest_aide.proposers.base import (
@@ -98,10 +100,11 @@ class LLMProposer:
 
     def propose(self, request: ProposalRequest) -> Proposal:
         usage = Usage()
+        request = narrowed(request)
         try:
             prompt = prompts.build_prompt(request)
             reply, spent = ask_for_code(
-                self.backend, prompt, request.parent.code, request.target_path
+                self.backend, prompt, request.parent.code, request.target_path, request.symbol
             )
             usage = usage.add(spent)
             plan, code = reply.plan, reply.code
@@ -122,13 +125,26 @@ class LLMProposer:
         return Usage(usage.input_tokens, usage.output_tokens, cost)
 
 
+def narrowed(request: ProposalRequest) -> ProposalRequest:
+    """The request as the prompt is built from it: a function or class target that the
+    parent's code does not define (a candidate of the tuner may have moved it) falls back
+    to the whole module, rather than failing every step from that parent."""
+    if request.symbol and symbols.find(request.parent.code, request.symbol) is None:
+        return dataclasses.replace(request, symbol="")
+    return request
+
+
 def ask_for_code(
-    backend: ChatBackend, prompt: prompts.Prompt, parent_code: str, filename: str
+    backend: ChatBackend, prompt: prompts.Prompt, parent_code: str, filename: str,
+    symbol: str = "",
 ) -> tuple[ParsedReply, Usage]:
     """Ask until a reply yields a candidate, within the bounds above; else ProposerError.
 
+    ``symbol``: a function or class target, the only part of the parent that may change.
     A raised ProposerError carries the tokens spent so far as ``usage``.
     """
+    no_code_again = (prompts.NO_CODE_AGAIN_SYMBOL.format(symbol=symbol) if symbol
+                     else prompts.NO_CODE_AGAIN)
     turns = [Turn("user", prompt.user)]
     usage = Usage()
     no_code_left = NO_CODE_RETRIES
@@ -148,7 +164,7 @@ def ask_for_code(
                 turns = [Turn("user", prompt.user + "\n\n" + prompts.TRUNCATED_AGAIN)]
                 continue
             try:
-                return parse_reply(completion.text, parent_code, filename), usage
+                return parse_reply(completion.text, parent_code, filename, symbol), usage
             except NoCodeError as exc:
                 if no_code_left == 0:
                     raise ProposerError(
@@ -156,7 +172,7 @@ def ask_for_code(
                         + _finish_note(completion)
                     ) from None
                 no_code_left -= 1
-                turns += [Turn("assistant", completion.text), Turn("user", prompts.NO_CODE_AGAIN)]
+                turns += [Turn("assistant", completion.text), Turn("user", no_code_again)]
     except ProposerError as exc:
         exc.usage = usage.add(spent_by(exc))
         raise
@@ -188,9 +204,9 @@ def reflect(
     text = critique.text.strip()
     if critique.truncated or not _has_instructions(text):
         return plan, code, usage
-    edit = prompts.edit_prompt(code, text)
+    edit = prompts.edit_prompt(code, text, request.symbol)
     try:
-        edited, spent = ask_for_code(backend, edit, code, request.target_path)
+        edited, spent = ask_for_code(backend, edit, code, request.target_path, request.symbol)
     except ProposerRequestError as exc:
         exc.usage = usage.add(spent_by(exc))
         raise

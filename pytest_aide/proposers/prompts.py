@@ -5,12 +5,18 @@ attempts, the operator's instructions (draft, improve, debug) and a response for
 the task is a module measured by pytest tests: the model sees the target's source, the
 marked tests' source (what is measured and what must keep passing), each metric with its
 direction, baseline and best so far, and the user's instructions.
+
+With a function or class target (``request.symbol``) the model sees that definition in full
+and the rest of the module as a skeleton (imports, constants, the other definitions'
+signatures and docstrings), and answers with the definition alone: a prompt the size of the
+function, not of the module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pytest_aide import symbols
 from pytest_aide.journal import Node
 from pytest_aide.proposers.base import ObjectiveInfo, ProposalRequest
 
@@ -33,13 +39,21 @@ GUIDELINES = [
     "The code must stay correct for every input, not only the tests' inputs: do not detect "
     "or special-case the tests, do not read files or the environment to find them.",
     "Use only the standard library and packages the module or its tests already import.",
-    "The candidate replaces the whole file: keep every import, helper and definition that "
-    "is still used.",
 ]
+#: The last guideline, by target: a whole module, or one definition in it.
+MODULE_GUIDELINE = (
+    "The candidate replaces the whole file: keep every import, helper and definition that "
+    "is still used."
+)
+SYMBOL_GUIDELINE = (
+    "Only `{symbol}` may change: the rest of the module stays exactly as it is (a reply that "
+    "changes anything outside it is rejected). Put any new helper or import inside the "
+    "definition."
+)
 
 OPERATOR_INSTRUCTIONS = {
     "draft": [
-        "Write a new version of the module that takes a distinct approach from the original "
+        "Write a new version of {what} that takes a distinct approach from the original "
         "(a different algorithm, data structure, vectorization or library call), not a small "
         "tweak of it.",
         "Take the Memory section into account: do not repeat an approach that was already "
@@ -72,6 +86,12 @@ TRUNCATED_AGAIN = (
     "lines that need to change. Do not repeat the whole module."
 )
 
+NO_CODE_AGAIN_SYMBOL = (
+    "Your reply contained no usable code. Reply again: a short plan, then ONE fenced "
+    "```python block holding the complete new definition of `{symbol}` (or SEARCH/REPLACE "
+    "edit blocks inside it, as described)."
+)
+
 NO_CHANGES = "No changes needed."
 
 
@@ -89,16 +109,17 @@ def build_prompt(request: ProposalRequest) -> Prompt:
         profile_section(request) if operator != "debug" else "",
         memory_section(request),
         code_section(request, operator),
-        instructions_section(operator),
-        reply_format(request.parent.code),
+        instructions_section(operator, request.symbol),
+        reply_format(request.parent.code, request.symbol),
     ]
     return Prompt(system=ROLE, user="\n\n".join(s for s in sections if s))
 
 
 def task_section(request: ProposalRequest) -> str:
+    what = f"`{request.symbol}` in the module" if request.symbol else "the module"
     parts = [
         "# Task",
-        f"Optimize the module `{request.target_path}` (imported as `{request.module}`). "
+        f"Optimize {what} `{request.target_path}` (imported as `{request.module}`). "
         "Its marked tests measure the metrics below; a candidate counts only if all the tests "
         "shown pass.",
         "",
@@ -177,24 +198,48 @@ def code_section(request: ProposalRequest, operator: str) -> str:
         title = f"# Current code (node {parent.id}, buggy)"
     else:
         title = f"# Current code (node {parent.id})"
-    parts = [title, fenced(parent.code)]
+    if request.symbol:
+        parts = symbol_code(parent.code, request.symbol, title, request.target_path)
+    else:
+        parts = [title, fenced(parent.code)]
     if operator == "debug":
         parts += ["## Its failure output (trimmed)", fenced(trim_output(request.error_output), "")]
     return "\n".join(parts)
 
 
-def instructions_section(operator: str) -> str:
-    items = OPERATOR_INSTRUCTIONS[operator] + GUIDELINES
-    return "\n".join(["# Instructions", *[f"- {item}" for item in items]])
+def symbol_code(code: str, symbol: str, title: str, path: str) -> list[str]:
+    """The target's definition in full, then the rest of its module as a skeleton."""
+    return [
+        f"{title}: `{symbol}`, in full",
+        fenced(symbols.definition(code, symbol)),
+        f"## The rest of `{path}` (context only, not to be changed: imports, constants, and "
+        "the other definitions' signatures and docstrings, bodies left out)",
+        fenced(symbols.skeleton(code, symbol)),
+    ]
 
 
-def reply_format(parent_code: str) -> str:
-    large = parent_code.count("\n") + 1 > LARGE_MODULE_LINES
+def instructions_section(operator: str, symbol: str = "") -> str:
+    what = f"`{symbol}`" if symbol else "the module"
+    last = SYMBOL_GUIDELINE.format(symbol=symbol) if symbol else MODULE_GUIDELINE
+    items = [item.format(what=what) for item in OPERATOR_INSTRUCTIONS[operator]]
+    return "\n".join(["# Instructions", *[f"- {item}" for item in [*items, *GUIDELINES, last]]])
+
+
+def reply_format(parent_code: str, symbol: str = "") -> str:
+    if symbol:
+        large = symbols.definition(parent_code, symbol).count("\n") > LARGE_MODULE_LINES
+        whole = (f"the complete new definition of `{symbol}` (its decorators, its def or "
+                 "class line and every line of its body; nothing else of the module)")
+        where = f"the definition of `{symbol}` shown above (nothing outside it)"
+    else:
+        large = parent_code.count("\n") + 1 > LARGE_MODULE_LINES
+        whole = "the complete new module (every line of it)"
+        where = "the current code shown above"
     lines = [
         "# Reply format",
         "First a short plan in plain text. Then the code, in ONE of two forms:",
-        "1. ONE fenced ```python block holding the complete new module (every line of it).",
-        "2. One or more edit blocks against the current code shown above, each like this:",
+        f"1. ONE fenced ```python block holding {whole}.",
+        f"2. One or more edit blocks against {where}, each like this:",
         "<<<<<<< SEARCH",
         "(lines copied exactly from the current code)",
         "=======",
@@ -204,18 +249,19 @@ def reply_format(parent_code: str) -> str:
         "but unique. Edits are applied in order.",
     ]
     if large:
-        lines.append("The module is large: prefer edit blocks.")
+        lines.append(f"{'It' if symbol else 'The module'} is large: prefer edit blocks.")
     lines.append("Write nothing after the code.")
     return "\n".join(lines)
 
 
 def critique_prompt(request: ProposalRequest, plan: str, code: str) -> Prompt:
     """The first reflection call: review the candidate, give numbered instructions, no code."""
+    shown = symbols.definition(code, request.symbol) if request.symbol else code
     user = "\n\n".join(
         [
             task_section(request),
             "# Candidate to review\n## Its plan\n" + (plan or "(none)") + "\n## Its code\n"
-            + fenced(code),
+            + fenced(shown),
             "# Your job\n"
             "Review the candidate for mistakes that would make a test fail, raise an error, "
             "change the module's behaviour or interface, or contradict its plan.\n"
@@ -230,17 +276,18 @@ def critique_prompt(request: ProposalRequest, plan: str, code: str) -> Prompt:
     return Prompt(system="You are a careful senior Python reviewer.", user=user)
 
 
-def edit_prompt(code: str, critique: str) -> Prompt:
+def edit_prompt(code: str, critique: str, symbol: str = "") -> Prompt:
     """The second reflection call: apply only the reviewer's numbered instructions."""
+    shown = symbols.definition(code, symbol) if symbol else code
     user = "\n\n".join(
         [
-            "# Code\n" + fenced(code),
+            "# Code\n" + fenced(shown),
             "# Edit instructions from the review\n" + critique.strip(),
             "# Your job\n"
             "Apply ONLY the numbered edit instructions to the code. Do not change any other "
             "part of it, do not reformat or restructure it. If the instructions contain code, "
             "ignore that code and follow the numbered text.",
-            reply_format(code),
+            reply_format(code, symbol),
         ]
     )
     return Prompt(system="You are a precise code editor.", user=user)

@@ -6,6 +6,10 @@ format) that are applied to the parent's code; they are matched exactly first, t
 trailing whitespace ignored, then with a uniform indentation shift, because models often
 re-indent a snippet they quote. An edit that matches nothing is an error that names the
 edit: silently dropping it would run a candidate the model never meant.
+
+With a function or class target (``symbol``), a code block holding just that definition is
+spliced into the parent's module, and any candidate that changes a line outside the
+definition is rejected with the lines it changed: everything else stays byte-identical.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pytest_aide import symbols
 from pytest_aide.proposers.base import ProposerError
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -42,6 +47,11 @@ class CandidateSyntaxError(ProposerError):
     """The candidate does not compile; it is not worth running."""
 
 
+class OutsideTargetError(ProposerError):
+    """With a function or class target, the candidate changed the module outside it (or no
+    longer defines it): the rest of the file must stay as it is."""
+
+
 @dataclass
 class Edit:
     search: str
@@ -52,15 +62,20 @@ class Edit:
 class ParsedReply:
     plan: str
     code: str
-    form: str  # "module" or "edits"
+    form: str  # "module", "edits" or "definition" (one definition, spliced in)
 
 
-def parse_reply(text: str, parent_code: str, filename: str = "<candidate>") -> ParsedReply:
-    """Plan and complete candidate code from a reply; a ProposerError subclass if unusable."""
+def parse_reply(text: str, parent_code: str, filename: str = "<candidate>",
+                symbol: str = "") -> ParsedReply:
+    """Plan and complete candidate code from a reply; a ProposerError subclass if unusable.
+
+    ``symbol``: the function or class target, the only part of the module that may change.
+    """
     text = _THINK.sub("", text or "")
     edits = find_edits(text)
     if edits:
-        code = apply_edits(parent_code, edits)
+        code = _edit_inside(parent_code, symbol, edits) if symbol else \
+            apply_edits(parent_code, edits)
         form = "edits"
         plan_end = _EDIT_MARK.search(text).start()  # type: ignore[union-attr]
     else:
@@ -71,8 +86,52 @@ def parse_reply(text: str, parent_code: str, filename: str = "<candidate>") -> P
             raise NoCodeError("the reply contains no fenced python code block and no edit blocks")
         code, plan_end = block
         form = "module"
+        if symbol:
+            code, form = _splice(parent_code, symbol, code)
     check_compiles(code, filename)
+    if symbol:
+        check_inside(parent_code, code, symbol)
     return ParsedReply(plan=extract_plan(text, plan_end), code=code, form=form)
+
+
+def _splice(parent_code: str, symbol: str, block: str) -> tuple[str, str]:
+    try:
+        code, spliced = symbols.splice(parent_code, symbol, block)
+    except symbols.SpliceError as exc:
+        raise OutsideTargetError(str(exc)) from None
+    return code, "definition" if spliced else "module"
+
+
+def _edit_inside(parent_code: str, symbol: str, edits: list[Edit]) -> str:
+    """Edits applied to the target's definition alone (a SEARCH text that also occurs in
+    another function must not land there), then put back in its place."""
+    inside = symbols.definition(parent_code, symbol)
+    if not inside:
+        raise OutsideTargetError(f"the parent's code does not define `{symbol}`")
+    edited = apply_edits(inside, edits, f"the definition of `{symbol}` (only it may change)")
+    return symbols.replace(parent_code, symbol, edited)
+
+
+def check_inside(parent_code: str, code: str, symbol: str) -> None:
+    """OutsideTargetError unless ``code`` differs from the parent only inside ``symbol``."""
+    try:
+        changes = symbols.changes_outside(parent_code, code, symbol)
+    except symbols.SpliceError as exc:
+        raise OutsideTargetError(str(exc)) from None
+    if changes is None:
+        raise OutsideTargetError(
+            f"the candidate no longer defines `{symbol}`: answer with its new definition "
+            "(or edits inside it), and leave the rest of the module as it is"
+        )
+    if changes:
+        span = symbols.find(parent_code, symbol)
+        where = f" ({span.describe()} of the parent)" if span else ""
+        listed = ", ".join(change.describe() for change in changes[:5])
+        more = f" and {len(changes) - 5} more places" if len(changes) > 5 else ""
+        raise OutsideTargetError(
+            f"the candidate changes the module outside `{symbol}`{where}: {listed}{more} "
+            f"of the parent changed; only `{symbol}` may change"
+        )
 
 
 def find_edits(text: str) -> list[Edit]:
@@ -117,8 +176,9 @@ def check_compiles(code: str, filename: str) -> None:
         raise CandidateSyntaxError(f"the candidate does not compile: {exc}") from None
 
 
-def apply_edits(code: str, edits: list[Edit]) -> str:
-    """Apply edit blocks in order; each must match the code as left by the previous ones."""
+def apply_edits(code: str, edits: list[Edit], what: str = "the parent's code") -> str:
+    """Apply edit blocks in order; each must match the code as left by the previous ones.
+    ``what``: the code they apply to, as the error names it."""
     for number, edit in enumerate(edits, start=1):
         if not edit.search.strip():
             raise EditMismatchError(
@@ -129,7 +189,7 @@ def apply_edits(code: str, edits: list[Edit]) -> str:
         if updated is None:
             first = next(line.strip() for line in edit.search.splitlines() if line.strip())
             raise EditMismatchError(
-                f"edit {number} of {len(edits)} did not match the parent's code "
+                f"edit {number} of {len(edits)} did not match {what} "
                 f"(its SEARCH section starts with {first[:80]!r})"
             )
         code = updated

@@ -32,6 +32,13 @@ HINT_INSTRUCTION = (
     "you: write them as UPPER_CASE module constants, and give each a range in a comment, "
     "e.g. `BLOCK_SIZE = 128  # aide: 16..1024 pow2`."
 )
+#: The same for a function or class target, whose module constants may not change: the
+#: tuner reads a hinted assignment wherever it is.
+HINT_INSTRUCTION_SYMBOL = (
+    "Numeric knobs of your code (block sizes, chunk sizes, thresholds) will be tuned after "
+    "you: write them as UPPER_CASE assignments inside `{symbol}`, and give each a range in "
+    "a comment, e.g. `BLOCK_SIZE = 128  # aide: 16..1024 pow2`."
+)
 
 
 @dataclass
@@ -80,8 +87,9 @@ class TunedLLMProposer:
                                     code=proposal.code,
                                     data=_Tuned(origin, proposal.data))
         if request.operator in (Operator.DRAFT, Operator.IMPROVE):
-            request.instructions = "\n\n".join(filter(None, [request.instructions,
-                                                             HINT_INSTRUCTION]))
+            hint = (HINT_INSTRUCTION_SYMBOL.format(symbol=request.symbol) if request.symbol
+                    else HINT_INSTRUCTION)
+            request.instructions = "\n\n".join(filter(None, [request.instructions, hint]))
         return self.llm.propose(request)
 
     def observe(self, node: Node, proposal: Proposal | None) -> None:

@@ -77,7 +77,8 @@ def render_report_md(journal: Journal, original_code: str, best_code: str | None
 def _header(journal: Journal) -> list[str]:
     """The title and the run's facts: target, proposer, steps and seed, outcome, totals."""
     settings = journal.settings
-    facts = [f"target `{journal.target}` (module `{journal.module}`)"]
+    symbol = f", only `{journal.symbol}` in it" if journal.symbol else ""
+    facts = [f"target `{journal.target}` (module `{journal.module}`{symbol})"]
     proposer = journal_proposer(journal)
     if proposer:
         facts.append(f"proposer {proposer_text(proposer)}")

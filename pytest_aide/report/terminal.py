@@ -92,7 +92,8 @@ def summary_lines(
     Each line is escaped (printable): the outcome may quote a proposer's or a provider's text.
     """
     best = journal.best if _improved(journal) else None
-    lines = [f"{journal.target} ({journal.module}), run {journal.run_id}"]
+    symbol = f", only {journal.symbol} in it" if journal.symbol else ""
+    lines = [f"{journal.target} ({journal.module}{symbol}), run {journal.run_id}"]
     lines += _objective_lines(journal, best)
     lines += _best_lines(best)
     if journal.outcome:

@@ -355,6 +355,7 @@ class Search:
             parent=parent,
             target_path=self.journal.target,
             module=self.journal.module,
+            symbol=self.journal.symbol,
             original_code=self.context.original_code,
             test_sources=self.context.test_sources,
             objectives=infos,
