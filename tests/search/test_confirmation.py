@@ -47,12 +47,12 @@ def test_a_modest_speedup_is_confirmed_at_the_first_look() -> None:
     assert machine.confirmed and machine.kept == 8
 
 
-def test_a_4_percent_speedup_is_confirmed_and_1_percent_is_not() -> None:
-    """The floor is 2%: what mature code offers (3-7%) is taken when the rounds agree; a
-    change too small to be worth a rewrite is not, however consistent."""
-    four = [run_machine(0.96, seed) for seed in range(8)]
-    assert sum(m.confirmed for m in four) >= 6
-    assert not any(run_machine(0.99, seed).confirmed for seed in range(8))
+def test_an_8_percent_speedup_is_confirmed_and_3_percent_is_not() -> None:
+    """The floor is 5%: a change below it is not worth a rewrite, however consistent its
+    rounds (and identical code's rounds can be consistent by a few percent)."""
+    eight = [run_machine(0.92, seed) for seed in range(8)]
+    assert sum(m.confirmed for m in eight) >= 6
+    assert not any(run_machine(0.97, seed).confirmed for seed in range(8))
 
 
 def test_a_round_measured_across_a_speed_change_is_discarded_and_bounded() -> None:
