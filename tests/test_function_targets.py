@@ -76,13 +76,18 @@ def outside(code: str, start: str, end: str) -> tuple[str, str]:
     return head, rest[rest.index(end):]
 
 
+def shapes_project(pytester: pytest.Pytester, httpserver: Any,
+                   monkeypatch: pytest.MonkeyPatch) -> tuple[str, FakeProvider]:
+    """The shapes project with ``total`` as the target, and the fake OpenAI server."""
+    pytester.makepyfile(shapes=MODULE, test_shapes=TESTS.format(target="shapes:total"))
+    use_fake_openai(monkeypatch)
+    return (pytester.path / "shapes.py").read_text(), FakeProvider(httpserver, "openai")
+
+
 def test_the_model_sees_the_function_and_its_answer_is_spliced(
     pytester: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytester.makepyfile(shapes=MODULE, test_shapes=TESTS.format(target="shapes:total"))
-    original = (pytester.path / "shapes.py").read_text()
-    use_fake_openai(monkeypatch)
-    fake = FakeProvider(httpserver, "openai")
+    original, fake = shapes_project(pytester, httpserver, monkeypatch)
     fake.push(fake.text(code_reply(NEW_TOTAL, "Sum first, scale once, no sleeping.")))
     result = run_with(pytester, fake, "--aide-steps", "1", *FLAGS)
     output = result.stdout.str()
@@ -119,10 +124,7 @@ SCALE = 3
 def test_a_reply_that_changes_the_rest_of_the_module_is_buggy_with_the_lines(
     pytester: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pytester.makepyfile(shapes=MODULE, test_shapes=TESTS.format(target="shapes:total"))
-    original = (pytester.path / "shapes.py").read_text()
-    use_fake_openai(monkeypatch)
-    fake = FakeProvider(httpserver, "openai")
+    original, fake = shapes_project(pytester, httpserver, monkeypatch)
     faster = original.replace("        time.sleep(0.01)  # TOTAL-BODY\n", "")
     scaled = faster.replace("SCALE = 2", "SCALE = 3")
     imports = faster.replace("import time\n", "import time\nimport math\n")
