@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.sandbox import Sandbox
+from pytest_aide.evaluation.sandbox import Sandbox, network_hint
 from pytest_aide.executors.base import (
     Announcing,
     CapacityError,
@@ -383,7 +383,8 @@ class TargetRun:
         except BaselineError as exc:
             journal.outcome = f"baseline failed: {exc}"
             journal.save(search.journal_path)
-            raise RunError(f"{self.relpath}: {exc}") from None
+            hint = network_hint(self.sandbox, str(exc))
+            raise RunError(f"{self.relpath}: {exc}" + (f"\n{hint}" if hint else "")) from None
         for note in search.fresh_notes():
             self.write_line(f"aide: {note}")
         choice = search.guard_choice

@@ -23,6 +23,7 @@ SHIPPED = {
     "triton-softmax": (13, "test_triton_softmax.py::test_speed", "mean"),
     "model-development": (6, "test_digits_model.py::test_validation_accuracy", "accuracy"),
     "python-hot-loop": (20, "test_spelling.py::test_speed", "mean"),
+    "prompt-engineering": (8, "test_sentiment_prompt.py::test_accuracy", "accuracy"),
 }
 
 
@@ -32,6 +33,7 @@ REQUIRES = {
     "triton-softmax": ["torch", "triton"],
     "model-development": ["sklearn"],
     "python-hot-loop": [],
+    "prompt-engineering": ["openai", "pytest_httpserver"],
 }
 
 
