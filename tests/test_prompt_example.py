@@ -74,6 +74,8 @@ def test_a_scripted_model_rewrites_the_prompt_and_the_report_shows_it_as_text(
     assert (project / "sentiment_prompt.py").read_text(encoding="utf-8") == BETTER
     # The model was shown the prompt module and the guard that forbids copying.
     first_prompt = fake.received[0].text()
+    system = fake.received[0].body["messages"][0]["content"]
+    assert "prompt template" in system and "performance" not in system  # accuracy, not speed
     assert "EXAMPLES = [" in first_prompt
     assert "test_no_scored_review_is_in_the_prompt" in first_prompt
     # The report's diff reads as the prompt's new lines, not as escaped code.
