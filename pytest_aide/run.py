@@ -346,7 +346,7 @@ class TargetRun:
             measure=self.settings.measure,
             guard_mode=GuardMode(self.settings.guards),
             guard_suite=self.guard_suite,
-            compare=self.settings.compare == "on" and self.study.compare,
+            compare=self.settings.compare == "on" and self.study.replays_answers,
             rtol=_first(self.study.rtol, self.settings.rtol),
             atol=_first(self.study.atol, self.settings.atol),
             read_test=lambda path: _read_or_empty(self.rootdir / path),
@@ -387,6 +387,13 @@ class TargetRun:
             raise RunError(f"{self.relpath}: {exc}" + (f"\n{hint}" if hint else "")) from None
         for note in search.fresh_notes():
             self.write_line(f"aide: {note}")
+        if self.settings.compare == "on" and not self.study.replays_answers:
+            self.write_line(
+                "aide: the original's answers are not replayed: "
+                + ("a marker says compare=False" if self.study.compare is False else
+                   "no marked test measures speed, and a better score means different "
+                   "answers (compare=True in the marker replays them)")
+                + "; the tests alone judge behaviour")
         choice = search.guard_choice
         if choice is not None:
             self.write_line(f"aide: {choice.header(self.study.target.path.name)}")

@@ -65,6 +65,9 @@ def test_a_scripted_model_rewrites_the_prompt_and_the_report_shows_it_as_text(
     )
 
     assert result.ret == 0, result.stdout.str()
+    # A score: build_messages' new answers are the point, so they are not replayed.
+    result.stdout.fnmatch_lines(["aide: the original's answers are not replayed: no marked "
+                                 "test measures speed*"])
     (journal_path,) = pytester.path.glob(".aide/*/journal.json")
     journal = Journal.load(journal_path)
     copied = next(node for node in journal.nodes if node.code == COPIED)
