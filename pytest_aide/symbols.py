@@ -143,8 +143,13 @@ def splice(parent: str, qualname: str, block: str) -> tuple[str, bool]:
         raise SpliceError(f"the parent's code does not define `{qualname}`")
     parent_lines = lines(parent)
     newline = _newline(parent_lines[span.end - 1])  # the file's line ends, not the reply's
+    block_lines = lines(dedented)
+    while block_lines and not block_lines[0].strip():  # blank lines around the reply's
+        block_lines.pop(0)                              # definition are not part of it
+    while block_lines and not block_lines[-1].strip():
+        block_lines.pop()
     new = [(span.indent + line if line.strip() else "").rstrip("\r\n") + newline
-           for line in lines(dedented)]
+           for line in block_lines]
     return "".join([*parent_lines[: span.start], *new, *parent_lines[span.end :]]), True
 
 

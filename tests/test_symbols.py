@@ -128,3 +128,11 @@ def test_the_journal_keeps_the_symbol_for_a_resumed_run() -> None:
     old = journal.to_dict()
     del old["symbol"]  # a journal written before function targets: the whole module
     assert Journal.from_dict(old).symbol == ""
+
+
+def test_blank_lines_around_a_replied_definition_are_not_new_lines_outside_it() -> None:
+    reply = "\n\ndef helper(x):\n    return x + 2\n\n\n"
+    new, spliced = symbols.splice(SOURCE, "helper", reply)
+    assert spliced and symbols.changes_outside(SOURCE, new, "helper") == []
+    assert new == SOURCE.replace('    """Help."""\n    return x + 1  # helper body\n',
+                                 "    return x + 2\n")
