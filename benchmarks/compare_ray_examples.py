@@ -8,8 +8,13 @@ example: the verdicts of the candidates both runs proposed (local against Ray), 
 Ray run's evaluations ran (node -> verdicts), and each run's best with its confirmed change
 and interval. A difference is listed by candidate.
 
-Run: ``python benchmarks/compare_ray_examples.py [steps] [example ...]`` (default 4 steps,
-every example; roughly two to five minutes an example on a 2-core machine).
+With ``--scripted``, the candidates are not the tuner's but a script's, each twice (one per
+worker node, as it falls): the original with a comment (good), raising on import (buggy),
+and changing the environment on import (tampered); a verdict that differs by node shows.
+
+Run: ``python benchmarks/compare_ray_examples.py [steps] [--scripted] [--keep] [example ...]``
+(default 4 steps, every example; roughly two to five minutes an example on a 2-core
+machine; ``--keep``: the runs' directories are kept, and named).
 """
 
 from __future__ import annotations
@@ -31,6 +36,37 @@ from typing import Any
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ALL = ["python-hot-loop", "model-development", "hello-kernel-world", "triton-softmax"]
+
+
+#: The scripted proposer (``--scripted``), loaded into the runs with ``-p
+#: pytest_aide_scripted`` (a ``pytest_aide`` name: not forwarded to the evaluations).
+SCRIPTED = '''
+from pytest_aide.proposers.base import Proposal, SearchExhausted
+
+TAILS = [("honest", "\\n_AIDE_SCRIPTED = {}\\n"),
+         ("broken on import", "\\nraise RuntimeError('broken ({})')\\n"),
+         ("changes the environment", "\\nimport os as _os\\n_os.environ['AIDE_CHEAT'] = '{}'\\n")]
+
+
+class Scripted:
+    name = "scripted"
+
+    def __init__(self, original):
+        self.todo = [(plan, original + tail.format(i)) for i in range(2) for plan, tail in TAILS]
+
+    def propose(self, request):
+        if not self.todo:
+            raise SearchExhausted("the script is done")
+        plan, code = self.todo.pop(0)
+        return Proposal(plan, code)
+
+    def observe(self, node, proposal):
+        pass
+
+
+def pytest_aide_make_proposer(original_code):
+    return Scripted(original_code)
+'''
 
 
 def free_port() -> int:
@@ -55,8 +91,9 @@ def three_nodes() -> Iterator[str]:
         cluster.shutdown()
 
 
-def search(example: str, where: Path, steps: int, ray_address: str | None) -> dict[str, Any]:
-    """One run of the tuner on a copy of ``example``; its journal and where each node ran."""
+def search(example: str, where: Path, steps: int, ray_address: str | None,
+           scripted: bool) -> dict[str, Any]:
+    """One run on a copy of ``example``; its journal and where each node ran."""
     project = where / example
     shutil.copytree(EXAMPLES / example, project, ignore=shutil.ignore_patterns("__pycache__"))
     logs = where / "runs"
@@ -67,7 +104,14 @@ def search(example: str, where: Path, steps: int, ray_address: str | None) -> di
     if ray_address:
         command += ["--aide-executor", "ray", "--aide-ray-address", ray_address,
                     "--aide-ray-wait", "300"]
-    done = subprocess.run(command, cwd=where, capture_output=True, text=True, check=False)
+    environment = dict(os.environ)
+    if scripted:
+        (where / "pytest_aide_scripted.py").write_text(SCRIPTED)
+        command += ["-p", "pytest_aide_scripted"]
+        environment["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(where), environment.get("PYTHONPATH")) if p)
+    done = subprocess.run(command, cwd=where, capture_output=True, text=True, check=False,
+                          env=environment)
     (journal_path,) = logs.glob("*/journal.json")
     journal = json.loads(journal_path.read_text())
     ran_on: dict[int, str] = {}
@@ -94,13 +138,19 @@ def best_line(journal: dict[str, Any]) -> str:
     figure = (f"{change:+.1%} [{low:+.1%}, {high:+.1%}]" if None not in (change, low, high)
               else json.dumps({k: v for k, v in confirmed.items() if k != "per_test"}))
     state = "confirmed" if confirmed.get("confirmed") else "NOT confirmed"
-    return f"node {best['id']} ({knobs}): {state} {figure}"
+    root = journal["nodes"][0]
+    measured = ", ".join(f"{nodeid.split('::')[-1]} {root['metrics'].get(nodeid)!s:.8} -> "
+                         f"{value!s:.8}" for nodeid, value in best["metrics"].items())
+    return f"node {best['id']} ({knobs}): {state} {figure}; searched: {measured}"
 
 
 def compare(example: str, local: dict[str, Any], on_ray: dict[str, Any]) -> list[str]:
     """The comparison's lines; differences of verdict are named."""
     lines = [f"## {example} (exit: local {local['exit']}, Ray {on_ray['exit']})"]
     verdicts = {code_key(n["code"]): n["status"] for n in local["journal"]["nodes"]}
+    lines.append("  steps, Ray: " + "; ".join(
+        f"{n['id']} {n['plan'][:24]} on {on_ray['ran_on'].get(n['id'], '?')}: {n['status']}"
+        for n in on_ray["journal"]["nodes"]))
     same = differ = 0
     for node in on_ray["journal"]["nodes"]:
         expected = verdicts.get(code_key(node["code"]))
@@ -129,14 +179,20 @@ def compare(example: str, local: dict[str, Any], on_ray: dict[str, Any]) -> list
 
 
 def main() -> None:
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 4
-    examples = sys.argv[2:] or ALL
+    arguments = sys.argv[1:]
+    scripted, keep = "--scripted" in arguments, "--keep" in arguments
+    arguments = [a for a in arguments if a not in ("--scripted", "--keep")]
+    steps = int(arguments[0]) if arguments else 4
+    examples = arguments[1:] or ALL
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with tempfile.TemporaryDirectory(prefix="aide-ray-examples-") as tmp, \
+    with tempfile.TemporaryDirectory(prefix="aide-ray-examples-") as scratch, \
             three_nodes() as address:
+        tmp = tempfile.mkdtemp(prefix="aide-ray-examples-") if keep else scratch
+        if keep:
+            print(f"runs kept in {tmp}", flush=True)
         for example in examples:
-            local = search(example, Path(tmp) / f"{example}-local", steps, None)
-            on_ray = search(example, Path(tmp) / f"{example}-ray", steps, address)
+            local = search(example, Path(tmp) / f"{example}-local", steps, None, scripted)
+            on_ray = search(example, Path(tmp) / f"{example}-ray", steps, address, scripted)
             print("\n".join(compare(example, local, on_ray)), flush=True)
 
 

@@ -155,7 +155,8 @@ class RayMessages:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         text = "".join(f"{stamp} ({data.get('pid', 'ray')}) {line}\n"
                        for line in data.get("lines", []))
-        with self._lock, self.path.open("a", encoding="utf-8") as log:
+        # a write that fails must not end Ray's listener thread (it would print no more)
+        with self._lock, contextlib.suppress(OSError), self.path.open("a", encoding="utf-8") as log:
             log.write(text)
 
     def restore(self) -> None:
