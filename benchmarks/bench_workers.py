@@ -1,9 +1,13 @@
 """Several workers, measured side by side in one run on this machine.
 
 1. Throughput: evaluations per minute of a correctness-heavy study (40 guard tests that
-   compute, an untimed metric) with 1 and 2 local workers, and with 2 workers on a local
-   two-CPU Ray cluster. Goals: 2 workers >= 1.6x one; Ray >= 0.8x the local executor with
-   the same workers. The three are run in turn, twice, and the better of each pair is kept.
+   compute, an untimed metric) with 1 and 2 local workers, with 2 workers on a local
+   one-node Ray cluster of two CPUs, and with 2 workers on a local cluster of three nodes
+   (a head without CPUs, two worker nodes of one CPU each: one evaluation on each). Goals:
+   2 workers >= 1.6x one; Ray, on one node and on two, >= 0.8x the local executor with the
+   same workers. The four are run in turn, twice, and the better of each pair is kept; both
+   clusters stay up throughout, and the driver connects to each in its turn (connecting
+   and starting the workers are not timed).
 2. Honest timing: a timed metric (pytest-benchmark's mean of a pure-Python function)
    measured in slot 0 with the machine otherwise idle, against the same measured while an
    evaluation of the correctness-heavy study runs in slot 1 (what ``--aide-measure shared``
@@ -11,17 +15,20 @@
    and how far the median moved. This is the figure behind the ``isolated`` default.
 
 Run: ``python benchmarks/bench_workers.py [evaluations] [timed-repeats]`` (default 8, 12;
-about four minutes on a 2-core machine). Needs Ray (``pip install 'pytest-aide[ray]'``).
+about five minutes on a 2-core machine). Needs Ray (``pip install 'pytest-aide[ray]'``).
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
@@ -95,37 +102,83 @@ def throughput(executor, root: Path, count: int, workers: int, label: str) -> fl
     return 60 * count / seconds
 
 
-def measure_throughput(root: Path, count: int) -> dict[str, float]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def cluster(head_cpus: int, worker_nodes: int) -> Iterator[str]:
+    """A local Ray cluster with ports of its own (never another one on this machine): a
+    head with ``head_cpus`` CPUs and ``worker_nodes`` nodes of one CPU each; its address."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": head_cpus, "gcs_server_port": free_port(), "include_dashboard": False})
+    try:
+        for _ in range(worker_nodes):
+            nodes.add_node(num_cpus=1)
+        nodes.wait_for_nodes()
+        yield nodes.address
+    finally:
+        nodes.shutdown()
+
+
+@contextmanager
+def on_ray(address: str, study: Study, root: Path) -> Iterator[object]:
+    """A RayExecutor of two workers, connected to ``address`` and warmed up (the workers
+    on every node started): what a run has once it has connected."""
     import ray
 
     from pytest_aide.executors.ray_driver import RayExecutor
 
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        # Ray initialized here: the project is reached at its own path (one machine); its
+        # own evaluator: fingerprints taken in Ray's workers (their environment) are
+        # compared with each other, as in a run on Ray
+        executor = RayExecutor(evaluator=Evaluator(study, root, sandbox=choose("auto").sandbox,
+                                                   protected_exclude=[root / ".aide"]),
+                               ray=ray, workers=2, shared_fs=True)
+        throughput(executor, root, 2, 2, f"warm-up-{time.monotonic_ns()}")
+        yield executor
+    finally:
+        ray.shutdown()
+
+
+def nodes_used(executor) -> set[str]:
+    """The Ray nodes a RayExecutor's evaluations ran on (their placements' last lines)."""
+    return {lines[-1].split(" ran on node ")[1].split()[0]
+            for lines in executor.placements.values()}
+
+
+def measure_throughput(root: Path, count: int) -> dict[str, float]:
     study = heavy_study(root / "heavy")
     sandbox = choose("auto").sandbox
     evaluator = Evaluator(study, root / "heavy", sandbox=sandbox,
                           protected_exclude=[root / "heavy" / ".aide"])
     one = LocalExecutor(evaluator, plan_slots(1))
     two = LocalExecutor(evaluator, plan_slots(2))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        # Ray initialized here: the project is reached at its own path (one machine)
-        # its own evaluator: fingerprints taken in Ray's workers (their environment) are
-        # compared with each other, as in a run on Ray
-        on_ray = RayExecutor(evaluator=Evaluator(study, root / "heavy", sandbox=sandbox,
-                                                 protected_exclude=[root / "heavy" / ".aide"]),
-                             ray=ray, workers=2, shared_fs=True)
-        on_ray.run_shared(EvaluationRequest(  # upload, workers
-            HEAVY_MODULE, root / "heavy" / ".aide" / "warm-up", None))
-        best: dict[str, float] = {}
+    best: dict[str, float] = {}
+    with ExitStack() as clusters:
+        one_node = clusters.enter_context(cluster(head_cpus=2, worker_nodes=0))
+        two_nodes = clusters.enter_context(cluster(head_cpus=0, worker_nodes=2))
         for round_ in range(2):
-            for label, executor, workers in (("1 local worker", one, 1),
-                                             ("2 local workers", two, 2),
-                                             ("2 workers on Ray", on_ray, 2)):
-                rate = throughput(executor, root / "heavy", count, workers,
-                                  f"{label.replace(' ', '-')}-{round_}")
+            for label, executor, address in (("1 local worker", one, None),
+                                             ("2 local workers", two, None),
+                                             ("2 workers, Ray, 1 node", None, one_node),
+                                             ("2 workers, Ray, 2 nodes", None, two_nodes)):
+                workers = 1 if executor is one else 2
+                name = f"{label.replace(' ', '-').replace(',', '')}-{round_}"
+                with ExitStack() as connection:
+                    if address is not None:
+                        executor = connection.enter_context(
+                            on_ray(address, study, root / "heavy"))
+                    rate = throughput(executor, root / "heavy", count, workers, name)
+                if address == two_nodes:
+                    assert len(nodes_used(executor)) == 2, executor.placements
                 best[label] = max(best.get(label, 0.0), rate)
-    finally:
-        ray.shutdown()
     return best
 
 
@@ -189,14 +242,16 @@ def main() -> None:
         root = Path(tmp)
         rates = measure_throughput(root, count)
         means = measure_spread(root, repeats)
-    one, two, ray_two = (rates["1 local worker"], rates["2 local workers"],
-                         rates["2 workers on Ray"])
+    one, two = rates["1 local worker"], rates["2 local workers"]
+    ray_one_node, ray_two_nodes = rates["2 workers, Ray, 1 node"], rates["2 workers, Ray, 2 nodes"]
     print(f"throughput, correctness-heavy study (40 guard tests), {count} evaluations each, "
           "best of 2 rounds:")
     for label, rate in rates.items():
-        print(f"  {label:<18} {rate:6.1f} evaluations/min")
+        print(f"  {label:<24} {rate:6.1f} evaluations/min")
     print(f"  2 local workers / 1: {two / one:.2f}x (goal >= 1.6x)")
-    print(f"  Ray / local, 2 workers each: {ray_two / two:.2f}x (goal >= 0.8x)")
+    print(f"  Ray on 1 node / local, 2 workers each: {ray_one_node / two:.2f}x (goal >= 0.8x)")
+    print(f"  Ray on 2 nodes / local, 2 workers each: {ray_two_nodes / two:.2f}x "
+          "(goal >= 0.8x)")
     alone, shared = means["alone"], means["other core busy"]
     moved = statistics.median(shared) / statistics.median(alone) - 1
     print(f"timed metric (mean of a pure-Python function), {repeats} evaluations each, in "

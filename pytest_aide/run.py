@@ -290,7 +290,7 @@ class TargetRun:
         # A finished run may have written its best: the search still starts from the original.
         original = journal.root.code if resumed else current
         done_before = steps_done(journal)
-        executor = self._executor(self._evaluator(run_dir))
+        executor = self._executor(self._evaluator(run_dir), run_dir)
         try:
             proposer = self.proposer_factory(original)
             search = self._search(journal, run_dir, executor, proposer, original, started)
@@ -417,7 +417,7 @@ class TargetRun:
             f"{run_dir / 'journal.json'}. {again}"
         )
 
-    def _executor(self, evaluator: Evaluator) -> Executor:
+    def _executor(self, evaluator: Evaluator, run_dir: Path) -> Executor:
         """The executor the settings ask for (one local worker: the serial case)."""
         try:
             executor = self.executor_factory(self.settings, evaluator)
@@ -426,6 +426,7 @@ class TargetRun:
             raise SetupError(str(exc)) from None
         if isinstance(executor, Announcing):
             executor.say = lambda text: self.write_line(f"aide: {text}")
+            executor.run_dir = run_dir
         return executor
 
     def _progress(self, journal: Journal, node: Node, started: float) -> None:

@@ -36,6 +36,9 @@ class Announcing(Protocol):
     gives it the line writer it reports with."""
 
     say: Callable[[str], None]
+    #: The run's directory: the executor keeps there what its engine prints on its own
+    #: (Ray's messages to the driver), out of pytest's output.
+    run_dir: Path | None
 
     def events(self) -> list[str]:
         """What happened to the places evaluations ran (a node lost), for the summary."""

@@ -24,6 +24,12 @@ one node, the measuring node, as tasks that ask for every CPU it has, after the 
 stopped sending other work (the same gate as the local executor's): the timings of one
 comparison are taken on the same machine, with nothing else of the run on it.
 
+Ray prints what its cluster publishes to every driver (a dying raylet's last 20 log lines,
+once per agent of that node; a node marked dead) on the driver's stdout, whatever
+``log_to_driver`` says (``ray._private.worker.listen_error_messages``). While this executor
+holds the connection, those lines go to ``ray.log`` in the run directory instead
+(``RayMessages``); what they mean for the run, the driver says itself.
+
 Ray is imported only here, and only when ``--aide-executor ray`` is used.
 """
 
@@ -33,6 +39,7 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -117,6 +124,46 @@ class MeasuringMove:
         return f"the measuring node {self.lost} was lost; timed measurements moved to {self.to}"
 
 
+@dataclass
+class RayMessages:
+    """Ray's messages to this driver, kept in a file (see the module docstring): Ray's
+    printer, which its listener looks up by name at each message, is swapped for one that
+    writes to ``path`` (printing as Ray does until the run names it) and put back at
+    ``restore``."""
+
+    worker: Any  # ray._private.worker
+    path: Path | None = None
+    _printer: Callable[..., None] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def divert(cls, ray: Any) -> RayMessages | None:
+        """Swap the printer; None where this Ray has none of that name (nothing diverted)."""
+        worker = getattr(getattr(ray, "_private", None), "worker", None)
+        if not callable(getattr(worker, "print_to_stdstream", None)):
+            return None
+        messages = cls(worker)
+        messages._printer = worker.print_to_stdstream
+        worker.print_to_stdstream = messages.keep
+        return messages
+
+    def keep(self, data: dict[str, Any], ignore_prefix: bool = False) -> None:
+        if self.path is None and self._printer is not None:
+            self._printer(data, ignore_prefix)
+            return
+        assert self.path is not None
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        text = "".join(f"{stamp} ({data.get('pid', 'ray')}) {line}\n"
+                       for line in data.get("lines", []))
+        # a write that fails must not end Ray's listener thread (it would print no more)
+        with self._lock, contextlib.suppress(OSError), self.path.open("a", encoding="utf-8") as log:
+            log.write(text)
+
+    def restore(self) -> None:
+        if self._printer is not None and self.worker.print_to_stdstream == self.keep:
+            self.worker.print_to_stdstream = self._printer
+
+
 class NodesLost(CapacityError):
     """An evaluation's node died under both its attempts: the cluster, not the code."""
 
@@ -148,6 +195,19 @@ class RayExecutor:
     _running: set[Any] = field(default_factory=set, repr=False)
     #: Where each evaluation ran, by workdir (for its node directory and the tests).
     placements: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    #: Ray's own messages to this driver, diverted while this executor holds the connection.
+    messages: RayMessages | None = field(default=None, repr=False)
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The run's directory (executors.base.Announcing): Ray's messages go to its
+        ``ray.log``."""
+        return self.messages.path.parent if self.messages and self.messages.path else None
+
+    @run_dir.setter
+    def run_dir(self, path: Path | None) -> None:
+        if self.messages is not None:
+            self.messages.path = None if path is None else path / "ray.log"
 
     def __post_init__(self) -> None:
         self._gate = Gate(self.workers)
@@ -188,11 +248,17 @@ class RayExecutor:
                     "--aide-ray-address HOST:PORT (or set RAY_ADDRESS), or leave both unset "
                     f"for a local cluster{_token_hint()}"
                 ) from None
-        _check_answers(ray)
+        messages = RayMessages.divert(ray) if connected else None
+        try:
+            _check_answers(ray)
+        except ExecutorError:
+            if messages is not None:
+                messages.restore()
+            raise
         workers = settings.workers or _auto_workers(ray, settings.gpus_per_worker)
         return cls(evaluator=evaluator, ray=ray, workers=workers,
                    gpus_per_worker=settings.gpus_per_worker, shared_fs=settings.ray_shared_fs,
-                   connected=connected, queue_wait=settings.ray_wait)
+                   connected=connected, queue_wait=settings.ray_wait, messages=messages)
 
     # -- the Executor protocol ------------------------------------------------------------
 
@@ -211,6 +277,8 @@ class RayExecutor:
     def close(self) -> None:
         if self.connected and self.ray.is_initialized():
             self.ray.shutdown()  # disconnects; a local cluster this run started stops too
+        if self.messages is not None:
+            self.messages.restore()  # after shutdown: its listener has stopped
         self.evaluator.close()
 
     def notice(self) -> str:

@@ -3,8 +3,6 @@ nodes of one CPU each, on loopback (``ray.cluster_utils.Cluster`` starts and end
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 import ray
 from attacks import baseline_of
+from clusters import head_and_two_workers
 from ray.cluster_utils import Cluster
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
@@ -36,43 +35,20 @@ def test_value():
 def test_score(record_property):
     record_property("score", mod.VALUE)
 '''
-#: Where Ray keeps the cluster's token, found before pytester moves $HOME.
-TOKEN = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
 HONEST = "VALUE = 1  # the same, written differently\n"
 #: Changes the environment while it is imported: caught on whichever node it runs.
 CHEAT = "import os\n\nos.environ['AIDE_CHEAT'] = '1'\nVALUE = 1\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def nodes() -> Iterator[Cluster]:
     """A head without CPUs (it runs nothing) and two worker nodes with one CPU each."""
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "gcs_server_port": _free_port(), "include_dashboard": False})
-    try:
-        for name in ("a", "b"):
-            cluster.add_node(num_cpus=1, resources={f"node_{name}": 1})
+    with head_and_two_workers() as cluster:
         ray.init(address=cluster.address, log_to_driver=False)
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-@pytest.fixture
-def same_auth(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run in a subprocess sends a token when this process's Ray does (its nodes, started
-    here, then ask for one); Ray fixes the mode when it is first used, so tests before this
-    one (a token-mode run) may have set it."""
-    from ray._private.authentication.authentication_utils import is_token_auth_enabled
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "token" if is_token_auth_enabled() else "disabled")
-    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", TOKEN)
+        try:
+            yield cluster
+        finally:
+            ray.shutdown()
 
 
 @pytest.fixture

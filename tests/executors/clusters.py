@@ -1,0 +1,36 @@
+"""Local Ray clusters of several nodes for the tests: a head without CPUs and worker nodes of
+one CPU each, on loopback, started and ended by ``ray.cluster_utils.Cluster``."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ray.cluster_utils import Cluster
+
+#: Where Ray keeps the cluster's token, found before pytester moves $HOME.
+TOKEN = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def head_and_two_workers() -> Iterator[Cluster]:
+    """A head that runs nothing and worker nodes ``node_a`` and ``node_b`` (a custom
+    resource each), with ports of their own: never another session's cluster."""
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "gcs_server_port": free_port(), "include_dashboard": False})
+    try:
+        for name in ("a", "b"):
+            cluster.add_node(num_cpus=1, resources={f"node_{name}": 1})
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        cluster.shutdown()
