@@ -209,24 +209,8 @@ def skeleton(code: str, qualname: str, budget: int = SKELETON_CHARS) -> str:
     used = _names_used(find_node(tree, qualname))
     holder = next((n for n in tree.body if isinstance(n, ast.ClassDef) and len(parts) > 1
                    and n.name == parts[0]), None)
-    # (rank, size, key): 0 always shown, 1 used by the target, 2 other definitions, 3 other
-    # statements; key: a top-level index, or the name of a method of the target's class
-    texts: dict[int | str, str] = {i: _outline(node, parts)
-                                   for i, node in enumerate(tree.body) if node is not holder}
-    ranked = [(_rank(node, parts, used), i) for i, node in enumerate(tree.body)
-              if node is not holder]
-    if holder is not None:
-        siblings = [c for c in holder.body if isinstance(c, _DEFS) and c.name != parts[1]]
-        for child in siblings:
-            texts[child.name] = ast.unparse(_stub(copy.deepcopy(child), []))
-            rank = 1 if child.name in used or child.name == "__init__" else 2
-            ranked.append((rank, child.name))
-    keep: set[int | str] = set()
-    size = 0
-    for rank, key in sorted(ranked, key=lambda pair: pair[0]):
-        if rank == 0 or size + len(texts[key]) <= budget:
-            keep.add(key)
-            size += len(texts[key]) + 1
+    texts, ranked = _pieces(tree, parts, used, holder)
+    keep = _within_budget(texts, ranked, budget)
     out = []
     for index, node in enumerate(tree.body):
         if node is holder:
@@ -237,6 +221,39 @@ def skeleton(code: str, qualname: str, budget: int = SKELETON_CHARS) -> str:
     if left:
         out.append(f"# ... {left} more top-level definitions, not shown")
     return "\n".join(out)
+
+
+Piece = int | str  # a top-level statement's index, or a method of the target's class
+
+
+def _pieces(tree: ast.Module, parts: list[str], used: set[str], holder: ast.ClassDef | None
+            ) -> tuple[dict[Piece, str], list[tuple[int, Piece]]]:
+    """What the skeleton may show, as text, and each piece's rank (``_rank``); the target's
+    class is shown apart, with the methods that are kept."""
+    texts: dict[Piece, str] = {}
+    ranked: list[tuple[int, Piece]] = []
+    for index, node in enumerate(tree.body):
+        if node is not holder:
+            texts[index] = _outline(node, parts)
+            ranked.append((_rank(node, parts, used), index))
+    for child in holder.body if holder is not None else []:
+        if isinstance(child, _DEFS) and child.name != parts[1]:
+            texts[child.name] = ast.unparse(_stub(copy.deepcopy(child), []))
+            ranked.append((1 if child.name in used or child.name == "__init__" else 2,
+                           child.name))
+    return texts, ranked
+
+
+def _within_budget(texts: dict[Piece, str], ranked: list[tuple[int, Piece]], budget: int
+                   ) -> set[Piece]:
+    """The pieces shown: rank 0 always, then by rank while ``budget`` lasts."""
+    keep: set[Piece] = set()
+    size = 0
+    for rank, key in sorted(ranked, key=lambda pair: pair[0]):
+        if rank == 0 or size + len(texts[key]) <= budget:
+            keep.add(key)
+            size += len(texts[key]) + 1
+    return keep
 
 
 def _rank(node: ast.stmt, target: list[str], used: set[str]) -> int:
