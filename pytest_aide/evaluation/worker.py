@@ -116,14 +116,30 @@ def _write_results(payload: str) -> None:
 
 
 def install_candidate(config: dict[str, Any]) -> None:
-    module = config.get("module")
-    candidate = config.get("candidate")
-    if not module or not candidate:
-        return
-    sys.modules.pop(module, None)
-    # a mounted candidate sits at the target's own path: plain imports find it
-    path = None if config.get("mounted") else candidate
-    sys.meta_path.insert(0, CandidateFinder(module, path, config.get("search_locations")))
+    """Serve each target module from its candidate file (the primary's settings, and with
+    several targets each of ``also``'s)."""
+    for one in [config, *config.get("also", [])]:
+        module = one.get("module")
+        candidate = one.get("candidate")
+        if not module or not candidate:
+            continue
+        sys.modules.pop(module, None)
+        # a mounted candidate sits at the target's own path: plain imports find it
+        path = None if one.get("mounted") else candidate
+        sys.meta_path.insert(0, CandidateFinder(module, path, one.get("search_locations")))
+
+
+def _candidate_files(config: dict[str, Any]) -> list[str] | None:
+    """The file names the candidate's code runs from (None: the project's own code)."""
+    if not config.get("candidate"):
+        return None
+    return [config["candidate"], *(one["candidate"] for one in config.get("also", []))]
+
+
+def _target_modules(config: dict[str, Any]) -> tuple[str, ...]:
+    """Every target module: the primary's, then the others'."""
+    names = [config.get("module") or "", *(one["module"] for one in config.get("also", []))]
+    return tuple(name for name in names if name)
 
 
 _CONFIG = _load_config()
@@ -134,7 +150,7 @@ _RECORDER = Recorder(_CONFIG["module"]) if _CONFIG.get("record_calls") else None
 if _RECORDER is not None:
     sys.meta_path.insert(0, RecordingFinder(_RECORDER))
 if _CONFIG.get("results"):
-    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
+    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _candidate_files(_CONFIG),
                  _write_results.__code__, _CONFIG.get("allowed"))
 if _CONFIG.get("marks"):
     _CONFIG["marks"].install()  # before any project code, or identities are recorded
@@ -159,7 +175,7 @@ def _outcome(previous: str | None, report: pytest.TestReport) -> str:
 class StateWatch:
     """Fingerprints of what the tests rely on: once all is loaded, and around each test."""
 
-    def __init__(self, target: str, rootdir: Path) -> None:
+    def __init__(self, target: str | tuple[str, ...], rootdir: Path) -> None:
         self.target = target
         self.rootdir = rootdir
         self.modules: list[str] = []
@@ -243,7 +259,7 @@ class WorkerRecorder:
         self.collected: list[str] = []
         self.collection_errors: list[str] = []
         self.speed: list[float] = []  # machine speed probes, before and after the tests
-        self.state = StateWatch(settings.get("module") or "", Path(str(config.rootpath)))
+        self.state = StateWatch(_target_modules(settings), Path(str(config.rootpath)))
         self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
         self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
         self.coverage: TargetCoverage | None = None

@@ -19,7 +19,7 @@ from typing import Any
 
 from pytest_aide.journal import Journal, write_atomic
 from pytest_aide.metrics import BENCHMARK_STATS
-from pytest_aide.report.artifacts import unified_patch
+from pytest_aide.report.artifacts import code_patch
 from pytest_aide.report.formatting import objective_labels, time_text
 
 
@@ -28,7 +28,7 @@ def render_tree_html(journal: Journal) -> str:
     for node in journal.nodes:
         if node.parent is not None:
             parent_code = journal[node.parent].code
-            diffs[str(node.id)] = unified_patch(parent_code, node.code, journal.target)
+            diffs[str(node.id)] = code_patch(journal.relpaths, parent_code, node.code)
     data = {
         "journal": journal.to_dict(),
         "labels": objective_labels(journal),
@@ -37,7 +37,7 @@ def render_tree_html(journal: Journal) -> str:
         "diffs": diffs,
     }
     parts = {
-        "TITLE": html.escape(f"pytest-aide · {journal.target} · {journal.run_id}"),
+        "TITLE": html.escape(f"pytest-aide · {journal.targets_text} · {journal.run_id}"),
         "CSS": _asset("tree.css"),
         "JS": _asset("tree.js"),
         "DATA": embed_json(data),
