@@ -389,3 +389,67 @@ def test_the_first_file_alone_is_not_a_run_of_both(tmp_path: Path) -> None:
     assert find_run(tmp_path, "caller.py", "latest").name == "one"
     assert find_run(tmp_path, "caller.py", "latest", also=["kernel.py"]).name == "two"
 
+
+
+# -- a model's reply, per file ----------------------------------------------------------
+
+BOTH_FILES_REPLY = f"""\
+Batch the kernel's calls: one sleep for all the values.
+
+### kernel.py
+```python
+{FAST_KERNEL}```
+
+### caller.py
+```python
+def total(values):
+    return sum(kernel.steps(values))
+```
+"""
+
+CALLER_EDIT_ONLY = """\
+Use the batch call (the kernel is left as it is).
+
+### caller.py
+<<<<<<< SEARCH
+    return sum(kernel.step(v) for v in values)
+=======
+    return sum(kernel.steps(values))
+>>>>>>> REPLACE
+"""
+
+
+def test_the_model_sees_every_file_and_answers_per_file(
+    pytester: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the real openai SDK and a loopback server: the prompt shows the kernel in
+    full and the caller's target function (item 1's skeleton prompt, as a member of the
+    list); a reply with a section per file changes both; one that leaves the kernel out
+    keeps it as it is (and fails: the caller alone calls a batch function it lacks)."""
+    from llm_fake import FakeProvider, run_with, use_fake_openai
+
+    write_project(pytester)
+    (pytester.path / "test_pipeline.py").write_text(
+        TESTS.replace('target=["caller", "kernel"]', 'target=["caller:total", "kernel"]'))
+    use_fake_openai(monkeypatch)
+    fake = FakeProvider(httpserver, "openai")
+    fake.push(fake.text(CALLER_EDIT_ONLY), fake.text(BOTH_FILES_REPLY))
+    result = run_with(pytester, fake, "--aide-steps", "2", "--aide-sandbox", "off",
+                      "--aide-debug-prob", "0", "--aide-drafts", "2", "-p", "no:randomly")
+    output = result.stdout.str()
+    assert result.ret == 0, output
+    assert len(fake.received) == 2, output
+    prompt = str(fake.received[0].body["messages"][-1]["content"])
+    assert "Optimize these files together: `total` in `caller.py`, `kernel.py`" in prompt
+    assert "## caller.py: `total`, in full" in prompt and "## kernel.py" in prompt
+    assert "def step(x):" in prompt and "### kernel.py" in prompt  # its code; the format
+    (journal_path,) = (pytester.path / ".aide").glob("*/journal.json")
+    nodes = json.loads(journal_path.read_text())["nodes"]
+    first, second = (Sources.decode(n["code"], RELPATHS) for n in nodes[1:])
+    assert first.text("kernel.py") == KERNEL and nodes[1]["status"] == "buggy"
+    assert "kernel.steps" in first.text("caller.py")
+    assert nodes[2]["status"] == "good", nodes[2]["error"]
+    assert second.text("kernel.py") == FAST_KERNEL
+    assert second.text("caller.py") == FAST_CALLER  # the definition spliced into the file
+    assert (pytester.path / "caller.py").read_text() == FAST_CALLER
+    assert (pytester.path / "kernel.py").read_text() == FAST_KERNEL

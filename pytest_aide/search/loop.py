@@ -43,6 +43,7 @@ from pytest_aide.proposers.base import (
     ProposerRefused,
     ProposerRequestError,
     SearchExhausted,
+    TargetFile,
 )
 from pytest_aide.search import moved
 from pytest_aide.search.flight import Flight, OneAtATime, Stage, spawn
@@ -357,6 +358,8 @@ class Search:
             target_path=self.journal.target,
             module=self.journal.module,
             symbol=self.journal.symbol,
+            also=[TargetFile(path, t.module, t.symbol) for path, t in
+                  zip(self.journal.relpaths[1:], self.context.study.also, strict=True)],
             original_code=self.context.original_code,
             test_sources=self.context.test_sources,
             objectives=infos,
