@@ -453,3 +453,65 @@ def test_the_model_sees_every_file_and_answers_per_file(
     assert second.text("caller.py") == FAST_CALLER  # the definition spliced into the file
     assert (pytester.path / "caller.py").read_text() == FAST_CALLER
     assert (pytester.path / "kernel.py").read_text() == FAST_KERNEL
+
+
+# -- the tuner --------------------------------------------------------------------------
+
+
+def test_the_tuner_searches_the_knobs_of_every_file() -> None:
+    from pytest_aide.journal import Node, Operator
+    from pytest_aide.proposers.base import ProposalRequest
+    from pytest_aide.proposers.tune.proposer import TuneProposer
+
+    code = Sources.of([("a.py", "BLOCK = 4\n"), ("b.py", "BLOCK = 8\nWIDTH = 2\n")]).encode()
+    tuner = TuneProposer(code, seed=3, relpaths=["a.py", "b.py"])
+    assert [t.name for t in tuner.tunables] == ["a.py:BLOCK", "b.py:BLOCK", "b.py:WIDTH"]
+    root = Node(id=0, parent=None, step=0, operator=Operator.BASELINE, plan="", code=code)
+    request = ProposalRequest(operator="draft", parent=root, target_path="a.py", module="a",
+                              original_code=code, test_sources={}, objectives=[])
+    changed = set()
+    for _ in range(3):  # each knob moved alone first
+        proposal = tuner.propose(request)
+        sources = Sources.decode(proposal.code, ["a.py", "b.py"])
+        changed.update(Sources.decode(code, ["a.py", "b.py"]).changed(sources))
+        values = tuner._values_in(proposal.code)
+        assert sum(values[t.name] != t.value for t in tuner.tunables) == 1, values
+    assert changed == {"a.py", "b.py"}
+
+
+SCORED_KERNEL = "GAIN = 1  # aide: 1..8\n"
+SCORED_CALLER = "import kernel\n\nOFFSET = 1  # aide: 1..8\n\n\ndef score():\n" \
+                "    return kernel.GAIN * 10 + OFFSET\n"
+SCORED_TESTS = """\
+import pytest
+from caller import score
+
+
+@pytest.mark.optimize(metric="score", maximize=True, target=["caller", "kernel"])
+def test_score(record_property):
+    record_property("score", score())
+"""
+
+
+def test_a_tuner_run_over_two_files_writes_both_and_resumes(pytester: pytest.Pytester) -> None:
+    """``--aide-model tune``: the knobs of both files are searched, the best is written to
+    both, and ``--aide-resume latest`` finds the run by its list of targets."""
+    (pytester.path / "kernel.py").write_text(SCORED_KERNEL)
+    (pytester.path / "caller.py").write_text(SCORED_CALLER)
+    pytester.makepyfile(test_scores=SCORED_TESTS)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    flags = ("--aide-model", "tune", "--aide-sandbox", "off", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("--aide-steps", "4", *flags)
+    assert result.ret == 0, result.stdout.str()
+    (journal_path,) = (pytester.path / ".aide").glob("*/journal.json")
+    journal = json.loads(journal_path.read_text())
+    moved = {path for node in journal["nodes"][1:]
+             for path in Sources.decode(journal["nodes"][0]["code"], RELPATHS).changed(
+                 Sources.decode(node["code"], RELPATHS))}
+    assert moved == set(RELPATHS), journal["nodes"]
+    best = Sources.decode(journal["nodes"][journal["best_id"]]["code"], RELPATHS)
+    assert [(pytester.path / p).read_text() for p in RELPATHS] == [best.text(p) for p in RELPATHS]
+    resumed = pytester.runpytest_subprocess("--aide-steps", "6", "--aide-resume", "latest",
+                                            *flags)
+    assert resumed.ret == 0, resumed.stdout.str()
+    assert len(json.loads(journal_path.read_text())["nodes"]) == 7
