@@ -472,12 +472,28 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
         path = Path(str(item.path)).resolve()
         if path not in study.test_files:
             study.test_files.append(path)
+    _check_disjoint(list(studies.values()))
     for study in studies.values():
         files = set(study.test_files)
         study.guard_nodeids = [
             item.nodeid for item in items if Path(str(item.path)).resolve() in files
         ]
     return list(studies.values())
+
+
+def _check_disjoint(studies: list[Study]) -> None:
+    """A file is a target of one run only: two runs would each write it."""
+    owner: dict[Path, Study] = {}
+    for study in studies:
+        for target in study.targets:
+            other = owner.setdefault(target.path, study)
+            if other is not study:
+                raise MarkerError(
+                    f"{study.objectives[0].nodeid}: {target.path.name} is a target of the "
+                    f"markers of {other.objectives[0].nodeid} too (targets "
+                    f"{[t.name for t in other.targets]} and {[t.name for t in study.targets]}"
+                    "); a file can be optimized by one run only: give both markers the same "
+                    "target=[...].")
 
 
 def _loosest(first: float | None, second: float | None) -> float | None:

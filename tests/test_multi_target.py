@@ -515,3 +515,19 @@ def test_a_tuner_run_over_two_files_writes_both_and_resumes(pytester: pytest.Pyt
                                             *flags)
     assert resumed.ret == 0, resumed.stdout.str()
     assert len(json.loads(journal_path.read_text())["nodes"]) == 7
+
+
+def test_a_file_in_two_runs_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    write_project(pytester)
+    pytester.makepyfile(test_kernel="""
+        import pytest
+        import kernel
+
+        @pytest.mark.optimize(metric="mean", target="kernel")
+        def test_step(benchmark):
+            benchmark(kernel.step, 1)
+        """)
+    result = pytester.runpytest("--aide-steps", "1", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "kernel.py is a target of the markers of" in result.stderr.str() + \
+        result.stdout.str()
