@@ -376,6 +376,10 @@ def test_a_two_file_speedup_is_confirmed_written_atomically_and_patched(
                         pytester.path / "repo")
     report = (run_dir / "report.md").read_text()
     assert "a/kernel.py" in report and "a/caller.py" in report
+    assert "targets `caller.py`, `kernel.py`" in report
+    tree = (run_dir / "tree.html").read_text()
+    assert "# ---- kernel.py ----" in tree and "+++ b/kernel.py" in tree
+    assert "target: caller.py + kernel.py written" in output
     assert find_run(pytester.path / ".aide", "caller.py", "latest", also=["kernel.py"]) == run_dir
 
 

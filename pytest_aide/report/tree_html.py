@@ -21,6 +21,7 @@ from pytest_aide.journal import Journal, write_atomic
 from pytest_aide.metrics import BENCHMARK_STATS
 from pytest_aide.report.artifacts import code_patch
 from pytest_aide.report.formatting import objective_labels, time_text
+from pytest_aide.sources import Sources, SourcesError
 
 
 def render_tree_html(journal: Journal) -> str:
@@ -30,7 +31,7 @@ def render_tree_html(journal: Journal) -> str:
             parent_code = journal[node.parent].code
             diffs[str(node.id)] = code_patch(journal.relpaths, parent_code, node.code)
     data = {
-        "journal": journal.to_dict(),
+        "journal": _readable(journal),
         "labels": objective_labels(journal),
         "units": {o["nodeid"]: _unit(o["metric"]) for o in journal.objectives},
         "time": time_text(journal),
@@ -44,6 +45,21 @@ def render_tree_html(journal: Journal) -> str:
     }
     # one pass, so that text inserted for one placeholder is never taken for another
     return re.sub(r"__(TITLE|CSS|JS|DATA)__", lambda match: parts[match[1]], PAGE)
+
+
+def _readable(journal: Journal) -> dict:
+    """The journal as the page shows it: with several target files, each node's code as the
+    files one after another, each under a line naming it (not their stored JSON)."""
+    data = journal.to_dict()
+    if len(journal.relpaths) == 1:
+        return data
+    for node in data["nodes"]:
+        try:
+            sources = Sources.decode(node["code"], journal.relpaths)
+        except SourcesError:
+            continue
+        node["code"] = "\n".join(f"# ---- {path} ----\n{text}" for path, text in sources)
+    return data
 
 
 def _unit(metric: str) -> str:
