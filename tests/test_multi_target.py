@@ -535,3 +535,20 @@ def test_a_file_in_two_runs_is_a_usage_error(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "kernel.py is a target of the markers of" in result.stderr.str() + \
         result.stdout.str()
+
+
+def test_a_test_that_runs_only_the_other_file_guards_too(pytester: pytest.Pytester) -> None:
+    """The guard probe's coverage measures every target file: a test that calls only the
+    kernel is among the tests that execute the target (the guards of ``--aide-guards auto``),
+    its functions named apart from the primary's."""
+    study = two_file_project(pytester)
+    pytester.makepyfile(test_kernel="import kernel\n\n\ndef test_step():\n"
+                                    "    assert kernel.step(2) == 4\n")
+    evaluator = Evaluator(study, pytester.path, sandbox=choose("bwrap").sandbox,
+                          protected_exclude=[pytester.path / ".aide"])
+    probe = evaluator.evaluate(None, pytester.path / ".aide" / "probe",
+                               [*study.nodeids, "test_kernel.py::test_step"], baseline=None,
+                               coverage=True)
+    assert "test_kernel.py::test_step" in probe.executed_target, probe.executed_target
+    assert probe.target_functions["test_kernel.py::test_step"] == ["kernel.py::step"]
+    assert "total" in probe.target_functions["test_pipeline.py::test_total"]

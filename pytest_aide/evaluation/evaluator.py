@@ -473,7 +473,7 @@ class Evaluator:
                 pool.give_back(zygote)  # type: ignore[union-attr]
                 return evaluation
         settings = self._worker_settings(source, workdir, original)
-        extra.apply(settings, self.study.target.path)
+        extra.apply(settings, self.study.target.path, [t.path for t in self.study.also])
         key, env, results_path = self._hand_over(settings, workdir / "worker.json")
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
@@ -517,7 +517,7 @@ class Evaluator:
         settings = self._worker_settings(source, workdir, original, results=slot / "results.json",
                                          mounted=[zygote.candidate_file, *zygote.also_files])
         if extra is not None:
-            extra.apply(settings, self.study.target.path)
+            extra.apply(settings, self.study.target.path, [t.path for t in self.study.also])
         key, env, results_path = self._hand_over(settings, slot / "worker.json")
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
@@ -636,9 +636,12 @@ class _Extra:
             return ["--benchmark-disable"]
         return ["-x"] if self.first_failure_ends else []
 
-    def apply(self, settings: dict[str, Any], target: Path) -> None:
+    def apply(self, settings: dict[str, Any], target: Path, also: Iterable[Path] = ()
+              ) -> None:
+        """``also``: the other target files, measured by the coverage probe too."""
         if self.coverage:
             settings["coverage_of"] = str(target)
+            settings["coverage_also"] = [str(path) for path in also]
         if self.record_calls:
             settings["record_calls"] = True
         if self.replay is not None:

@@ -218,11 +218,15 @@ class TargetCoverage:
     only the target's file, with one context per test, so that a line run while the module
     was imported (collection) counts for no test."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, also: list[str] | None = None) -> None:
         import coverage
 
         self.path = path
-        self.cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
+        #: The other target files (``target=[...]``): a test that runs their code guards too;
+        #: their functions are named ``file.py::qualname``, apart from the primary's.
+        self.also = list(also or [])
+        self.cov = coverage.Coverage(data_file=None, include=[path, *self.also],
+                                     config_file=False)
         self.cov.start()
 
     @pytest.hookimpl(hookwrapper=True)
@@ -236,13 +240,26 @@ class TargetCoverage:
         while it was imported); a test that ran only module-level code has an empty list."""
         self.cov.stop()
         data = self.cov.get_data()
+        found: dict[str, list[str]] = {}
+        for path in [self.path, *self.also]:
+            prefix = "" if path == self.path else f"{Path(path).name}::"
+            for context, names in self._functions_run(data, path, bool(self.also)).items():
+                found.setdefault(context, []).extend(prefix + name for name in names)
+        return found
+
+    @staticmethod
+    def _functions_run(data: Any, path: str, several: bool) -> dict[str, list[str]]:
+        """Each context's functions of ``path`` that ran (``several``: other files were
+        measured too, and are left out)."""
         lines: dict[str, set[int]] = {}
         for measured in data.measured_files():
+            if several and os.path.realpath(measured) != os.path.realpath(path):
+                continue
             for line, names in (data.contexts_by_lineno(measured) or {}).items():
                 for name in names:
                     lines.setdefault(name, set()).add(line)
         try:
-            spans = selection.function_spans(read_source(Path(self.path)))
+            spans = selection.function_spans(read_source(Path(path)))
         except (OSError, SourceUnreadable):
             spans = []
         return {context: selection.functions_run(spans, ran) for context, ran in lines.items()}
@@ -437,5 +454,6 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = WorkerRecorder(config, _CONFIG)
         config.pluginmanager.register(recorder, "aide-worker-recorder")
         if _CONFIG.get("coverage_of"):
-            recorder.coverage = TargetCoverage(_CONFIG["coverage_of"])
+            recorder.coverage = TargetCoverage(_CONFIG["coverage_of"],
+                                               _CONFIG.get("coverage_also"))
             config.pluginmanager.register(recorder.coverage, "aide-target-coverage")
