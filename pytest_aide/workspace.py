@@ -233,8 +233,10 @@ def _replace_all(writes: Sequence[tuple[Path, str, Path]]) -> None:
                 os.fsync(handle.fileno())
             os.chmod(temporary, mode)
         for (temporary, path), (_, _, backup) in zip(temporaries, writes, strict=True):
-            os.replace(temporary, path)
+            # noted first: an interrupt just after the rename must still put this one back
+            # (putting back one not yet renamed writes what it already holds)
             renamed.append((path, backup))
+            os.replace(temporary, path)
     except BaseException:
         with _sigint_held():
             for temporary, _ in temporaries:
