@@ -552,3 +552,28 @@ def test_a_test_that_runs_only_the_other_file_guards_too(pytester: pytest.Pytest
     assert "test_kernel.py::test_step" in probe.executed_target, probe.executed_target
     assert probe.target_functions["test_kernel.py::test_step"] == ["kernel.py::step"]
     assert "total" in probe.target_functions["test_pipeline.py::test_total"]
+
+
+def test_a_reply_per_file_is_read_by_its_headings() -> None:
+    """A section under a heading naming a target file is that file's reply (a function
+    target's definition spliced in, and refused outside it, naming the file); a reply that
+    names no file is asked again (NoCodeError)."""
+    from pytest_aide.proposers.base import TargetFile
+    from pytest_aide.proposers.replies import EditMismatchError, NoCodeError, parse_files_reply
+
+    parent = Sources.decode(candidate(), RELPATHS)
+    files = [TargetFile("caller.py", "caller", "total"), TargetFile("kernel.py", "kernel")]
+    parsed = parse_files_reply(BOTH_FILES_REPLY, parent, files)
+    assert parsed.plan.startswith("Batch the kernel's calls") and parsed.form == "files"
+    assert Sources.decode(parsed.code, RELPATHS) == Sources.decode(
+        candidate(FAST_CALLER, FAST_KERNEL), RELPATHS)
+    only_kernel = parse_files_reply(f"Batch.\n\n## `kernel.py`\n```python\n{FAST_KERNEL}```\n",
+                                    parent, files)
+    assert Sources.decode(only_kernel.code, RELPATHS).text("caller.py") == CALLER
+    with pytest.raises(NoCodeError, match="names none of the files"):
+        parse_files_reply(f"Batch.\n\n```python\n{FAST_KERNEL}```\n", parent, files)
+    outside = "Edit.\n\n### caller.py\n<<<<<<< SEARCH\nimport kernel\n=======\nimport kernel" \
+              " as k\n>>>>>>> REPLACE\n"
+    with pytest.raises(EditMismatchError, match=r"^caller\.py: edit 1 of 1 did not match the "
+                       r"definition of `total`"):
+        parse_files_reply(outside, parent, files)
