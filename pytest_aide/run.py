@@ -223,7 +223,8 @@ class TargetRun:
 
     @property
     def relpath(self) -> str:
-        """The primary target's path; with several targets, every one's, joined by ' + '."""
+        """The target's path, as messages name it; with several targets, every one's, joined
+        by ' + '."""
         return " + ".join(self.study.relpaths(self.rootdir))
 
     @property

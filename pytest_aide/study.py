@@ -70,9 +70,6 @@ class Study:
     """One target with the tests that measure it and the tests that guard it."""
 
     target: Target
-    #: With ``target=[...]``: the other targets, changed together with ``target`` (the
-    #: primary: the first in the list, whose module the replay and fresh inputs follow).
-    also: tuple[Target, ...] = ()
     objectives: list[Objective] = field(default_factory=list)
     guard_nodeids: list[str] = field(default_factory=list)
     test_files: list[Path] = field(default_factory=list)
@@ -81,6 +78,9 @@ class Study:
     compare: bool = True
     rtol: float | None = None
     atol: float | None = None
+    #: With ``target=[...]``: the other targets, changed together with ``target`` (the
+    #: primary: the first in the list, whose module the replay and fresh inputs follow).
+    also: tuple[Target, ...] = ()
 
     @property
     def targets(self) -> tuple[Target, ...]:
