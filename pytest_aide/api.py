@@ -33,14 +33,16 @@ class OptimizeResult:
     #: The run directory (journal, report, tree, patch); None when no run started.
     run_dir: Path | None
     journal: Journal | None
-    #: The best code, when a candidate beat the original (else None).
+    #: The best code, when a candidate beat the original (else None); with several targets,
+    #: every file's as ``pytest_aide.sources.Sources`` stores them (``Sources.decode(best_code,
+    #: journal.relpaths)``).
     best_code: str | None
     #: The marked tests' metrics on the original and on the best, by test id.
     baseline_metrics: dict[str, float]
     best_metrics: dict[str, float]
     #: Whether the best was confirmed against the original (None: no best to confirm).
     confirmed: bool | None
-    #: Whether the target file now holds the best code.
+    #: Whether the target file (every target file) now holds the best code.
     written: bool
 
     @property
