@@ -577,3 +577,28 @@ def test_a_reply_per_file_is_read_by_its_headings() -> None:
     with pytest.raises(EditMismatchError, match=r"^caller\.py: edit 1 of 1 did not match the "
                        r"definition of `total`"):
         parse_files_reply(outside, parent, files)
+
+
+#: The batch call, right while the optimizer measures it (its worker is loaded) and wrong in
+#: a plain run: every evaluation passes, only the final check can tell.
+KERNEL_RIGHT_ONLY_WHEN_MEASURED = FAST_KERNEL.replace("def steps(values):", '''import sys
+
+_MEASURED = any(name == "pytest" + "_aide.evaluation.worker" for name in sys.modules)
+
+
+def steps(values):
+    if not _MEASURED:
+        return [0 for x in values]''')
+
+
+def test_a_failed_final_check_puts_both_files_back(pytester: pytest.Pytester) -> None:
+    write_project(pytester)
+    plans = [("both", {"kernel.py": KERNEL_RIGHT_ONLY_WHEN_MEASURED, "caller.py": FAST_CALLER})]
+    pytester.makeconftest(SCRIPTED.replace("{CANDIDATES}", repr(plans)))
+    result = pytester.runpytest_subprocess("--aide-steps", "1", "-p", "no:randomly",
+                                           "-p", "no:cacheprovider")
+    output = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
+    assert "Put back as they were: caller.py, kernel.py" in output, output
+    assert (pytester.path / "caller.py").read_text() == CALLER
+    assert (pytester.path / "kernel.py").read_text() == KERNEL
