@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from pytest_aide.study import Study
 
 MARKER_HELP = (
-    "optimize(metric, maximize=None, target=None, inputs=None, compare=True, rtol=None, "
+    "optimize(metric, maximize=None, target=None, inputs=None, compare=None, rtol=None, "
     "atol=None): let pytest-aide optimize the target module for this test's metric (a "
     "pytest-benchmark statistic such as 'mean', or a value recorded with record_property); "
-    "candidates must give the original's answers (compare, within rtol/atol for floats); run "
+    "candidates must give the original's answers (compare; by default only when a speed is "
+    "measured), within rtol/atol for floats; run "
     "with --aide-steps N to search."
 )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.sandbox import Sandbox
+from pytest_aide.evaluation.sandbox import Sandbox, network_hint
 from pytest_aide.executors.base import (
     Announcing,
     CapacityError,
@@ -376,7 +376,7 @@ class TargetRun:
             measure=self.settings.measure,
             guard_mode=GuardMode(self.settings.guards),
             guard_suite=self.guard_suite,
-            compare=self.settings.compare == "on" and self.study.compare,
+            compare=self.settings.compare == "on" and self.study.replays_answers,
             rtol=_first(self.study.rtol, self.settings.rtol),
             atol=_first(self.study.atol, self.settings.atol),
             read_test=lambda path: _read_or_empty(self.rootdir / path),
@@ -413,9 +413,17 @@ class TargetRun:
         except BaselineError as exc:
             journal.outcome = f"baseline failed: {exc}"
             journal.save(search.journal_path)
-            raise RunError(f"{self.relpath}: {exc}") from None
+            hint = network_hint(self.sandbox, str(exc))
+            raise RunError(f"{self.relpath}: {exc}" + (f"\n{hint}" if hint else "")) from None
         for note in search.fresh_notes():
             self.write_line(f"aide: {note}")
+        if self.settings.compare == "on" and not self.study.replays_answers:
+            self.write_line(
+                "aide: the original's answers are not replayed: "
+                + ("a marker says compare=False" if self.study.compare is False else
+                   "no marked test measures speed, and a better score means different "
+                   "answers (compare=True in the marker replays them)")
+                + "; the tests alone judge behaviour")
         choice = search.guard_choice
         if choice is not None:
             self.write_line(f"aide: {choice.header(self.study.target.path.name)}")

@@ -73,9 +73,10 @@ class Study:
     objectives: list[Objective] = field(default_factory=list)
     guard_nodeids: list[str] = field(default_factory=list)
     test_files: list[Path] = field(default_factory=list)
-    #: Replay the original's recorded answers against candidates (False when any marker
-    #: of the target says ``compare=False``), and the tolerance the markers ask for.
-    compare: bool = True
+    #: What the markers say of replaying the original's recorded answers against candidates
+    #: (False when any says ``compare=False``, True when one says ``compare=True``, None when
+    #: none says: ``replays_answers`` decides), and the tolerance they ask for.
+    compare: bool | None = None
     rtol: float | None = None
     atol: float | None = None
     #: With ``target=[...]``: the other targets, changed together with ``target`` (the
@@ -92,6 +93,19 @@ class Study:
         return [t.relpath(rootdir) for t in self.targets]
 
     @property
+    def timed(self) -> bool:
+        """Some marked test measures speed (a pytest-benchmark statistic)."""
+        return any(o.metric in BENCHMARK_STATS for o in self.objectives)
+
+    @property
+    def replays_answers(self) -> bool:
+        """Candidates must give the original's answers: by default when a speed is measured
+        (a faster candidate must do the same work); not when every metric is a score
+        (accuracy, a prompt's success rate), which a better candidate earns by answering
+        differently, unless a marker asks with ``compare=True``."""
+        return self.compare if self.compare is not None else self.timed
+
+    @property
     def nodeids(self) -> list[str]:
         """Every test the evaluator runs: the guards, which include the marked tests."""
         return list(dict.fromkeys([*self.guard_nodeids, *(o.nodeid for o in self.objectives)]))
@@ -102,7 +116,7 @@ class MarkerSpec:
     metric: str
     maximize: bool
     target: Any
-    compare: bool = True
+    compare: bool | None = None  # None: Study.replays_answers decides
     rtol: float | None = None
     atol: float | None = None
     inputs: Any = None
@@ -119,7 +133,7 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
     maximize = kwargs.pop("maximize", args.pop(0) if args else None)
     target = kwargs.pop("target", args.pop(0) if args else None)
     inputs = kwargs.pop("inputs", None)
-    compare = kwargs.pop("compare", True)
+    compare = kwargs.pop("compare", None)
     tolerance = {name: kwargs.pop(name, None) for name in ("rtol", "atol")}
     where = item.nodeid
     if args or kwargs:
@@ -151,6 +165,13 @@ def parse_marker(item: pytest.Item) -> MarkerSpec | None:
                       inputs=inputs, **tolerance)
 
 
+def _combined_compare(so_far: bool | None, marker: bool | None) -> bool | None:
+    """One marker's ``compare=False`` turns the replay off; else one ``compare=True`` on."""
+    if so_far is False or marker is False:
+        return False
+    return True if (so_far or marker) else None
+
+
 def _check_inputs(where: str, inputs: Any) -> None:
     """``inputs=``: a callable or a Hypothesis strategy (checked by its module: Hypothesis is
     imported only by test files that use it)."""
@@ -164,7 +185,7 @@ def _check_inputs(where: str, inputs: Any) -> None:
 
 
 def _check_comparison(where: str, compare: Any, tolerance: dict[str, Any]) -> None:
-    if not isinstance(compare, bool):
+    if compare is not None and not isinstance(compare, bool):
         raise MarkerError(f"{where}: compare must be True or False, not {compare!r}.")
     for name, value in tolerance.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -466,7 +487,7 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
         study.objectives.append(
             Objective(nodeid=item.nodeid, metric=spec.metric, maximize=spec.maximize)
         )
-        study.compare = study.compare and spec.compare
+        study.compare = _combined_compare(study.compare, spec.compare)
         study.rtol = _loosest(study.rtol, spec.rtol)
         study.atol = _loosest(study.atol, spec.atol)
         path = Path(str(item.path)).resolve()

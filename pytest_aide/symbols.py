@@ -25,6 +25,7 @@ SKELETON_CHARS = 6000
 DOCSTRING_CHARS = 300
 STATEMENT_CHARS = 300
 _TARGET_MARK = "__aide_target__"
+_MORE_MARK = "__aide_more_methods__"
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,13 @@ def splice(parent: str, qualname: str, block: str) -> tuple[str, bool]:
         raise SpliceError(f"the parent's code does not define `{qualname}`")
     parent_lines = lines(parent)
     newline = _newline(parent_lines[span.end - 1])  # the file's line ends, not the reply's
+    block_lines = lines(dedented)
+    while block_lines and not block_lines[0].strip():  # blank lines around the reply's
+        block_lines.pop(0)                              # definition are not part of it
+    while block_lines and not block_lines[-1].strip():
+        block_lines.pop()
     new = [(span.indent + line if line.strip() else "").rstrip("\r\n") + newline
-           for line in lines(dedented)]
+           for line in block_lines]
     return "".join([*parent_lines[: span.start], *new, *parent_lines[span.end :]]), True
 
 
@@ -193,29 +199,57 @@ def changes_outside(parent: str, candidate: str, qualname: str) -> list[Change] 
 
 
 def skeleton(code: str, qualname: str, budget: int = SKELETON_CHARS) -> str:
-    """The module without the bodies: imports, constants, and the other definitions'
-    signatures and docstrings (those the target uses first), within ``budget`` characters.
-    The target's own body is a marker: it is shown in full elsewhere."""
+    """The module without the bodies: imports, and within ``budget`` characters the
+    constants and the other definitions' signatures and docstrings, those the target uses
+    first (for a method, its class's other methods the same way). The target's own body is
+    a marker: it is shown in full elsewhere. A real library's module holds hundreds of
+    constants and methods: all of them would make the prompt as large as the module."""
     tree = ast.parse(code)
     parts = qualname.split(".")
     used = _names_used(find_node(tree, qualname))
-    pieces: list[tuple[int, str]] = []  # (0: always, 1: used by the target, 2: other), text
-    for node in tree.body:
-        rank = 0
-        if isinstance(node, _DEFS) and node.name != parts[0]:
-            rank = 1 if node.name in used else 2
-        pieces.append((rank, _outline(node, parts)))
-    keep: set[int] = set()
+    holder = next((n for n in tree.body if isinstance(n, ast.ClassDef) and len(parts) > 1
+                   and n.name == parts[0]), None)
+    # (rank, size, key): 0 always shown, 1 used by the target, 2 other definitions, 3 other
+    # statements; key: a top-level index, or the name of a method of the target's class
+    texts: dict[int | str, str] = {i: _outline(node, parts)
+                                   for i, node in enumerate(tree.body) if node is not holder}
+    ranked = [(_rank(node, parts, used), i) for i, node in enumerate(tree.body)
+              if node is not holder]
+    if holder is not None:
+        siblings = [c for c in holder.body if isinstance(c, _DEFS) and c.name != parts[1]]
+        for child in siblings:
+            texts[child.name] = ast.unparse(_stub(copy.deepcopy(child), []))
+            rank = 1 if child.name in used or child.name == "__init__" else 2
+            ranked.append((rank, child.name))
+    keep: set[int | str] = set()
     size = 0
-    for rank in (0, 1, 2):
-        for index, (level, text) in enumerate(pieces):
-            if level == rank and (rank == 0 or size + len(text) <= budget):
-                keep.add(index)
-                size += len(text) + 1
-    out = [text for index, (_, text) in enumerate(pieces) if index in keep]
-    if len(keep) < len(pieces):
-        out.append(f"# ... {len(pieces) - len(keep)} more top-level definitions, not shown")
+    for rank, key in sorted(ranked, key=lambda pair: pair[0]):
+        if rank == 0 or size + len(texts[key]) <= budget:
+            keep.add(key)
+            size += len(texts[key]) + 1
+    out = []
+    for index, node in enumerate(tree.body):
+        if node is holder:
+            out.append(_outline(node, parts, {k for k in keep if isinstance(k, str)}))
+        elif index in keep:
+            out.append(texts[index])
+    left = sum(1 for i, node in enumerate(tree.body) if node is not holder and i not in keep)
+    if left:
+        out.append(f"# ... {left} more top-level definitions, not shown")
     return "\n".join(out)
+
+
+def _rank(node: ast.stmt, target: list[str], used: set[str]) -> int:
+    """How much the skeleton wants a top-level statement (0: always; 3: least)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return 0
+    if isinstance(node, _DEFS):
+        if node.name == target[0]:
+            return 0
+        return 1 if node.name in used else 2
+    assigned = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)}
+    return 1 if assigned & used else 3
 
 
 def _names_used(node: ast.AST | None) -> set[str]:
@@ -226,20 +260,24 @@ def _names_used(node: ast.AST | None) -> set[str]:
     }
 
 
-def _outline(node: ast.stmt, target: list[str]) -> str:
-    """One top-level statement as the skeleton shows it."""
+def _outline(node: ast.stmt, target: list[str], methods: set[str] | None = None) -> str:
+    """One top-level statement as the skeleton shows it (``methods``: for the target's
+    class, the other methods it shows)."""
     if isinstance(node, _DEFS):
-        stub = _stub(copy.deepcopy(node), target)
-        return ast.unparse(stub).replace(_TARGET_MARK, "...  # the target, shown in full above")
+        stub = _stub(copy.deepcopy(node), target, methods)
+        text = ast.unparse(stub).replace(_TARGET_MARK, "...  # the target, shown in full above")
+        return text.replace(_MORE_MARK, "...  # more methods, not shown")
     text = ast.unparse(node)
     if isinstance(node, (ast.Import, ast.ImportFrom)) or len(text) <= STATEMENT_CHARS:
         return text
     return text[:STATEMENT_CHARS].rstrip() + "  # ... (cut)"
 
 
-def _stub(node: Definition, target: list[str]) -> Definition:
+def _stub(node: Definition, target: list[str], methods: set[str] | None = None
+          ) -> Definition:
     """A definition with its body cut down to its docstring and ``...``; a class keeps its
-    short assignments and its methods' stubs. The target's own body is a marker."""
+    short assignments and its methods' stubs (only ``methods`` of them, when given, and a
+    marker for the rest). The target's own body is a marker."""
     is_target = target == [node.name]
     body: list[ast.stmt] = []
     doc = ast.get_docstring(node)
@@ -250,13 +288,19 @@ def _stub(node: Definition, target: list[str]) -> Definition:
         body.append(ast.Expr(ast.Name(_TARGET_MARK)))
     elif isinstance(node, ast.ClassDef):
         inner = target[1:] if target and node.name == target[0] else []
+        left_out = False
         for child in node.body:
             if isinstance(child, _DEFS):
+                if methods is not None and child.name not in methods and [child.name] != inner:
+                    left_out = True
+                    continue
                 body.append(_stub(child, inner))
             elif isinstance(child, (ast.Assign, ast.AnnAssign)) and (
                 len(ast.unparse(child)) <= STATEMENT_CHARS
             ):
                 body.append(child)
+        if left_out:
+            body.append(ast.Expr(ast.Name(_MORE_MARK)))
     else:
         body.append(ast.Expr(ast.Constant(...)))
     node.body = body or [ast.Expr(ast.Constant(...))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import pytest_aide
+from pytest_aide.journal import Journal
 
 MODULE = """\
 import time
@@ -61,3 +62,57 @@ def test_optimize_keeps_the_file_when_asked_and_refuses_no_steps(
     assert (pytester.path / "slow.py").read_text() == before
     with pytest.raises(ValueError, match="steps must be at least 1, not 0"):
         pytest_aide.optimize("test_slow.py", steps=0)
+
+
+SCORED = """\
+K = 3  # aide: 1..12
+
+
+def score():
+    return -abs(K - 7)
+"""
+
+SCORE_TESTS = """\
+import pytest
+from scored import score
+
+
+{mark}
+def test_score(record_property):
+    record_property("score", score())
+"""
+
+
+def test_optimize_gives_the_same_run_as_pytest_on_the_same_target(
+    pytester: pytest.Pytester, tmp_path,
+) -> None:
+    """A deterministic metric and the seeded tuner: the API's run and the command line's
+    propose the same candidates, measure the same figures and pick the same best."""
+    marked = '@pytest.mark.optimize(metric="score", maximize=True)'
+    (pytester.path / "scored.py").write_text(SCORED)
+    (pytester.path / "test_scored.py").write_text(SCORE_TESTS.format(mark=marked))
+    cli = pytester.runpytest_subprocess("test_scored.py", "--aide-steps", "4", "--aide-model",
+                                        "tune", "--aide-preserve-source", "-p",
+                                        "no:cacheprovider")
+    assert cli.ret == 0, cli.stdout.str()
+    (cli_path,) = pytester.path.glob(".aide/*/journal.json")
+    by_cli = Journal.load(cli_path)
+
+    api_root = tmp_path / "api"
+    api_root.mkdir()
+    (api_root / "scored.py").write_text(SCORED)
+    (api_root / "test_scored.py").write_text(SCORE_TESTS.format(mark="# marked by the API"))
+    result = pytest_aide.optimize("test_scored.py::test_score", metric="score", maximize=True,
+                                  steps=4, model="tune", rootdir=api_root,
+                                  preserve_source=True, quiet=True,
+                                  options=["-p", "no:cacheprovider"])
+    assert result.exit_code == 0 and result.journal is not None
+    by_api = result.journal
+    assert [n.code for n in by_api.nodes] == [n.code for n in by_cli.nodes]
+    assert [n.metrics for n in by_api.nodes] == [n.metrics for n in by_cli.nodes]
+    assert by_api.best_id == by_cli.best_id not in (None, 0)
+    best = by_cli.best
+    assert best is not None
+    assert result.best_metrics == best.metrics and result.best_code == best.code
+    assert result.baseline_metrics == by_cli.nodes[0].metrics == {
+        "test_scored.py::test_score": -4.0}

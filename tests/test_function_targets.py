@@ -4,11 +4,15 @@ skeleton, answers with the new definition, and nothing outside the function chan
 
 from __future__ import annotations
 
+import difflib
 import json
+import shutil
 from typing import Any
 
 import pytest
 from llm_fake import FakeProvider, code_reply, run_with, use_fake_openai
+
+from pytest_aide.journal import Journal
 
 MODULE = '''\
 """Shapes: a few small functions."""
@@ -225,3 +229,54 @@ def test_two_markers_of_one_file_that_name_different_targets_are_a_usage_error(
     result.stderr.fnmatch_lines(["*test_shapes.py::test_b: the markers of shapes.py name "
                                  "different targets in it ('shapes:total' and "
                                  "'shapes:unrelated')*give the same target=*"])
+
+
+HOT = '''
+def hot(values):
+    """The one measured."""
+    out = 0
+    for value in values:
+        time.sleep(0.002)
+        out += value
+    return out
+'''
+FASTER_HOT = HOT.replace("time.sleep(0.002)", "time.sleep(0.0005)")
+
+
+def tokens_of_one_step(pytester: pytest.Pytester, httpserver, target: str, reply: str
+                       ) -> tuple[int, str, str]:
+    """The tokens (in plus out, as the SDK read them from the server) of a one-step run
+    whose model answers ``reply``, and the target file before and after."""
+    pytester.makepyfile(big=big_module(), test_big=BIG_TESTS.format(target=target))
+    before = (pytester.path / "big.py").read_text()
+    fake = FakeProvider(httpserver, "openai")
+    fake.counts_tokens = True
+    fake.push(fake.text(code_reply(reply, "Sleep less.")))
+    result = run_with(pytester, fake, "--aide-steps", "1", *FLAGS)
+    assert result.ret == 0, result.stdout.str()
+    httpserver.clear()
+    (path,) = pytester.path.glob(".aide/*/journal.json")
+    usage = Journal.load(path).total_usage()
+    shutil.rmtree(path.parent)
+    after = (pytester.path / "big.py").read_text()
+    return usage.input_tokens + usage.output_tokens, before, after
+
+
+def test_a_function_target_spends_a_small_part_of_the_tokens_of_its_whole_module(
+    pytester: pytest.Pytester, httpserver, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = big_module()
+    assert module.count("\n") >= 3000 and HOT in module
+    use_fake_openai(monkeypatch)
+    whole, _, written_whole = tokens_of_one_step(pytester, httpserver, "big",
+                                                 module.replace(HOT, FASTER_HOT))
+    function, original, written = tokens_of_one_step(pytester, httpserver, "big:hot",
+                                                     FASTER_HOT)
+    print(f"tokens of one step: function target {function}, module target {whole}")
+    assert function <= 0.15 * whole, f"function target: {function} tokens; module: {whole}"
+    # the same change written both ways, and nothing outside the function
+    assert written.rstrip("\n") == written_whole.rstrip("\n") != original.rstrip("\n")
+    changed = [line for line in difflib.unified_diff(original.splitlines(),
+                                                     written.splitlines(), lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ["-        time.sleep(0.002)", "+        time.sleep(0.0005)"]

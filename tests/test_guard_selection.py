@@ -182,3 +182,73 @@ def test_a_candidate_runs_the_guards_of_what_it_changed_and_all_before_it_is_the
     assert "guards per candidate: typically 2 of 5 (those that ran the functions it " \
         "changed)" in output
 
+
+
+GREETING = '''\
+PROMPT = """Say hello to the user by name.
+Be brief."""
+GREETINGS = ("hello", "hi")
+'''
+
+GREETING_SCORE = """
+import pytest
+import greeting
+
+
+@pytest.mark.optimize(metric="words", maximize=True)
+def test_words(record_property):
+    record_property("words", len(greeting.PROMPT.split()))
+"""
+
+#: Correctness tests in other files that run none of greeting.py's lines: they read its values.
+GREETING_THROUGH_MODULE = """
+import greeting
+
+
+def test_prompt_says_hello():
+    assert "hello" in greeting.PROMPT.lower()
+"""
+
+GREETING_FROM_IMPORT = """
+from greeting import GREETINGS, PROMPT
+
+
+def test_prompt_names_the_user():
+    assert "by name" in PROMPT
+
+
+def test_unrelated():
+    assert "hi" in ("hi", "there")
+"""
+
+
+def test_tests_that_only_read_a_prompt_module_guard_it_from_other_files(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, httpserver
+) -> None:
+    pytester.makepyfile(greeting=GREETING, test_score=GREETING_SCORE,
+                        test_through_module=GREETING_THROUGH_MODULE,
+                        test_from_import=GREETING_FROM_IMPORT)
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    longer = GREETING.replace("Be brief.", "Be brief, and kind, and warm.")
+    no_hello = longer.replace("Say hello to", "Greet")
+    no_name = longer.replace(" by name", "")
+    use_fake_openai(monkeypatch)
+    fake = FakeProvider(httpserver, "openai")
+    fake.push(fake.text(code_reply(no_hello, "Shorter verb.")),
+              fake.text(code_reply(no_name, "Less specific.")),
+              fake.text(code_reply(longer, "Warmer.")))
+    result = run_with(pytester, fake, "test_score.py", "--aide-steps", "3", "--aide-drafts",
+                      "3", "--aide-preserve-source")
+    output = result.stdout.str()
+    assert result.ret == 0, output
+    # the header counts the readers among the guards: 2 files besides the marked one's
+    assert "guards: 2 tests in 2 files (test_from_import.py, test_through_module.py)" in output
+    (path,) = pytester.path.glob(".aide/*/journal.json")
+    journal = Journal.load(path)
+    wrong_hello, wrong_name, right = journal.nodes[1:]
+    assert wrong_hello.status == Status.BUGGY
+    assert "test_through_module.py::test_prompt_says_hello: failed" in wrong_hello.error
+    assert wrong_name.status == Status.BUGGY
+    assert "test_from_import.py::test_prompt_names_the_user: failed" in wrong_name.error
+    assert right.status == Status.GOOD and journal.best_id == right.id
+    assert "test_from_import.py::test_unrelated" not in right.outcomes  # it reads nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ def test_plugin_is_registered_through_the_entry_point(pytester: pytest.Pytester)
     assert names.get("aide") == "pytest_aide.plugin"
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["*@pytest.mark.optimize(metric, maximize=None, target=None, "
-                                "inputs=None, compare=True, rtol=None, atol=None)*"])
+                                "inputs=None, compare=None, rtol=None, atol=None)*"])
     help_text = pytester.runpytest_subprocess("--help")
     help_text.stdout.fnmatch_lines(["*--aide-steps*", "*--aide-model*", "*--aide-resume*"])
 
@@ -208,3 +209,23 @@ def test_record_property_wins_over_output(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\npythonpath = .\n")
     result = pytester.runpytest()
     result.stdout.fnmatch_lines(["test_o.py::test_it  acc=0.9"])
+
+
+@pytest.mark.parametrize(("metrics", "compares", "replays"), [
+    (["mean"], [None], True),  # a speed: a faster candidate must do the same work
+    (["accuracy"], [None], False),  # a score: a better one answers differently
+    (["accuracy", "mean"], [None, None], True),
+    (["accuracy"], [True], True),  # asked for
+    (["mean", "mean"], [None, False], False),  # one marker's False wins
+    (["mean", "accuracy"], [True, False], False),
+])
+def test_the_replay_is_on_for_speeds_and_off_for_scores_unless_a_marker_says(
+    metrics: list[str], compares: list[bool | None], replays: bool
+) -> None:
+    from pytest_aide.study import Objective, Study, Target, _combined_compare
+
+    study = Study(Target("mod", Path("mod.py")))
+    for n, (metric, compare) in enumerate(zip(metrics, compares, strict=True)):
+        study.objectives.append(Objective(f"t.py::test_{n}", metric, metric != "mean"))
+        study.compare = _combined_compare(study.compare, compare)
+    assert study.replays_answers is replays

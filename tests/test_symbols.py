@@ -128,3 +128,27 @@ def test_the_journal_keeps_the_symbol_for_a_resumed_run() -> None:
     old = journal.to_dict()
     del old["symbol"]  # a journal written before function targets: the whole module
     assert Journal.from_dict(old).symbol == ""
+
+
+def test_blank_lines_around_a_replied_definition_are_not_new_lines_outside_it() -> None:
+    reply = "\n\ndef helper(x):\n    return x + 2\n\n\n"
+    new, spliced = symbols.splice(SOURCE, "helper", reply)
+    assert spliced and symbols.changes_outside(SOURCE, new, "helper") == []
+    assert new == SOURCE.replace('    """Help."""\n    return x + 1  # helper body\n',
+                                 "    return x + 2\n")
+
+
+def test_a_methods_class_shows_the_methods_it_uses_first_and_its_constants_within_budget(
+) -> None:
+    methods = "".join(f'\n    def m{i}(self):\n        """Method {i}."""\n        return {i}\n'
+                      for i in range(300))
+    tables = "".join(f"TABLE_{i} = {{'k{i}': {i}}}\n" for i in range(300))
+    source = (f"import re\n\n{tables}USED = 1\n\n\nclass Engine:\n    \"\"\"Big.\"\"\"\n\n"
+              f"    def target(self):\n        return self.m250() + USED\n{methods}")
+    outline = symbols.skeleton(source, "Engine.target", budget=1500)
+    assert len(outline) < 2500, len(outline)  # the budget, and what is always shown
+    assert "import re" in outline and "USED = 1" in outline  # imports; what it uses
+    assert "def m250(self):" in outline  # the sibling it calls, whatever its place
+    assert "more methods, not shown" in outline and "def m299(self):" not in outline
+    assert "more top-level definitions, not shown" in outline  # most tables left out
+    assert "the target, shown in full above" in outline

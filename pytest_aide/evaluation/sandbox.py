@@ -89,6 +89,24 @@ class NoSandbox:
 NO_SANDBOX = NoSandbox()
 
 
+#: What a failed test says when it could not reach a server (the words of Python's socket
+#: errors, urllib3/requests, httpx and the LLM SDKs built on it).
+CONNECTION_FAILED = ("Connection refused", "Network is unreachable", "Name or service not known",
+                     "Temporary failure in name resolution", "Failed to establish a new connection",
+                     "ConnectError", "APIConnectionError")
+
+
+def network_hint(sandbox: Sandbox | None, error: str) -> str:
+    """Why tests that talk to a server fail only under pytest-aide: the sandbox has no network
+    (its own loopback only). Empty unless that is the likely cause."""
+    if sandbox is None or sandbox.network or not any(w in error for w in CONNECTION_FAILED):
+        return ""
+    return ("The evaluations run in a sandbox without the network (a loopback of its own), "
+            "and the original's tests could not connect. If they need a server outside the "
+            "sandbox (an LLM endpoint, a database), pass --aide-network; candidate code can "
+            "then reach the network too.")
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """How to wrap one evaluation's command in bwrap."""

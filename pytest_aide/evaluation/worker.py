@@ -26,6 +26,7 @@ from pytest_aide.evaluation.speed import probe
 from pytest_aide.guards import clock, device_timing, fingerprint, seal, selection
 from pytest_aide.guards.fresh import FRESH_SHARE, original_answers, time_fresh
 from pytest_aide.guards.integrity import MeasuringIntegrity
+from pytest_aide.guards.reads import TargetReads
 from pytest_aide.guards.replay import Recorder, replay
 from pytest_aide.metrics import measure_item
 from pytest_aide.study import MARKER
@@ -280,6 +281,7 @@ class WorkerRecorder:
         self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
         self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
         self.coverage: TargetCoverage | None = None
+        self.reads: TargetReads | None = None
         #: Each marked test's ``inputs=`` (fresh inputs of its own making), by node id.
         self.inputs: dict[str, Any] = {}
 
@@ -369,6 +371,8 @@ class WorkerRecorder:
         }
         if self.coverage is not None:
             functions = self.coverage.executed()
+            for reader in self.reads.readers if self.reads is not None else ():
+                functions.setdefault(reader, [])  # read the target's values, ran none of it
             payload["executed_target"] = sorted(c for c in functions if c != selection.AT_IMPORT)
             payload["target_functions"] = functions
         module = sys.modules.get(_CONFIG.get("module") or "")
@@ -457,3 +461,6 @@ def pytest_configure(config: pytest.Config) -> None:
             recorder.coverage = TargetCoverage(_CONFIG["coverage_of"],
                                                _CONFIG.get("coverage_also"))
             config.pluginmanager.register(recorder.coverage, "aide-target-coverage")
+            if _CONFIG.get("module"):
+                recorder.reads = TargetReads(_CONFIG["module"])
+                config.pluginmanager.register(recorder.reads, "aide-target-reads")

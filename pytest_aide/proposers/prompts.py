@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pytest_aide import symbols
 from pytest_aide.journal import Node
+from pytest_aide.metrics import BENCHMARK_STATS
 from pytest_aide.proposers.base import ObjectiveInfo, ProposalRequest, TargetFile
 from pytest_aide.sources import Sources
 
@@ -25,6 +26,15 @@ ROLE = (
     "You are an expert Python performance engineer. You rewrite one module of a project so "
     "that a metric measured by its pytest tests gets better, while every one of those tests "
     "keeps passing. You answer with a short plan and then the code, nothing else."
+)
+#: The role when some metric is not a timing (accuracy, a score): a performance engineer's
+#: instincts would chase speed there; and such a module is often text a model reads.
+GENERAL_ROLE = (
+    "You are an expert Python engineer. You rewrite one module of a project so that a "
+    "metric measured by its pytest tests gets better, while every one of those tests keeps "
+    "passing. When the module holds text that a model reads (a prompt template, "
+    "instructions, worked examples), that text is yours to rewrite. You answer with a short "
+    "plan and then the code, nothing else."
 )
 
 #: Above this many lines, the reply format suggests edit blocks instead of the whole module.
@@ -63,14 +73,14 @@ OPERATOR_INSTRUCTIONS = {
         "The plan should be 3-5 sentences.",
     ],
     "improve": [
-        "Propose ONE specific, actionable improvement to the current code below.",
+        "Propose ONE specific, actionable improvement to the current code above.",
         "The change must be atomic, so that its effect on the metric can be measured on its "
         "own.",
         "Take the Memory section into account: build on what worked and avoid what failed.",
         "The plan should be 3-5 sentences.",
     ],
     "debug": [
-        "The current code below failed (the output is shown). Fix the cause of the failure.",
+        "The current code above failed (the output is shown). Fix the cause of the failure.",
         "Keep the approach of the current code when it is sound; change only what is needed.",
         "The plan should be 3-5 sentences that explain the cause and the fix.",
     ],
@@ -126,7 +136,13 @@ def build_prompt(request: ProposalRequest) -> Prompt:
         files_reply_format(request.files) if request.also else
         reply_format(request.parent.code, request.symbol),
     ]
-    return Prompt(system=ROLE, user="\n\n".join(s for s in sections if s))
+    return Prompt(system=role(request.objectives), user="\n\n".join(s for s in sections if s))
+
+
+def role(objectives: list[ObjectiveInfo]) -> str:
+    """The performance engineer for timings; a general one when any metric is something else."""
+    timed = all(o.metric in BENCHMARK_STATS for o in objectives)
+    return ROLE if timed else GENERAL_ROLE
 
 
 def task_section(request: ProposalRequest) -> str:

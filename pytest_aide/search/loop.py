@@ -70,6 +70,11 @@ __all__ = ["BaselineError", "Policy", "Search", "SearchContext", "forges_output_
 FAILED_OUTCOMES = frozenset({"failed", "error"})
 
 
+#: Characters of guard-test source a function or class target's prompt may show (its
+#: module's skeleton is about 6,000).
+SYMBOL_TEST_SOURCE_BUDGET = 12_000
+
+
 class BaselineError(Exception):
     """The original code does not pass or measure; the search cannot start."""
 
@@ -121,6 +126,9 @@ class Search:
         self.guard_choice: GuardChoice | None = None
         #: The guards each node's evaluation runs, by node id (``guards_of``).
         self._selected: dict[int, list[str]] = {}
+        #: The target's functions each guard ran on the original (the probe's map): with a
+        #: function target, the prompt shows the tests that ran it.
+        self._guard_functions: dict[str, list[str]] = {}
         #: How many candidates each guard failed: they run first (``_cascade``).
         self._failures: Counter[str] = Counter()
         #: Each code's normal form (search/sameness.py), by its text.
@@ -165,6 +173,7 @@ class Search:
         node = Node(id=0, parent=None, step=0, operator=Operator.BASELINE,
                     plan="original code", code=self.context.original_code, started=time.time())
         probed, calls, functions = self._probe()
+        self._guard_functions = functions
         if probed is not None:  # the marked tests' files, and the tests that run the target
             self.context.study.guard_nodeids = list(dict.fromkeys(
                 [*self.context.study.guard_nodeids, *probed.guards]))
@@ -205,6 +214,7 @@ class Search:
             loaded = dataclasses.replace(found, guards=tuple(guards))
             loaded.save(self.context.run_dir)
         self.baseline = loaded
+        self._guard_functions = dict(loaded.guard_functions)
         self._use_guards(list(loaded.guards), loaded.guard_choice(self._marked()))
         for node in self.journal.nodes:
             self.proposer.observe(node, None)
@@ -268,6 +278,15 @@ class Search:
         functions = evaluation.target_functions
         return dataclasses.replace(choice, per_candidate=bool(functions)), calls, functions
 
+    def _runs_symbol(self, nodeid: str) -> bool:
+        """The guard ran the function or class target (always so for a module target, or
+        when the probe mapped no functions)."""
+        symbol = self.context.study.target.symbol
+        if not symbol or not self._guard_functions:
+            return True
+        return any(f == symbol or f.startswith(f"{symbol}.")
+                   for f in self._guard_functions.get(nodeid, ()))
+
     def _tolerance(self) -> dict[str, float]:
         given = {"rtol": self.context.rtol, "atol": self.context.atol}
         return {k: float(v) for k, v in given.items() if v is not None}
@@ -282,13 +301,19 @@ class Search:
 
     def _guard_sources(self) -> dict[str, str]:
         """The test files the prompt shows: the marked tests' first, then the files with the
-        most guards, within the budget (a file that does not fit is left out)."""
+        most guards, within the budget (a file that does not fit is left out). With a
+        function target, only files whose guards ran that function, within a smaller budget:
+        the prompt is about one definition, and a real suite's files would fill it."""
         sources = dict(self.context.test_sources)
         counts: dict[str, int] = {}
         for nodeid in self.context.study.guard_nodeids:
-            path = nodeid.split("::")[0]
-            counts[path] = counts.get(path, 0) + 1
-        room = self.context.test_source_budget - sum(len(t) for t in sources.values())
+            if self._runs_symbol(nodeid):
+                path = nodeid.split("::")[0]
+                counts[path] = counts.get(path, 0) + 1
+        budget = self.context.test_source_budget
+        if self.context.study.target.symbol:
+            budget = min(budget, SYMBOL_TEST_SOURCE_BUDGET)
+        room = budget - sum(len(t) for t in sources.values())
         for path in sorted(counts, key=lambda p: (-counts[p], p)):
             if path in sources:
                 continue

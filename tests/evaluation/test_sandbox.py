@@ -26,7 +26,7 @@ import pytest
 from conftest import IN_CI
 
 from pytest_aide.evaluation.evaluator import Evaluator
-from pytest_aide.evaluation.sandbox import Sandbox, choose, probe
+from pytest_aide.evaluation.sandbox import Sandbox, choose, network_hint, probe
 from pytest_aide.study import Objective, Study, Target
 
 pytestmark = pytest.mark.skipif(
@@ -378,3 +378,18 @@ def test_an_unknown_sandbox_mode_is_a_usage_error(slow_project) -> None:
     result = slow_project.runpytest_subprocess("--aide-steps", "1", "--aide-sandbox", "docker")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--aide-sandbox must be one of auto, bwrap, off, not 'docker'*"])
+
+
+@pytest.mark.parametrize("error, sandbox, hinted", [
+    ("E   openai.APIConnectionError: Connection error.", Sandbox("bwrap"), True),
+    ("ConnectionRefusedError: [Errno 111] Connection refused", Sandbox("bwrap"), True),
+    ("ConnectionRefusedError: [Errno 111] Connection refused",
+     Sandbox("bwrap", network=True), False),  # the network was there: something else failed
+    ("ConnectionRefusedError: [Errno 111] Connection refused", None, False),  # no sandbox
+    ("AssertionError: assert 3 == 4", Sandbox("bwrap"), False),
+])
+def test_a_baseline_that_could_not_connect_is_told_about_aide_network(
+    error: str, sandbox: Sandbox | None, hinted: bool
+) -> None:
+    hint = network_hint(sandbox, error)
+    assert ("--aide-network" in hint) is hinted

@@ -26,7 +26,7 @@ def request(operator: str, parent: Node, memory: list[Node], error: str = "") ->
 def test_draft_asks_for_a_distinct_approach_from_the_original() -> None:
     root = node(0, None, "baseline", status=GOOD)
     prompt = prompts.build_prompt(request("draft", root, [root]))
-    assert prompt.system == prompts.ROLE
+    assert prompt.system == prompts.GENERAL_ROLE  # accuracy: not a performance engineer's job
     assert "# Original code" in prompt.user and ORIGINAL.strip() in prompt.user
     assert "distinct approach" in prompt.user
     assert "metric `accuracy` (higher is better); baseline 0.5" in prompt.user
@@ -69,3 +69,13 @@ def test_large_modules_are_steered_to_edit_blocks() -> None:
 
 def test_code_holding_a_fence_is_quoted_with_a_longer_fence() -> None:
     assert prompts.fenced('s = """\n```\n"""') == '````python\ns = """\n```\n"""\n````'
+
+
+def test_the_role_is_a_performance_engineer_only_when_every_metric_is_a_timing() -> None:
+    timed = ObjectiveInfo("tests/test_work.py::test_speed", "mean", False)
+    scored = ObjectiveInfo("tests/test_work.py::test_w", "accuracy", True)
+    assert prompts.role([timed]) == prompts.ROLE
+    assert "performance engineer" in prompts.ROLE
+    assert prompts.role([timed, scored]) == prompts.GENERAL_ROLE
+    assert "prompt template" in prompts.GENERAL_ROLE
+    assert "performance" not in prompts.GENERAL_ROLE
