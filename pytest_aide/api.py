@@ -33,14 +33,16 @@ class OptimizeResult:
     #: The run directory (journal, report, tree, patch); None when no run started.
     run_dir: Path | None
     journal: Journal | None
-    #: The best code, when a candidate beat the original (else None).
+    #: The best code, when a candidate beat the original (else None); with several targets,
+    #: every file's as ``pytest_aide.sources.Sources`` stores them (``Sources.decode(best_code,
+    #: journal.relpaths)``).
     best_code: str | None
     #: The marked tests' metrics on the original and on the best, by test id.
     baseline_metrics: dict[str, float]
     best_metrics: dict[str, float]
     #: Whether the best was confirmed against the original (None: no best to confirm).
     confirmed: bool | None
-    #: Whether the target file now holds the best code.
+    #: Whether the target file (every target file) now holds the best code.
     written: bool
 
     @property
@@ -107,12 +109,22 @@ def _result(exit_code: int, run_dir: Path | None, rootdir: Path) -> OptimizeResu
     improved = best is not None and best.id != journal.root.id
     confirmed = (best.confirmed or {}).get("confirmed") if improved and best else None
     best_code = best.code if improved and best else None
-    target = rootdir / journal.target
-    written = best_code is not None and target.is_file() and \
-        target.read_text(encoding="utf-8", errors="replace") == best_code
+    written = best_code is not None and _holds(rootdir, journal, best_code)
     return OptimizeResult(exit_code, run_dir, journal, best_code,
                           dict(journal.root.metrics), dict(best.metrics) if improved and best
                           else {}, None if confirmed is None else bool(confirmed), written)
+
+
+def _holds(rootdir: Path, journal: Journal, code: str) -> bool:
+    """Every target file holds its text in ``code`` (several targets: sources.Sources' form)."""
+    from pytest_aide.sources import Sources, SourcesError
+
+    try:
+        sources = Sources.decode(code, journal.relpaths)
+    except SourcesError:
+        return False
+    return all((rootdir / relpath).is_file() and (rootdir / relpath).read_text(
+        encoding="utf-8", errors="replace") == text for relpath, text in sources)
 
 
 # -- the child's side: marking the selected tests ------------------------------------------

@@ -35,7 +35,10 @@ def pytest_aide_make_proposer(
     """Make the proposer that writes the candidates of ``study``'s target (proposers/base.py
     states what a proposer promises).
 
-    ``original_code``: the target's source the search starts from. ``notify(text)`` shows a
+    ``original_code``: the target's source the search starts from; with several targets
+    (``target=[...]``) every file's, as ``pytest_aide.sources.Sources`` stores them
+    (``Sources.decode(original_code, study.relpaths(config.rootpath))``), and each proposal's
+    code must be in that form too. ``notify(text)`` shows a
     one-line notice in the terminal (e.g. which model was picked and why). Called before
     anything runs, so that a configuration problem raised here as
     ``pytest_aide.proposers.base.ProposerConfigError`` is a usage error. Default: the

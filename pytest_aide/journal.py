@@ -149,6 +149,9 @@ class Journal:
     original_sha256: str
     #: A function or class target's qualified name in the module ("" for the whole module).
     symbol: str = ""
+    #: With ``target=[...]``: every target's relpath, ``target`` first (a node's ``code`` is
+    #: then sources.Sources' JSON form); empty for one target, and absent from its JSON.
+    targets: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     nodes: list[Node] = field(default_factory=list)
     best_id: int | None = None
@@ -164,6 +167,16 @@ class Journal:
 
     def __getitem__(self, node_id: int) -> Node:
         return self.nodes[node_id]
+
+    @property
+    def relpaths(self) -> list[str]:
+        """Every target's relpath, the primary first (the one target's alone)."""
+        return self.targets if len(self.targets) > 1 else [self.target]
+
+    @property
+    def targets_text(self) -> str:
+        """The targets as a person reads them: ``a.py``, or ``a.py + b.py``."""
+        return " + ".join(self.relpaths)
 
     @property
     def root(self) -> Node:
@@ -199,6 +212,7 @@ class Journal:
             "target": self.target,
             "module": self.module,
             "symbol": self.symbol,
+            **({"targets": self.targets} if len(self.targets) > 1 else {}),
             "objectives": self.objectives,
             "original_sha256": self.original_sha256,
             "settings": self.settings,
@@ -217,6 +231,7 @@ class Journal:
             target=data["target"],
             module=data["module"],
             symbol=data.get("symbol", ""),
+            targets=list(data.get("targets") or []),
             objectives=data["objectives"],
             original_sha256=data["original_sha256"],
             settings=data.get("settings", {}),

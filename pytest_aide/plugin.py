@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_aide.evaluation.sandbox import SandboxChoice
     from pytest_aide.executors.base import Executor
     from pytest_aide.proposers.base import Proposer
+    from pytest_aide.study import Study
 
 MARKER_HELP = (
     "optimize(metric, maximize=None, target=None, inputs=None, compare=None, rtol=None, "
@@ -56,12 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_aide_make_proposer(
-    settings: AideSettings, original_code: str, notify: Callable[[str], None]
+    config: pytest.Config, settings: AideSettings, original_code: str, study: Study,
+    notify: Callable[[str], None],
 ) -> Proposer:
     """The tuner or the LLM that ``--aide-model`` and the environment choose."""
     from pytest_aide.proposers.select import make_proposer
 
-    proposer, notice = make_proposer(settings, original_code)
+    proposer, notice = make_proposer(settings, original_code,
+                                     relpaths=study.relpaths(config.rootpath))
     if notice:
         notify(notice)
     return proposer

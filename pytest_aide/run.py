@@ -28,7 +28,7 @@ from pytest_aide.executors.choose import make_executor
 from pytest_aide.guards.selection import GuardMode
 from pytest_aide.journal import Journal, Node, Phase, write_atomic
 from pytest_aide.proposers.base import Proposer
-from pytest_aide.report.artifacts import unified_patch
+from pytest_aide.report.artifacts import sources_patch
 from pytest_aide.report.formatting import proposer_text
 from pytest_aide.report.markdown import write_report_md
 from pytest_aide.report.terminal import step_line
@@ -37,14 +37,17 @@ from pytest_aide.search.confirm import Progress, confirm_best
 from pytest_aide.search.loop import BaselineError, Policy, Search, SearchContext
 from pytest_aide.search.objective import describe
 from pytest_aide.settings import AideSettings, in_ci
+from pytest_aide.sources import Sources
 from pytest_aide.study import Study
 from pytest_aide.workspace import (
     LogDirUnwritable,
     RunNotFound,
-    apply_best,
+    TargetFile,
+    apply_sources,
     find_run,
     make_run_dir,
     read_source,
+    read_sources,
     sha256,
     source_encoding,
     write_source,
@@ -220,7 +223,33 @@ class TargetRun:
 
     @property
     def relpath(self) -> str:
-        return self.study.target.relpath(self.rootdir)
+        """The target's path, as messages name it; with several targets, every one's, joined
+        by ' + '."""
+        return " + ".join(self.study.relpaths(self.rootdir))
+
+    @property
+    def files(self) -> list[TargetFile]:
+        """Every target file (relpath, path), the primary first."""
+        return [(t.relpath(self.rootdir), t.path) for t in self.study.targets]
+
+    @property
+    def relpaths(self) -> list[str]:
+        return self.study.relpaths(self.rootdir)
+
+    def _kept(self, run_dir: Path, prefix: str) -> Path:
+        """Where ``_keep`` puts the code (for several targets, their directory)."""
+        if len(self.study.targets) == 1:
+            return run_dir / f"{prefix}_{self.study.target.path.name}"
+        return run_dir / prefix
+
+    def _keep(self, run_dir: Path, prefix: str, code: str) -> None:
+        """``code`` kept in the run directory: ``<prefix>_<name>`` for one target; for
+        several, each file as ``<prefix>/<relpath>``."""
+        if len(self.study.targets) == 1:
+            write_source(self._kept(run_dir, prefix), code)
+            return
+        for relpath, text in Sources.decode(code, self.relpaths):
+            write_source(run_dir / prefix / relpath, text)
 
     def resume_hint(self, journal: Journal) -> str:
         return resume_command(self.invocation_args, journal.run_id)
@@ -229,7 +258,8 @@ class TargetRun:
 
     def _find_run(self, wanted: str) -> Path:
         try:
-            return find_run(self.settings.log_dir, self.relpath, wanted)
+            return find_run(self.settings.log_dir, self.relpaths[0], wanted,
+                            also=self.relpaths[1:])
         except RunNotFound as exc:
             raise ResumeError(str(exc)) from None
 
@@ -245,7 +275,7 @@ class TargetRun:
                     f"cannot resume {journal.run_id}: {self.relpath} changed since that run "
                     "started (its journal's candidates were written for the old file). "
                     "Start a new run, or restore the file from "
-                    f"{run_dir / ('original_' + self.study.target.path.name)}."
+                    f"{self._kept(run_dir, 'original')}."
                 )
             plan = resume_plan(journal, self.settings.steps)
             journal.settings["steps"] = max(self.settings.steps, steps_done(journal))
@@ -257,7 +287,8 @@ class TargetRun:
             raise SetupError(str(exc)) from None
         journal = Journal(
             run_id=run_id,
-            target=self.relpath,
+            target=self.relpaths[0],
+            targets=self.relpaths if len(self.relpaths) > 1 else [],
             module=self.study.target.module,
             symbol=self.study.target.symbol,
             objectives=[
@@ -276,15 +307,14 @@ class TargetRun:
                 "objective": describe(self.study.objectives),
             },
         )
-        write_source(run_dir / f"original_{self.study.target.path.name}", current)
+        self._keep(run_dir, "original", current)
         return journal, run_dir, f"{self.settings.steps} steps; run {run_id}"
 
     # -- running --------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         started = time.perf_counter()
-        target = self.study.target.path
-        current = read_source(target)
+        current = read_sources(self.files).encode()
         journal, run_dir, plan = self._open(current)
         resumed = bool(self.settings.resume)
         # A finished run may have written its best: the search still starts from the original.
@@ -455,7 +485,6 @@ class TargetRun:
         run found it: the original, or the best this run wrote when it first finished)."""
         journal, run_dir = result.journal, result.run_dir
         best = journal.best
-        name = self.study.target.path.name
         improved = best is not None and best.id != 0
         if improved:
             began = time.perf_counter()
@@ -468,10 +497,12 @@ class TargetRun:
             best.confirmed = confirmation.details
             journal.add_time(Phase.CONFIRMATION, time.perf_counter() - began)
             result.confirmed = confirmation.confirmed
-            write_source(run_dir / f"best_{name}", best.code)
-            patch = unified_patch(original, best.code, self.relpath)
+            self._keep(run_dir, "best", best.code)
+            before, after = (Sources.decode(code, self.relpaths) for code in (original,
+                                                                             best.code))
             result.patch = run_dir / "best.patch"
-            write_atomic(result.patch, patch, encoding=source_encoding(original))
+            write_atomic(result.patch, sources_patch(before, after),
+                         encoding=source_encoding(before.primary))
             if not confirmation.confirmed:
                 result.apply_message = (f"not written: the improvement was not confirmed "
                                         f"({confirmation.summary})")
@@ -484,7 +515,8 @@ class TargetRun:
                 result.already_best = True
             else:
                 # the original is backed up in the run dir before the file is written
-                applied = apply_best(self.study.target.path, current, best.code, run_dir=run_dir)
+                applied = apply_sources(self.files, Sources.decode(current, self.relpaths),
+                                        Sources.decode(best.code, self.relpaths), run_dir)
                 result.applied, result.apply_message = applied.written, applied.message
         else:
             result.apply_message = "not written: no candidate beat the baseline"

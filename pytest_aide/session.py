@@ -162,10 +162,10 @@ class AideSession:
     def _proposer_factory(self, study: Study) -> Callable[[str], Any]:
         """The run's proposer factory, its first proposer made now: a missing key or an
         unknown model is a usage error before anything runs."""
-        from pytest_aide.workspace import SourceUnreadable, read_source
+        from pytest_aide.workspace import SourceUnreadable, read_sources
 
         try:
-            original = read_source(study.target.path)
+            original = read_sources(self._target_files(study)).encode()
         except SourceUnreadable as exc:
             raise pytest.UsageError(str(exc)) from None
         first = self._make_proposer(study, original, self._notice)
@@ -228,8 +228,8 @@ class AideSession:
 
         testpaths = [p for pattern in self.config.getini("testpaths")
                      for p in sorted(self.rootdir.glob(pattern))] or [self.rootdir]
-        found = suite_files(testpaths, list(self.config.getini("python_files")),
-                            study.target.module)
+        found = [path for target in study.targets for path in suite_files(
+            testpaths, list(self.config.getini("python_files")), target.module)]
         files = dict.fromkeys([*(Path(f) for f in self.selected_files), *found])
         return [self._relpath(path) for path in files]
 
@@ -311,16 +311,21 @@ class AideSession:
 
     def _put_back_written(self) -> list[str]:
         """Undo the write of every target this session wrote (from its backup)."""
-        from pytest_aide.workspace import put_back
+        from pytest_aide.workspace import put_back_sources
 
         restored = []
         for result in self.results:
-            if result.applied and put_back(result.study.target.path, result.run_dir):
+            files = self._target_files(result.study)
+            if result.applied and put_back_sources(files, result.run_dir):
                 result.applied, result.put_back = False, True
                 result.apply_message = (f"the best code stays in {self._relpath(result.run_dir)}"
                                         "; the final check's output says why it failed")
-                restored.append(self._relpath(result.study.target.path))
+                restored.extend(relpath for relpath, _ in files)
         return restored
+
+    def _target_files(self, study: Study) -> list[tuple[str, Path]]:
+        """Every target file of ``study`` (relpath, path), the primary first."""
+        return [(self._relpath(target.path), target.path) for target in study.targets]
 
     def _relpath(self, path: Path) -> str:
         return path.relative_to(self.rootdir).as_posix() if path.is_relative_to(

@@ -79,6 +79,18 @@ class Study:
     compare: bool | None = None
     rtol: float | None = None
     atol: float | None = None
+    #: With ``target=[...]``: the other targets, changed together with ``target`` (the
+    #: primary: the first in the list, whose module the replay and fresh inputs follow).
+    also: tuple[Target, ...] = ()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every target, the primary first: the files a candidate holds."""
+        return (self.target, *self.also)
+
+    def relpaths(self, rootdir: Path) -> list[str]:
+        """The targets' paths relative to the rootdir, the primary first."""
+        return [t.relpath(rootdir) for t in self.targets]
 
     @property
     def timed(self) -> bool:
@@ -255,6 +267,32 @@ def _module_name_for_path(path: Path) -> str | None:
     return None
 
 
+def resolve_targets(spec: Any, item: pytest.Item, rootdir: Path) -> tuple[Target, ...]:
+    """The marker's ``target``: one, or each member of a list or tuple (in its order, the
+    first the primary); two members in one file are refused, as are an empty list and a
+    nested one."""
+    if not isinstance(spec, (list, tuple)):
+        return (resolve_target(spec, item, rootdir),)
+    where = item.nodeid
+    if not spec:
+        raise MarkerError(f"{where}: target=[] names no target; give one or more modules or "
+                          "functions, e.g. target=['pkg.kernel', 'pkg.caller:run'].")
+    targets: list[Target] = []
+    for member in spec:
+        if member is None or isinstance(member, (list, tuple)):
+            raise MarkerError(f"{where}: each member of target=[...] must be a module, a "
+                              f"path or a function or class; got {member!r}.")
+        target = resolve_target(member, item, rootdir)
+        same = next((t for t in targets if t.path == target.path), None)
+        if same is not None:
+            raise MarkerError(
+                f"{where}: target=[...] names {target.path.name} twice ({same.name!r} and "
+                f"{target.name!r}); one member per file: give the module to change several "
+                "of its definitions together.")
+        targets.append(target)
+    return tuple(targets)
+
+
 def resolve_target(spec: Any, item: pytest.Item, rootdir: Path) -> Target:
     """Turn the marker's ``target`` (or its absence) into a Target, or explain the failure."""
     where = item.nodeid
@@ -428,8 +466,13 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
         spec = parse_marker(item)
         if spec is None:
             continue
-        target = resolve_target(spec.target, item, rootdir)
-        study = studies.setdefault(target.path, Study(target=target))
+        target, *also = resolve_targets(spec.target, item, rootdir)
+        study = studies.setdefault(target.path, Study(target=target, also=tuple(also)))
+        if study.also != tuple(also):
+            raise MarkerError(
+                f"{item.nodeid}: the markers of {target.path.name} name different lists of "
+                f"targets ({[t.name for t in study.targets]} and "
+                f"{[t.name for t in (target, *also)]}); give the same target= in each marker.")
         if study.target.module != target.module:
             raise MarkerError(
                 f"{item.nodeid}: the target file {target.path} is imported under two names "
@@ -450,12 +493,28 @@ def build_studies(items: list[pytest.Item], rootdir: Path) -> list[Study]:
         path = Path(str(item.path)).resolve()
         if path not in study.test_files:
             study.test_files.append(path)
+    _check_disjoint(list(studies.values()))
     for study in studies.values():
         files = set(study.test_files)
         study.guard_nodeids = [
             item.nodeid for item in items if Path(str(item.path)).resolve() in files
         ]
     return list(studies.values())
+
+
+def _check_disjoint(studies: list[Study]) -> None:
+    """A file is a target of one run only: two runs would each write it."""
+    owner: dict[Path, Study] = {}
+    for study in studies:
+        for target in study.targets:
+            other = owner.setdefault(target.path, study)
+            if other is not study:
+                raise MarkerError(
+                    f"{study.objectives[0].nodeid}: {target.path.name} is a target of the "
+                    f"markers of {other.objectives[0].nodeid} too (targets "
+                    f"{[t.name for t in other.targets]} and {[t.name for t in study.targets]}"
+                    "); a file can be optimized by one run only: give both markers the same "
+                    "target=[...].")
 
 
 def _loosest(first: float | None, second: float | None) -> float | None:

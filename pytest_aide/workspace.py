@@ -16,12 +16,17 @@ import io
 import json
 import os
 import re
+import signal
+import threading
 import time
 import tokenize
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_aide.journal import write_atomic
+from pytest_aide.sources import Sources
 
 
 def sha256(text: str) -> str:
@@ -169,35 +174,143 @@ def put_back(target: Path, run_dir: Path) -> bool:
     return True
 
 
+#: A target file of a run with several: (its path relative to the rootdir, its path).
+TargetFile = tuple[str, Path]
+
+
+def read_sources(files: Sequence[TargetFile]) -> Sources:
+    """Every target file's text as stored (``read_source``), in the targets' order."""
+    return Sources.of([(relpath, read_source(path)) for relpath, path in files])
+
+
+def several_backup_path(run_dir: Path, relpath: str) -> Path:
+    """Where a run with several targets keeps one of them as it was: under ``backup/`` by
+    its path in the project (two targets may share a file name)."""
+    return run_dir / "backup" / relpath
+
+
+def apply_sources(files: Sequence[TargetFile], current: Sources, best: Sources,
+                  run_dir: Path) -> ApplyResult:
+    """Write ``best`` over the target files, all or none: only if each still holds its text
+    in ``current``; every one is backed up first, each new text is written beside its file,
+    then all are renamed into place; a failure or an interrupt (Ctrl-C) on the way puts the
+    renamed ones back from their backups before it goes on. One file: ``apply_best``."""
+    if len(files) == 1:
+        return apply_best(files[0][1], current.primary, best.primary, run_dir=run_dir)
+    for relpath, path in files:
+        try:
+            text = read_source(path)
+        except OSError as exc:
+            return ApplyResult(False, f"not written: cannot read {path}: {exc}")
+        if text != current.text(relpath):
+            return ApplyResult(False, f"not written: {path} was edited during the run; the "
+                               "best code is kept in the run directory")
+    changed = [(relpath, path) for relpath, path in files
+               if best.text(relpath) != current.text(relpath)]
+    for relpath, _ in changed:
+        backup = several_backup_path(run_dir, relpath)
+        if not backup.exists():
+            write_source(backup, current.text(relpath))
+    _replace_all([(path, best.text(relpath), several_backup_path(run_dir, relpath))
+                  for relpath, path in changed])
+    return ApplyResult(True, "written to " + ", ".join(str(path) for _, path in changed))
+
+
+def _replace_all(writes: Sequence[tuple[Path, str, Path]]) -> None:
+    """Each (file, text, backup): the texts written to temporaries beside their files, then
+    renamed over them; on any exception the temporaries are removed and the files already
+    renamed written back from their backups (SIGINT held off meanwhile), then it is raised."""
+    temporaries: list[tuple[Path, Path]] = []
+    renamed: list[tuple[Path, Path]] = []
+    try:
+        for path, text, _ in writes:
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.aide-tmp")
+            temporaries.append((temporary, path))
+            mode = path.stat().st_mode
+            with temporary.open("w", encoding=source_encoding(text), newline="") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, mode)
+        for (temporary, path), (_, _, backup) in zip(temporaries, writes, strict=True):
+            # noted first: an interrupt just after the rename must still put this one back
+            # (putting back one not yet renamed writes what it already holds)
+            renamed.append((path, backup))
+            os.replace(temporary, path)
+    except BaseException:
+        with _sigint_held():
+            for temporary, _ in temporaries:
+                temporary.unlink(missing_ok=True)
+            for path, backup in reversed(renamed):
+                mode = path.stat().st_mode
+                write_source(path, read_source(backup))
+                os.chmod(path, mode)
+        raise
+
+
+@contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held until the block ends (a second Ctrl-C must not stop a rollback halfway);
+    in the main thread only, where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def put_back_sources(files: Sequence[TargetFile], run_dir: Path) -> bool:
+    """``put_back`` of every target file that has a backup (several targets: under
+    ``backup/``); False when none had one."""
+    if len(files) == 1:
+        return put_back(files[0][1], run_dir)
+    restored = False
+    for relpath, path in files:
+        backup = several_backup_path(run_dir, relpath)
+        if backup.is_file():
+            mode = path.stat().st_mode if path.exists() else None
+            write_source(path, read_source(backup))
+            if mode is not None:
+                os.chmod(path, mode)
+            restored = True
+    return restored
+
+
 class RunNotFound(Exception):
     """``--aide-resume`` names no run of this target (the message says what was looked for)."""
 
 
-def find_run(log_dir: Path, relpath: str, wanted: str) -> Path:
+def find_run(log_dir: Path, relpath: str, wanted: str, also: Sequence[str] = ()) -> Path:
     """The run directory to resume: ``wanted`` is a run id or ``latest`` (this target's most
     recent run in ``log_dir``); RunNotFound when there is none, or it optimized another
-    target."""
+    target. ``also``: a run of several targets, the others (the same list, in its order)."""
+    targets = [relpath, *also]
+    name = " + ".join(targets)
     runs = sorted(log_dir.glob("*/journal.json"), key=lambda p: p.stat().st_mtime)
-    mine = [path.parent for path in runs if _journal_target(path) == relpath]
+    mine = [path.parent for path in runs if _journal_targets(path) == targets]
     if wanted == "latest":
         if not mine:
-            raise RunNotFound(f"--aide-resume latest: no earlier run for {relpath} in {log_dir}")
+            raise RunNotFound(f"--aide-resume latest: no earlier run for {name} in {log_dir}")
         return mine[-1]
     path = log_dir / wanted
     if not (path / "journal.json").is_file():
-        there = (f"the runs of {relpath} there: {', '.join(p.name for p in reversed(mine[-5:]))}"
-                 f" (or 'latest')" if mine else f"there is no run of {relpath} there")
+        there = (f"the runs of {name} there: {', '.join(p.name for p in reversed(mine[-5:]))}"
+                 f" (or 'latest')" if mine else f"there is no run of {name} there")
         raise RunNotFound(f"--aide-resume {wanted}: no journal at {path / 'journal.json'}; "
                           f"{there}")
     if path not in mine:
         raise RunNotFound(f"--aide-resume {wanted}: that run optimized another target, "
-                          f"not {relpath}")
+                          f"not {name}")
     return path
 
 
-def _journal_target(path: Path) -> str | None:
-    """The target a journal names (None when it cannot be read)."""
+def _journal_targets(path: Path) -> list[str] | None:
+    """The targets a journal names, the primary first (None when it cannot be read)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("target")
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return list(data.get("targets") or [data.get("target")])
+    except (OSError, ValueError, AttributeError, TypeError):
         return None

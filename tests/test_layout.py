@@ -35,6 +35,7 @@ LAYERS = {
     "settings": ("data", 6),
     "study": ("data", 6),
     "symbols": ("data", 6),
+    "sources": ("data", 6),
     "metrics": ("data", 6),
     "journal": ("data", 6),
 }

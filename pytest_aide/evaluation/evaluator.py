@@ -35,7 +35,8 @@ from pytest_aide.guards.integrity import new_findings
 from pytest_aide.guards.replay import Call, differences
 from pytest_aide.guards.verdict import disagreements, phase_checked_outcome
 from pytest_aide.metrics import HotSpot, Measurement, resolve
-from pytest_aide.study import Objective, Study
+from pytest_aide.sources import Sources
+from pytest_aide.study import Objective, Study, Target
 from pytest_aide.workspace import SourceUnreadable, read_source, source_encoding
 
 PASSED = "passed"
@@ -249,6 +250,7 @@ class Evaluator:
         if self._warm is None:
             sandbox = self.sandbox
             original = _read_text(self.study.target.path) or ""
+            also = [(t.path, _read_text(t.path) or "") for t in self.study.also]
             modules = library_imports(self.study.test_files, self.rootdir, self.study.target.module)
             env = child_environment(drop=self.env_drop, keep=self.env_keep)
 
@@ -256,7 +258,7 @@ class Evaluator:
                 return Zygote(sandbox=sandbox, rootdir=self.rootdir, slot=slot,
                               target=self.study.target.path, original=original,
                               modules=modules, env=env, hidden=self.protected_exclude,
-                              python=self.python)
+                              python=self.python, also=also)
 
             self._warm = WarmPool(make, (self.warm_dir or workdir.parent) / "warm")
         return self._warm
@@ -274,39 +276,74 @@ class Evaluator:
             *nodeids,
         ]
 
+    def _texts(self, source: str) -> list[tuple[Target, str]]:
+        """Each target with its text in the candidate ``source``, the primary first."""
+        sources = Sources.decode(source, self.study.relpaths(self.rootdir))
+        return [(target, text)
+                for target, (_, text) in zip(self.study.targets, sources, strict=True)]
+
+    def _original(self) -> str | None:
+        """The target files as they are, as a candidate is stored (None: one is unreadable)."""
+        texts = [_read_text(target.path) for target in self.study.targets]
+        if any(text is None for text in texts):
+            return None
+        return Sources.of(list(zip(self.study.relpaths(self.rootdir), texts, strict=True))
+                          ).encode()  # type: ignore[arg-type]
+
+    def _code_findings(self, source: str, original: str | None) -> list[str]:
+        """``new_findings`` of each target's text against its original's (with several
+        targets, each finding names its file)."""
+        if len(self.study.targets) == 1:
+            return new_findings(source, original)
+        before = dict(self._texts(original)) if original is not None else {}
+        return [f"{target.path.name}: {finding}" for target, text in self._texts(source)
+                for finding in new_findings(text, before.get(target))]
+
     def _worker_settings(
         self, source: str | None, workdir: Path, original: str | None,
-        results: Path | None = None, mounted: Path | None = None,
+        results: Path | None = None, mounted: list[Path] | None = None,
     ) -> dict[str, Any]:
         """What the worker reads first: where to write its results (default: the workdir)
-        and where the candidate is; ``mounted``: the file a warm zygote mounts at the
-        target's path, instead of the workdir's copy."""
+        and where the candidate is; ``mounted``: the files a warm zygote mounts at the
+        targets' paths, instead of the workdir's copies. With several targets, the others'
+        are in ``also``, each as the primary's are."""
         settings: dict[str, Any] = {"results": str(results or workdir / "results.json"),
                                     "module": self.study.target.module}
         if source is None:
             return settings
         settings["allowed"] = seal.allowed_introspection(original)
-        target = self.study.target
-        candidate = workdir / "candidate" / target.path.name
-        candidate.parent.mkdir(parents=True, exist_ok=True)
-        candidate.write_text(source, encoding=source_encoding(source))
-        settings["module"] = target.module
+        entries = []
+        for index, (target, text) in enumerate(self._texts(source)):
+            candidate = workdir / "candidate" / (
+                target.path.name if index == 0 else f"{index}/{target.path.name}")
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            candidate.write_text(text, encoding=source_encoding(text))
+            entries.append(self._candidate_entry(
+                target, candidate, mounted[index] if mounted else None))
+        settings.update(entries[0])
+        if len(entries) > 1:
+            settings["also"] = entries[1:]
+        return settings
+
+    def _candidate_entry(self, target: Target, candidate: Path, mounted: Path | None
+                         ) -> dict[str, Any]:
+        """Where the worker finds one target's candidate code."""
+        entry: dict[str, Any] = {"module": target.module}
         if self._isolation.capabilities.mounts_files:
             # bind-mounted at the target's own path (see _command): imported as the original
-            settings["candidate"] = str(target.path)
-            settings["mounted"] = str(mounted or candidate)
-            return settings
-        settings["candidate"] = str(candidate)
+            entry["candidate"] = str(target.path)
+            entry["mounted"] = str(mounted or candidate)
+            return entry
+        entry["candidate"] = str(candidate)
         if target.path.name == "__init__.py":
-            settings["search_locations"] = [str(target.path.parent)]
-        return settings
+            entry["search_locations"] = [str(target.path.parent)]
+        return entry
 
     def _command(self, nodeids: list[str], settings: dict[str, Any], workdir: Path) -> list[str]:
         """The child's command line, inside the sandbox when there is one."""
         command = self.command(nodeids)
-        mounts = []
-        if settings.get("mounted"):
-            mounts.append((Path(settings["mounted"]), self.study.target.path))
+        mounts = [(Path(entry["mounted"]), Path(entry["candidate"]))
+                  for entry in [settings, *settings.get("also", [])] if entry.get("mounted")]
         return self._isolation.command(
             command,
             workdir=workdir,
@@ -343,7 +380,7 @@ class Evaluator:
         ``profile``: with ``fresh``, each benchmarked call is profiled once after the tests
         (``Evaluation.profile``).
         """
-        original = _read_text(self.study.target.path)
+        original = self._original()
         workdir.parent.mkdir(parents=True, exist_ok=True)
         # The workdir is excluded before it exists: an evaluation that ends in between must
         # not take it for something a candidate created, and undo it.
@@ -373,7 +410,7 @@ class Evaluator:
                 clock.clock_findings(evaluation.clock, baseline.clock if baseline else None)
             )
         if source is not None:
-            found = new_findings(source, original)
+            found = self._code_findings(source, original)
             evaluation.tampered[:0] = [Finding(FindingKind.CODE, f) for f in found]
         return evaluation
 
@@ -436,7 +473,7 @@ class Evaluator:
                 pool.give_back(zygote)  # type: ignore[union-attr]
                 return evaluation
         settings = self._worker_settings(source, workdir, original)
-        extra.apply(settings, self.study.target.path)
+        extra.apply(settings, self.study.target.path, [t.path for t in self.study.also])
         key, env, results_path = self._hand_over(settings, workdir / "worker.json")
         key_fd = seal.key_pipe(key)
         env[seal.KEY_FD_ENV] = str(key_fd)
@@ -472,12 +509,15 @@ class Evaluator:
                   extra: _Extra | None = None) -> Evaluation:
         """``_run``, forked from a warm interpreter (warm.py): the worker's settings and
         results live in the zygote's slot, the only place it may write."""
-        zygote.prepare(source if source is not None else (original or ""))
+        shown = source if source is not None else original
+        texts = ([text for _, text in self._texts(shown)] if shown is not None
+                 else [""] * len(self.study.targets))
+        zygote.prepare(texts[0], texts[1:])
         slot = zygote.slot
         settings = self._worker_settings(source, workdir, original, results=slot / "results.json",
-                                         mounted=zygote.candidate_file)
+                                         mounted=[zygote.candidate_file, *zygote.also_files])
         if extra is not None:
-            extra.apply(settings, self.study.target.path)
+            extra.apply(settings, self.study.target.path, [t.path for t in self.study.also])
         key, env, results_path = self._hand_over(settings, slot / "worker.json")
         key_fd = seal.key_pipe(key)
         marks = clock.MarkReader()
@@ -596,9 +636,12 @@ class _Extra:
             return ["--benchmark-disable"]
         return ["-x"] if self.first_failure_ends else []
 
-    def apply(self, settings: dict[str, Any], target: Path) -> None:
+    def apply(self, settings: dict[str, Any], target: Path, also: Iterable[Path] = ()
+              ) -> None:
+        """``also``: the other target files, measured by the coverage probe too."""
         if self.coverage:
             settings["coverage_of"] = str(target)
+            settings["coverage_also"] = [str(path) for path in also]
         if self.record_calls:
             settings["record_calls"] = True
         if self.replay is not None:

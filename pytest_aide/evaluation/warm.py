@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +98,9 @@ class Zygote:
     env: dict[str, str]
     hidden: list[Path] = field(default_factory=list)
     python: str = sys.executable
+    #: With several targets: each other target's path and original text, mounted as the
+    #: primary is (``also_files``).
+    also: list[tuple[Path, str]] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _socket: socket.socket | None = field(default=None, init=False, repr=False)
 
@@ -107,18 +110,30 @@ class Zygote:
         target's path, so it can neither change nor replace what the next child imports."""
         return self.slot.parent / f"{self.slot.name}-candidate" / self.target.name
 
+    @property
+    def also_files(self) -> list[Path]:
+        """The other targets' candidate files, beside ``candidate_file``."""
+        return [self.candidate_file.parent / str(index) / path.name
+                for index, (path, _) in enumerate(self.also, start=1)]
+
+    def _mounts(self) -> list[tuple[Path, Path]]:
+        return [(self.candidate_file, self.target),
+                *zip(self.also_files, (path for path, _ in self.also), strict=True)]
+
     def start(self) -> None:
         """Start the zygote and wait until it is ready; WarmUnavailable if it cannot be."""
         self.stop()
         self.slot.mkdir(parents=True, exist_ok=True)
-        self.candidate_file.parent.mkdir(parents=True, exist_ok=True)
-        self.candidate_file.write_text(self.original, encoding=source_encoding(self.original))
+        for file, text in zip([self.candidate_file, *self.also_files],
+                              [self.original, *(text for _, text in self.also)], strict=True):
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(text, encoding=source_encoding(text))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         command = self.sandbox.command(
             [self.python, "-m", ZYGOTE, str(theirs.fileno()), *self.modules],
             workdir=self.slot, cwd=self.rootdir,
             visible=[self.rootdir, *python_paths()], hidden=self.hidden,
-            mounts=[(self.candidate_file, self.target)],
+            mounts=self._mounts(),
         )
         try:
             with (self.slot / "zygote.log").open("wb") as log:  # the child keeps its own copy
@@ -166,9 +181,10 @@ class Zygote:
             raise WarmUnavailable("the warm interpreter stopped answering")
         return json.loads(data)
 
-    def prepare(self, source: str) -> None:
+    def prepare(self, source: str, also: Sequence[str] = ()) -> None:
         """Before an evaluation: a running zygote, an empty slot (nothing of the last child's
-        is left to this one) and ``source`` where the target's mount shows it."""
+        is left to this one) and ``source`` where the target's mount shows it (``also``: the
+        other targets' texts, where theirs do)."""
         if self._process is None or self._process.poll() is not None:
             self.start()
         for item in self.slot.iterdir():
@@ -176,8 +192,10 @@ class Zygote:
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 item.unlink(missing_ok=True)
-        with self.candidate_file.open("w", encoding=source_encoding(source)) as handle:
-            handle.write(source)  # in place: the mount follows the file, not its name
+        for file, text in zip([self.candidate_file, *self.also_files], [source, *also],
+                              strict=True):
+            with file.open("w", encoding=source_encoding(text)) as handle:
+                handle.write(text)  # in place: the mount follows the file, not its name
 
     def run(self, args: list[str], env: dict[str, str], fds: list[tuple[str, int]],
             output: int, timeout: float, sent: Callable[[], None] = lambda: None

@@ -117,14 +117,30 @@ def _write_results(payload: str) -> None:
 
 
 def install_candidate(config: dict[str, Any]) -> None:
-    module = config.get("module")
-    candidate = config.get("candidate")
-    if not module or not candidate:
-        return
-    sys.modules.pop(module, None)
-    # a mounted candidate sits at the target's own path: plain imports find it
-    path = None if config.get("mounted") else candidate
-    sys.meta_path.insert(0, CandidateFinder(module, path, config.get("search_locations")))
+    """Serve each target module from its candidate file (the primary's settings, and with
+    several targets each of ``also``'s)."""
+    for one in [config, *config.get("also", [])]:
+        module = one.get("module")
+        candidate = one.get("candidate")
+        if not module or not candidate:
+            continue
+        sys.modules.pop(module, None)
+        # a mounted candidate sits at the target's own path: plain imports find it
+        path = None if one.get("mounted") else candidate
+        sys.meta_path.insert(0, CandidateFinder(module, path, one.get("search_locations")))
+
+
+def _candidate_files(config: dict[str, Any]) -> list[str] | None:
+    """The file names the candidate's code runs from (None: the project's own code)."""
+    if not config.get("candidate"):
+        return None
+    return [config["candidate"], *(one["candidate"] for one in config.get("also", []))]
+
+
+def _target_modules(config: dict[str, Any]) -> tuple[str, ...]:
+    """Every target module: the primary's, then the others'."""
+    names = [config.get("module") or "", *(one["module"] for one in config.get("also", []))]
+    return tuple(name for name in names if name)
 
 
 _CONFIG = _load_config()
@@ -135,7 +151,7 @@ _RECORDER = Recorder(_CONFIG["module"]) if _CONFIG.get("record_calls") else None
 if _RECORDER is not None:
     sys.meta_path.insert(0, RecordingFinder(_RECORDER))
 if _CONFIG.get("results"):
-    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _CONFIG.get("candidate"),
+    seal.install(_CONFIG.pop("key", ""), Path(_CONFIG["results"]), _candidate_files(_CONFIG),
                  _write_results.__code__, _CONFIG.get("allowed"))
 if _CONFIG.get("marks"):
     _CONFIG["marks"].install()  # before any project code, or identities are recorded
@@ -160,7 +176,7 @@ def _outcome(previous: str | None, report: pytest.TestReport) -> str:
 class StateWatch:
     """Fingerprints of what the tests rely on: once all is loaded, and around each test."""
 
-    def __init__(self, target: str, rootdir: Path) -> None:
+    def __init__(self, target: str | tuple[str, ...], rootdir: Path) -> None:
         self.target = target
         self.rootdir = rootdir
         self.modules: list[str] = []
@@ -203,11 +219,15 @@ class TargetCoverage:
     only the target's file, with one context per test, so that a line run while the module
     was imported (collection) counts for no test."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, also: list[str] | None = None) -> None:
         import coverage
 
         self.path = path
-        self.cov = coverage.Coverage(data_file=None, include=[path], config_file=False)
+        #: The other target files (``target=[...]``): a test that runs their code guards too;
+        #: their functions are named ``file.py::qualname``, apart from the primary's.
+        self.also = list(also or [])
+        self.cov = coverage.Coverage(data_file=None, include=[path, *self.also],
+                                     config_file=False)
         self.cov.start()
 
     @pytest.hookimpl(hookwrapper=True)
@@ -221,13 +241,26 @@ class TargetCoverage:
         while it was imported); a test that ran only module-level code has an empty list."""
         self.cov.stop()
         data = self.cov.get_data()
+        found: dict[str, list[str]] = {}
+        for path in [self.path, *self.also]:
+            prefix = "" if path == self.path else f"{Path(path).name}::"
+            for context, names in self._functions_run(data, path, bool(self.also)).items():
+                found.setdefault(context, []).extend(prefix + name for name in names)
+        return found
+
+    @staticmethod
+    def _functions_run(data: Any, path: str, several: bool) -> dict[str, list[str]]:
+        """Each context's functions of ``path`` that ran (``several``: other files were
+        measured too, and are left out)."""
         lines: dict[str, set[int]] = {}
         for measured in data.measured_files():
+            if several and os.path.realpath(measured) != os.path.realpath(path):
+                continue
             for line, names in (data.contexts_by_lineno(measured) or {}).items():
                 for name in names:
                     lines.setdefault(name, set()).add(line)
         try:
-            spans = selection.function_spans(read_source(Path(self.path)))
+            spans = selection.function_spans(read_source(Path(path)))
         except (OSError, SourceUnreadable):
             spans = []
         return {context: selection.functions_run(spans, ran) for context, ran in lines.items()}
@@ -244,7 +277,7 @@ class WorkerRecorder:
         self.collected: list[str] = []
         self.collection_errors: list[str] = []
         self.speed: list[float] = []  # machine speed probes, before and after the tests
-        self.state = StateWatch(settings.get("module") or "", Path(str(config.rootpath)))
+        self.state = StateWatch(_target_modules(settings), Path(str(config.rootpath)))
         self.marks: clock.MarkWriter = settings.get("marks") or clock.MarkWriter(None)
         self.clock: dict[str, dict[str, Any]] = {}  # nodeid -> its mark and reported seconds
         self.coverage: TargetCoverage | None = None
@@ -425,7 +458,8 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = WorkerRecorder(config, _CONFIG)
         config.pluginmanager.register(recorder, "aide-worker-recorder")
         if _CONFIG.get("coverage_of"):
-            recorder.coverage = TargetCoverage(_CONFIG["coverage_of"])
+            recorder.coverage = TargetCoverage(_CONFIG["coverage_of"],
+                                               _CONFIG.get("coverage_also"))
             config.pluginmanager.register(recorder.coverage, "aide-target-coverage")
             if _CONFIG.get("module"):
                 recorder.reads = TargetReads(_CONFIG["module"])

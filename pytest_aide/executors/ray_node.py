@@ -142,8 +142,11 @@ def relocate(study: Study, old: Path, new: Path) -> Study:
     def moved(path: Path) -> Path:
         return new / path.relative_to(old) if path.is_relative_to(old) else path
 
-    target = Target(study.target.module, moved(study.target.path), study.target.symbol)
-    return dataclasses.replace(study, target=target,
+    def target(one: Target) -> Target:
+        return Target(one.module, moved(one.path), one.symbol)
+
+    return dataclasses.replace(study, target=target(study.target),
+                               also=tuple(target(t) for t in study.also),
                                test_files=[moved(p) for p in study.test_files])
 
 

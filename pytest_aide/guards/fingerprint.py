@@ -57,9 +57,9 @@ _OWN = ("pytest_aide",)
 
 
 def watched_modules(test_modules: Iterable[types.ModuleType], rootdir: Path,
-                    target: str) -> list[str]:
-    """The comparators, every project module but the target, and each module a test module
-    names in its globals (or takes a function or class from)."""
+                    target: str | tuple[str, ...]) -> list[str]:
+    """The comparators, every project module but the target (or targets), and each module a
+    test module names in its globals (or takes a function or class from)."""
     names = {name for name in COMPARATORS if name in sys.modules}
     for module in test_modules:
         for value in list(vars(module).values()):
@@ -77,9 +77,14 @@ def watched_modules(test_modules: Iterable[types.ModuleType], rootdir: Path,
     return sorted(n for n in names if not _excluded(n, target))
 
 
-def _excluded(name: str, target: str) -> bool:
-    return (name == target or name.startswith(target + ".") or name == "__main__"
-            or name.split(".")[0] in _OWN)
+def _excluded(name: str, target: str | tuple[str, ...]) -> bool:
+    return (_in_targets(name, target) or name == "__main__" or name.split(".")[0] in _OWN)
+
+
+def _in_targets(name: str, target: str | tuple[str, ...]) -> bool:
+    """``name`` is a target module or inside one (a candidate's code differs, as it should)."""
+    targets = (target,) if isinstance(target, str) else target
+    return any(name == t or name.startswith(t + ".") for t in targets if t)
 
 
 #: Variables that differ between evaluations by design: each slot of a parallel run sees its
@@ -235,14 +240,14 @@ def _is_code(value: Any) -> bool:
         return False
 
 
-def _owned_by(value: Any, target: str) -> bool:
+def _owned_by(value: Any, target: str | tuple[str, ...]) -> bool:
     owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(
         value, "__module__", None)
-    return isinstance(owner, str) and (owner == target or owner.startswith(target + "."))
+    return isinstance(owner, str) and _in_targets(owner, target)
 
 
 def digests(modules: Iterable[str], test_modules: Iterable[types.ModuleType],
-            target: str) -> dict[str, str]:
+            target: str | tuple[str, ...]) -> dict[str, str]:
     """Name -> digest, the same in two processes for the same code (see the module doc)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

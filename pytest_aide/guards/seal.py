@@ -139,16 +139,18 @@ def allowed_introspection(original: str | None) -> list[str]:
     return [name for name in names if name.rsplit(".", 1)[-1] in original] + native
 
 
-def install(key: str, results: Path, candidate: str | None, writer: CodeType,
+def install(key: str, results: Path, candidate: str | list[str] | None, writer: CodeType,
             allowed: list[str] | None = None) -> None:
     """Add the audit hook that alone can write ``results`` (see the module docstring).
 
     ``writer`` is the code object of the worker's function that asks for the write, with
-    ``sys.audit(WRITE_EVENT, payload)``; ``candidate`` the candidate's file name (None: the
+    ``sys.audit(WRITE_EVENT, payload)``; ``candidate`` the candidate's file name, or its
+    file names when it has several targets (None: the
     project's own code is evaluated, and nothing is refused but touching the results);
     ``allowed``: events and frame attributes not refused (``allowed_introspection``).
     """
     allowed = set(allowed or ())
+    files = {candidate} if isinstance(candidate, str) else set(candidate or ())
     sealed = {os.path.abspath(p) for p in (results, results.with_suffix(".tmp"))}
     main = threading.main_thread()
     findings: list[str] = []
@@ -157,7 +159,7 @@ def install(key: str, results: Path, candidate: str | None, writer: CodeType,
 
     def candidate_on_stack(frame: FrameType | None, only_first: bool) -> bool:
         while frame is not None:
-            if frame.f_code.co_filename == candidate:
+            if frame.f_code.co_filename in files:
                 return True
             # code made at run time ("<string>") speaks for whoever called it
             if only_first and not frame.f_code.co_filename.startswith("<"):

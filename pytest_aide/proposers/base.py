@@ -54,6 +54,15 @@ class ObjectiveInfo:
 
 
 @dataclass
+class TargetFile:
+    """One target file of a run with several (``target=[...]``)."""
+
+    path: str  # relative to the rootdir
+    module: str
+    symbol: str = ""  # a function or class target in it ("" for the whole file)
+
+
+@dataclass
 class ProposalRequest:
     """Everything a proposer may use to write the next candidate."""
 
@@ -75,6 +84,14 @@ class ProposalRequest:
     #: A function or class target: its qualified name in the module (``func``,
     #: ``Class.method``); the candidate may change only that definition. "" for the module.
     symbol: str = ""
+    #: With ``target=[...]``: the other targets. A node's code then holds every target file
+    #: (sources.Sources' JSON form, the primary ``target_path`` first).
+    also: list[TargetFile] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[TargetFile]:
+        """Every target file, the primary first."""
+        return [TargetFile(self.target_path, self.module, self.symbol), *self.also]
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,7 +25,13 @@ from pytest_aide.proposers.base import (
     ProposerRequestError,
 )
 from pytest_aide.proposers.prices import estimate_cost
-from pytest_aide.proposers.replies import NoCodeError, ParsedReply, parse_reply
+from pytest_aide.proposers.replies import (
+    NoCodeError,
+    ParsedReply,
+    parse_files_reply,
+    parse_reply,
+)
+from pytest_aide.sources import Sources
 
 #: Extra requests when a reply holds no code.
 NO_CODE_RETRIES = 2
@@ -103,12 +110,16 @@ class LLMProposer:
         request = narrowed(request)
         try:
             prompt = prompts.build_prompt(request)
-            reply, spent = ask_for_code(
-                self.backend, prompt, request.parent.code, request.target_path, request.symbol
-            )
+            if request.also:
+                reply, spent = ask_for_files(self.backend, prompt, request)
+            else:
+                reply, spent = ask_for_code(
+                    self.backend, prompt, request.parent.code, request.target_path,
+                    request.symbol
+                )
             usage = usage.add(spent)
             plan, code = reply.plan, reply.code
-            if self.reflect:
+            if self.reflect and not request.also:  # reflection reads one file
                 plan, code, spent = reflect(self.backend, request, plan, code)
                 usage = usage.add(spent)
         except ProposerError as exc:
@@ -129,22 +140,40 @@ def narrowed(request: ProposalRequest) -> ProposalRequest:
     """The request as the prompt is built from it: a function or class target that the
     parent's code does not define (a candidate of the tuner may have moved it) falls back
     to the whole module, rather than failing every step from that parent."""
+    if request.also:
+        sources = Sources.decode(request.parent.code, [f.path for f in request.files])
+        files = [dataclasses.replace(f, symbol="") if f.symbol and symbols.find(
+                     sources.text(f.path), f.symbol) is None else f for f in request.files]
+        return dataclasses.replace(request, symbol=files[0].symbol, also=files[1:])
     if request.symbol and symbols.find(request.parent.code, request.symbol) is None:
         return dataclasses.replace(request, symbol="")
     return request
 
 
+def ask_for_files(backend: ChatBackend, prompt: prompts.Prompt, request: ProposalRequest
+                  ) -> tuple[ParsedReply, Usage]:
+    """``ask_for_code`` with several target files: the reply answers per file."""
+    parent = Sources.decode(request.parent.code, [f.path for f in request.files])
+    return ask_for_code(backend, prompt, request.parent.code, request.target_path,
+                        parse=lambda text: parse_files_reply(text, parent, request.files),
+                        no_code_again=prompts.NO_CODE_AGAIN_FILES)
+
+
 def ask_for_code(
     backend: ChatBackend, prompt: prompts.Prompt, parent_code: str, filename: str,
-    symbol: str = "",
+    symbol: str = "", parse: Callable[[str], ParsedReply] | None = None,
+    no_code_again: str = "",
 ) -> tuple[ParsedReply, Usage]:
     """Ask until a reply yields a candidate, within the bounds above; else ProposerError.
 
     ``symbol``: a function or class target, the only part of the parent that may change.
-    A raised ProposerError carries the tokens spent so far as ``usage``.
+    ``parse``, ``no_code_again``: how a reply is read and the request when it held no code,
+    other than one file's (several target files). A raised ProposerError carries the tokens
+    spent so far as ``usage``.
     """
-    no_code_again = (prompts.NO_CODE_AGAIN_SYMBOL.format(symbol=symbol) if symbol
-                     else prompts.NO_CODE_AGAIN)
+    no_code_again = no_code_again or (
+        prompts.NO_CODE_AGAIN_SYMBOL.format(symbol=symbol) if symbol else prompts.NO_CODE_AGAIN)
+    parse = parse or (lambda text: parse_reply(text, parent_code, filename, symbol))
     turns = [Turn("user", prompt.user)]
     usage = Usage()
     no_code_left = NO_CODE_RETRIES
@@ -164,7 +193,7 @@ def ask_for_code(
                 turns = [Turn("user", prompt.user + "\n\n" + prompts.TRUNCATED_AGAIN)]
                 continue
             try:
-                return parse_reply(completion.text, parent_code, filename, symbol), usage
+                return parse(completion.text), usage
             except NoCodeError as exc:
                 if no_code_left == 0:
                     raise ProposerError(

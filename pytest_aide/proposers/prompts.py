@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pytest_aide import symbols
 from pytest_aide.journal import Node
 from pytest_aide.metrics import BENCHMARK_STATS
-from pytest_aide.proposers.base import ObjectiveInfo, ProposalRequest
+from pytest_aide.proposers.base import ObjectiveInfo, ProposalRequest, TargetFile
+from pytest_aide.sources import Sources
 
 ROLE = (
     "You are an expert Python performance engineer. You rewrite one module of a project so "
@@ -96,6 +97,18 @@ TRUNCATED_AGAIN = (
     "lines that need to change. Do not repeat the whole module."
 )
 
+FILES_GUIDELINE = (
+    "The files change together: answer for each file you change under its own heading; a "
+    "file you leave out stays as it is. A file's code replaces the whole file (or, where only "
+    "a definition is the target, that definition): keep every import, helper and definition "
+    "that is still used."
+)
+NO_CODE_AGAIN_FILES = (
+    "Your reply contained no usable code. Reply again: a short plan, then for each file you "
+    "change a heading line `### path` followed by ONE fenced ```python block (or "
+    "SEARCH/REPLACE edit blocks for that file), as described."
+)
+
 NO_CODE_AGAIN_SYMBOL = (
     "Your reply contained no usable code. Reply again: a short plan, then ONE fenced "
     "```python block holding the complete new definition of `{symbol}` (or SEARCH/REPLACE "
@@ -119,7 +132,8 @@ def build_prompt(request: ProposalRequest) -> Prompt:
         profile_section(request) if operator != "debug" else "",
         memory_section(request),
         code_section(request, operator),
-        instructions_section(operator, request.symbol),
+        instructions_section(operator, request.symbol, files=bool(request.also)),
+        files_reply_format(request.files) if request.also else
         reply_format(request.parent.code, request.symbol),
     ]
     return Prompt(system=role(request.objectives), user="\n\n".join(s for s in sections if s))
@@ -132,12 +146,10 @@ def role(objectives: list[ObjectiveInfo]) -> str:
 
 
 def task_section(request: ProposalRequest) -> str:
-    what = f"`{request.symbol}` in the module" if request.symbol else "the module"
     parts = [
         "# Task",
-        f"Optimize {what} `{request.target_path}` (imported as `{request.module}`). "
-        "Its marked tests measure the metrics below; a candidate counts only if all the tests "
-        "shown pass.",
+        f"{_task_line(request)} Its marked tests measure the metrics below; a candidate "
+        "counts only if all the tests shown pass.",
         "",
         "## Metrics",
         *[objective_line(o) for o in request.objectives],
@@ -148,6 +160,17 @@ def task_section(request: ProposalRequest) -> str:
     for path, source in request.test_sources.items():
         parts += [f"### {path}", fenced(source)]
     return "\n".join(parts)
+
+
+def _task_line(request: ProposalRequest) -> str:
+    if request.also:
+        named = ", ".join(f"`{f.symbol}` in `{f.path}`" if f.symbol else f"`{f.path}`"
+                          for f in request.files)
+        modules = ", ".join(f"`{f.module}`" for f in request.files)
+        return (f"Optimize these files together: {named} (imported as {modules}); a "
+                "speedup may need changes to more than one of them.")
+    what = f"`{request.symbol}` in the module" if request.symbol else "the module"
+    return f"Optimize {what} `{request.target_path}` (imported as `{request.module}`)."
 
 
 def profile_section(request: ProposalRequest) -> str:
@@ -214,7 +237,10 @@ def code_section(request: ProposalRequest, operator: str) -> str:
         title = f"# Current code (node {parent.id}, buggy)"
     else:
         title = f"# Current code (node {parent.id})"
-    if request.symbol:
+    if request.also:
+        parts = [title, *files_code(Sources.decode(parent.code, [f.path for f in request.files]),
+                                    request.files)]
+    elif request.symbol:
         parts = symbol_code(parent.code, request.symbol, title, request.target_path)
     else:
         parts = [title, fenced(parent.code)]
@@ -234,9 +260,23 @@ def symbol_code(code: str, symbol: str, title: str, path: str) -> list[str]:
     ]
 
 
-def instructions_section(operator: str, symbol: str = "") -> str:
-    what = f"`{symbol}`" if symbol else "the module"
-    last = SYMBOL_GUIDELINE.format(symbol=symbol) if symbol else MODULE_GUIDELINE
+def files_code(sources: Sources, files: list[TargetFile]) -> list[str]:
+    """Each target file under a heading of its path: in full, or (a function or class
+    target) that definition in full and the rest of the file as a skeleton."""
+    parts = []
+    for file in files:
+        text = sources.text(file.path)
+        if file.symbol and symbols.find(text, file.symbol) is not None:
+            parts += symbol_code(text, file.symbol, f"## {file.path}", file.path)
+        else:
+            parts += [f"## {file.path}", fenced(text)]
+    return parts
+
+
+def instructions_section(operator: str, symbol: str = "", files: bool = False) -> str:
+    what = "the files" if files else f"`{symbol}`" if symbol else "the module"
+    last = (FILES_GUIDELINE if files else SYMBOL_GUIDELINE.format(symbol=symbol) if symbol
+            else MODULE_GUIDELINE)
     items = [item.format(what=what) for item in OPERATOR_INSTRUCTIONS[operator]]
     return "\n".join(["# Instructions", *[f"- {item}" for item in [*items, *GUIDELINES, last]]])
 
@@ -267,6 +307,27 @@ def reply_format(parent_code: str, symbol: str = "") -> str:
     if large:
         lines.append(f"{'It' if symbol else 'The module'} is large: prefer edit blocks.")
     lines.append("Write nothing after the code.")
+    return "\n".join(lines)
+
+
+def files_reply_format(files: list[TargetFile]) -> str:
+    """The reply format with several target files: one section per file it changes."""
+    lines = [
+        "# Reply format",
+        "First a short plan in plain text. Then, for each file you change, a heading line "
+        "with its path, exactly as shown:",
+        *[f"### {file.path}" for file in files],
+        "followed by its code in ONE of two forms:",
+        "1. ONE fenced ```python block holding the complete new file (where the target is one "
+        "definition of the file: the complete new definition, nothing else of the file).",
+        "2. One or more edit blocks against that file's code shown above, each like this:",
+        "<<<<<<< SEARCH",
+        "(lines copied exactly from the current code)",
+        "=======",
+        "(the lines that replace them)",
+        ">>>>>>> REPLACE",
+        "Leave out the files you do not change. Write nothing after the code.",
+    ]
     return "\n".join(lines)
 
 

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 
 from pytest_aide import symbols
-from pytest_aide.proposers.base import ProposerError
+from pytest_aide.proposers.base import ProposerError, TargetFile
+from pytest_aide.sources import Sources
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(
@@ -62,7 +63,9 @@ class Edit:
 class ParsedReply:
     plan: str
     code: str
-    form: str  # "module", "edits" or "definition" (one definition, spliced in)
+    #: "module", "edits", "definition" (one definition, spliced in) or "files" (several
+    #: target files, each read as one of the others)
+    form: str
 
 
 def parse_reply(text: str, parent_code: str, filename: str = "<candidate>",
@@ -92,6 +95,37 @@ def parse_reply(text: str, parent_code: str, filename: str = "<candidate>",
     if symbol:
         check_inside(parent_code, code, symbol)
     return ParsedReply(plan=extract_plan(text, plan_end), code=code, form=form)
+
+
+#: A heading line that may name a target file: ``### path``, ``## `path` ``, ``# File: path``.
+_HEADING = re.compile(
+    r"^#{1,6}[ \t]*(?:file:?[ \t]*)?`?(?P<path>[^`\n]+?)`?:?[ \t]*$",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def parse_files_reply(text: str, parent: Sources, files: list[TargetFile]) -> ParsedReply:
+    """With several target files: each section under a heading that names one (its path, as
+    the prompt shows it) is that file's reply, read as ``parse_reply`` reads a whole reply
+    (a function or class target's definition spliced in); a file no heading names stays as
+    it is. The candidate is every file, in ``Sources``' stored form."""
+    text = _THINK.sub("", text or "")
+    known = {file.path: file for file in files}
+    headings = [m for m in _HEADING.finditer(text) if m.group("path").strip() in known]
+    if not headings:
+        raise NoCodeError("the reply names none of the files: put each file's code under a "
+                          "heading line of its path, e.g. ### " + files[0].path)
+    sources = parent
+    for index, heading in enumerate(headings):
+        end = headings[index + 1].start() if index + 1 < len(headings) else len(text)
+        file = known[heading.group("path").strip()]
+        section = text[heading.end():end]
+        try:
+            parsed = parse_reply(section, parent.text(file.path), file.path, file.symbol)
+        except ProposerError as exc:
+            raise type(exc)(f"{file.path}: {exc}") from None
+        sources = sources.replace(file.path, parsed.code)
+    return ParsedReply(plan=extract_plan(text, headings[0].start()), code=sources.encode(),
+                       form="files")
 
 
 def _splice(parent_code: str, symbol: str, block: str) -> tuple[str, str]:

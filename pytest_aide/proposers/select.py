@@ -8,7 +8,7 @@ SDKs are imported only for the provider that is used.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,22 +66,25 @@ class ModelSpec:
 
 
 def make_proposer(
-    settings: ProposerSettings, original_code: str, env: Mapping[str, str] | None = None
+    settings: ProposerSettings, original_code: str, env: Mapping[str, str] | None = None,
+    relpaths: Sequence[str] = (),
 ) -> tuple[Proposer, str | None]:
-    """The proposer for these settings, and a one-line notice for the terminal (or None)."""
+    """The proposer for these settings, and a one-line notice for the terminal (or None).
+    ``relpaths``: with several target files, theirs (the tuner searches each one's knobs)."""
     env = os.environ if env is None else env
     spec, notice = choose_spec(settings, env)
     if spec.provider == "tune":
         from pytest_aide.proposers.tune.proposer import TuneProposer
 
-        tuner = TuneProposer(original_code, seed=settings.seed)
+        tuner = TuneProposer(original_code, seed=settings.seed, relpaths=relpaths)
         return tuner, " ".join(filter(None, [notice, tuner.space_text()]))
     unpriced = _unpriced_notice(spec, settings)
     llm = build_llm_proposer(spec, settings, env)
     if spec.tuned:
         from pytest_aide.proposers.tuned import TunedLLMProposer
 
-        llm = TunedLLMProposer(llm, children=settings.tune_children, seed=settings.seed)
+        llm = TunedLLMProposer(llm, children=settings.tune_children, seed=settings.seed,
+                               relpaths=relpaths)
         unpriced = "; ".join(filter(None, [unpriced, (
             f"each LLM candidate that becomes the best gets up to {settings.tune_children} "
             "tuner evaluations of its numeric knobs (--aide-tune-children)")]))

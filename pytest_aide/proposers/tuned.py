@@ -14,6 +14,7 @@ The tuner's state is not kept across ``--aide-resume``: a resumed run tunes anew
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_aide.journal import Node, Operator
@@ -63,8 +64,10 @@ class TunedLLMProposer:
     #: One call at a time: the tuner has state, and which of the two answers depends on it.
     concurrent = False
 
-    def __init__(self, llm: Proposer, *, children: int, seed: int = 0) -> None:
+    def __init__(self, llm: Proposer, *, children: int, seed: int = 0,
+                 relpaths: Sequence[str] = ()) -> None:
         self.llm = llm
+        self.relpaths = list(relpaths)  # several target files: theirs (TuneProposer's)
         self.children = children
         self.seed = seed
         self.name = f"{getattr(llm, 'name', 'llm')}+tune"
@@ -113,7 +116,7 @@ class TunedLLMProposer:
         none to tune)."""
         try:
             tuner = TuneProposer(node.code, seed=self.seed + node.id,
-                                 target=f"node {node.id}")
+                                 target=f"node {node.id}", relpaths=self.relpaths)
         except ProposerConfigError:
             return None
         tuner.observe(node, None)

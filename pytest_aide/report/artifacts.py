@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 
+from pytest_aide.sources import Sources, SourcesError
+
 
 def unified_patch(original: str, best: str, relpath: str) -> str:
     """A diff that ``git apply`` takes from the rootdir."""
@@ -25,6 +27,23 @@ def unified_patch(original: str, best: str, relpath: str) -> str:
     if text:
         text = f"diff --git a/{relpath} b/{relpath}\n" + text
     return text
+
+
+def sources_patch(original: Sources, best: Sources) -> str:
+    """One diff over every target file (``unified_patch`` of each, in the targets' order):
+    ``git apply`` takes it from the rootdir, all files at once."""
+    return "".join(unified_patch(text, best.text(relpath), relpath)
+                   for relpath, text in original)
+
+
+def code_patch(relpaths: list[str], original: str, best: str) -> str:
+    """``sources_patch`` of two candidates as a run with the targets ``relpaths`` stores
+    them (one target: ``unified_patch`` of the file's texts); a candidate that holds other
+    files than the run's (a proposer's mistake, judged buggy) is diffed as it was stored."""
+    try:
+        return sources_patch(Sources.decode(original, relpaths), Sources.decode(best, relpaths))
+    except SourcesError:
+        return unified_patch(original, best, relpaths[0])
 
 
 def _lines(text: str) -> list[str]:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from pytest_aide.journal import Journal, Node, write_atomic
-from pytest_aide.report.artifacts import unified_patch
+from pytest_aide.report.artifacts import code_patch
 from pytest_aide.report.formatting import (
     confirmed_text,
     fmt_change,
@@ -78,7 +78,9 @@ def _header(journal: Journal) -> list[str]:
     """The title and the run's facts: target, proposer, steps and seed, outcome, totals."""
     settings = journal.settings
     symbol = f", only `{journal.symbol}` in it" if journal.symbol else ""
-    facts = [f"target `{journal.target}` (module `{journal.module}`{symbol})"]
+    facts = [f"target `{journal.target}` (module `{journal.module}`{symbol})"
+             if len(journal.relpaths) == 1 else
+             "targets " + ", ".join(f"`{relpath}`" for relpath in journal.relpaths)]
     proposer = journal_proposer(journal)
     if proposer:
         facts.append(f"proposer {proposer_text(proposer)}")
@@ -146,7 +148,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _best_diff(journal: Journal, original_code: str, best_code: str | None) -> list[str]:
-    diff = unified_patch(original_code, best_code, journal.target) if best_code else ""
+    diff = code_patch(journal.relpaths, original_code, best_code) if best_code else ""
     diff = printable(diff, keep_newlines=True)  # shown, not applied: best.patch stays raw
     if not diff:
         return ["## Best diff", "", "No change: the original code stays.", ""]

@@ -93,7 +93,7 @@ def summary_lines(
     """
     best = journal.best if _improved(journal) else None
     symbol = f", only {journal.symbol} in it" if journal.symbol else ""
-    lines = [f"{journal.target} ({journal.module}{symbol}), run {journal.run_id}"]
+    lines = [f"{journal.targets_text} ({journal.module}{symbol}), run {journal.run_id}"]
     lines += _objective_lines(journal, best)
     lines += _best_lines(best)
     if journal.outcome:
@@ -153,9 +153,9 @@ def _best_lines(best: Node | None) -> list[str]:
 def _target_text(journal: Journal, applied: bool, already_best: bool, put_back: bool) -> str:
     """What became of the target file."""
     if already_best:
-        return (f"target: {journal.target} already holds the best (written when this run "
+        return (f"target: {journal.targets_text} already holds the best (written when this run "
                 "first finished)")
     if put_back:
-        return (f"target: {journal.target} written, then put back as it was: the final check "
+        return (f"target: {journal.targets_text} written, then put back as it was: the final check "
                 "failed")
-    return f"target: {journal.target} {'written' if applied else 'left unchanged'}"
+    return f"target: {journal.targets_text} {'written' if applied else 'left unchanged'}"

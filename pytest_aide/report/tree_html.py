@@ -19,8 +19,9 @@ from typing import Any
 
 from pytest_aide.journal import Journal, write_atomic
 from pytest_aide.metrics import BENCHMARK_STATS
-from pytest_aide.report.artifacts import unified_patch
+from pytest_aide.report.artifacts import code_patch
 from pytest_aide.report.formatting import objective_labels, time_text
+from pytest_aide.sources import Sources, SourcesError
 
 
 def render_tree_html(journal: Journal) -> str:
@@ -28,22 +29,37 @@ def render_tree_html(journal: Journal) -> str:
     for node in journal.nodes:
         if node.parent is not None:
             parent_code = journal[node.parent].code
-            diffs[str(node.id)] = unified_patch(parent_code, node.code, journal.target)
+            diffs[str(node.id)] = code_patch(journal.relpaths, parent_code, node.code)
     data = {
-        "journal": journal.to_dict(),
+        "journal": _readable(journal),
         "labels": objective_labels(journal),
         "units": {o["nodeid"]: _unit(o["metric"]) for o in journal.objectives},
         "time": time_text(journal),
         "diffs": diffs,
     }
     parts = {
-        "TITLE": html.escape(f"pytest-aide · {journal.target} · {journal.run_id}"),
+        "TITLE": html.escape(f"pytest-aide · {journal.targets_text} · {journal.run_id}"),
         "CSS": _asset("tree.css"),
         "JS": _asset("tree.js"),
         "DATA": embed_json(data),
     }
     # one pass, so that text inserted for one placeholder is never taken for another
     return re.sub(r"__(TITLE|CSS|JS|DATA)__", lambda match: parts[match[1]], PAGE)
+
+
+def _readable(journal: Journal) -> dict:
+    """The journal as the page shows it: with several target files, each node's code as the
+    files one after another, each under a line naming it (not their stored JSON)."""
+    data = journal.to_dict()
+    if len(journal.relpaths) == 1:
+        return data
+    for node in data["nodes"]:
+        try:
+            sources = Sources.decode(node["code"], journal.relpaths)
+        except SourcesError:
+            continue
+        node["code"] = "\n".join(f"# ---- {path} ----\n{text}" for path, text in sources)
+    return data
 
 
 def _unit(metric: str) -> str:

@@ -43,6 +43,7 @@ from pytest_aide.proposers.base import (
     ProposerRefused,
     ProposerRequestError,
     SearchExhausted,
+    TargetFile,
 )
 from pytest_aide.search import moved
 from pytest_aide.search.flight import Flight, OneAtATime, Stage, spawn
@@ -53,6 +54,7 @@ from pytest_aide.search.objective import ObjectiveError, score
 from pytest_aide.search.policy import Policy
 from pytest_aide.search.sameness import normal_form
 from pytest_aide.search.screen import Screen
+from pytest_aide.sources import Sources, SourcesError
 from pytest_aide.study import Objective, Study
 from pytest_aide.workspace import unencodable
 
@@ -381,6 +383,8 @@ class Search:
             target_path=self.journal.target,
             module=self.journal.module,
             symbol=self.journal.symbol,
+            also=[TargetFile(path, t.module, t.symbol) for path, t in
+                  zip(self.journal.relpaths[1:], self.context.study.also, strict=True)],
             original_code=self.context.original_code,
             test_sources=self.context.test_sources,
             objectives=infos,
@@ -433,8 +437,21 @@ class Search:
 
     def _normal_form(self, node: Node) -> str | None:
         if node.code not in self._normal_forms:
-            self._normal_forms[node.code] = normal_form(node.code)
+            self._normal_forms[node.code] = self._files_form(node.code)
         return self._normal_forms[node.code]
+
+    def _files_form(self, code: str) -> str | None:
+        """``normal_form`` of each target file of ``code``, together (None: one does not
+        parse, or the code does not hold the run's files)."""
+        try:
+            forms = [normal_form(text) for _, text in self.sources(code)]
+        except SourcesError:
+            return None
+        return None if None in forms else "\0".join(forms)  # type: ignore[arg-type]
+
+    def sources(self, code: str) -> Sources:
+        """A node's code as the files it holds (one target: that file alone)."""
+        return Sources.decode(code, self.journal.relpaths)
 
     @staticmethod
     def mark_duplicate(node: Node, duplicate: Node) -> None:
@@ -456,18 +473,33 @@ class Search:
             self.mark_duplicate(node, duplicate)
             return False
         try:
-            compile(node.code, self.journal.target, "exec")
+            files = self.sources(node.code)
+        except SourcesError as exc:
+            node.status, node.error = Status.BUGGY, f"candidate cannot be read: {exc}"
+            return False
+        original = self.sources(self.context.original_code)
+        for relpath, text in files:
+            if not self._precheck_file(node, relpath, text, original.text(relpath)):
+                return False
+        return True
+
+    def _precheck_file(self, node: Node, relpath: str, text: str, original: str) -> bool:
+        """``precheck`` of one target file's text: it compiles, it can be written, and it
+        adds no line that could forge a metric read from the output."""
+        try:
+            compile(text, relpath, "exec")
         except SyntaxError as exc:
             node.status = Status.BUGGY
-            node.error = (f"candidate does not compile: {self.journal.target}, line "
+            node.error = (f"candidate does not compile: {relpath}, line "
                           f"{exc.lineno}: SyntaxError: {exc.msg}")
             return False
-        unwritable = unencodable(node.code)
+        unwritable = unencodable(text)
         if unwritable:
-            node.status, node.error = Status.BUGGY, f"candidate cannot be written: {unwritable}"
+            where = f"{relpath}: " if len(self.journal.relpaths) > 1 else ""
+            node.status, node.error = (Status.BUGGY,
+                                       f"candidate cannot be written: {where}{unwritable}")
             return False
-        forged = forges_output_metric(node.code, self.context.original_code,
-                                      list(self._baseline().output_metrics))
+        forged = forges_output_metric(text, original, list(self._baseline().output_metrics))
         if forged:
             node.status = Status.TAMPERED
             node.error = forged
@@ -546,9 +578,17 @@ class Search:
         it changed (guards/selection.py); all of them when it changed module-level code.
         The screen runs the rest before it becomes the best."""
         if node.id not in self._selected:
-            changed = changed_functions(self.context.original_code, node.code)
+            changed = self._changed_functions(node.code)
             self._selected[node.id] = list(self._baseline().guards_for(changed, self._marked()))
         return self._selected[node.id]
+
+    def _changed_functions(self, code: str) -> frozenset[str] | None:
+        """``changed_functions`` of the primary target; None (every guard) when another
+        target file changed too: the coverage maps the primary's functions alone."""
+        original, candidate = self.sources(self.context.original_code), self.sources(code)
+        if any(path != original.relpaths[0] for path in original.changed(candidate)):
+            return None
+        return changed_functions(original.primary, candidate.primary)
 
     def fresh_notes(self) -> list[str]:
         """For the header: each timed test whose call is not timed on fresh inputs, and why

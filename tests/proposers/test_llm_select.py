@@ -96,8 +96,8 @@ def test_tune_spec_builds_the_tuner(monkeypatch: pytest.MonkeyPatch) -> None:
     class FakeTune:
         name = "tune"
 
-        def __init__(self, original_code: str, seed: int = 0) -> None:
-            made.update(code=original_code, seed=seed)
+        def __init__(self, original_code: str, seed: int = 0, relpaths=()) -> None:
+            made.update(code=original_code, seed=seed, relpaths=relpaths)
 
         def space_text(self) -> str:
             return "The tuner searches 1 literal(s): X."
@@ -108,7 +108,7 @@ def test_tune_spec_builds_the_tuner(monkeypatch: pytest.MonkeyPatch) -> None:
     proposer, notice = make_proposer(AideSettings(model="tune", seed=7), "X = 1\n", env={})
     assert isinstance(proposer, FakeTune)
     assert notice == "The tuner searches 1 literal(s): X."  # the header says what it searches
-    assert made == {"code": "X = 1\n", "seed": 7}
+    assert made == {"code": "X = 1\n", "seed": 7, "relpaths": ()}  # one target: no files
 
 
 def test_base_url_without_a_model_asks_for_one() -> None:

@@ -17,8 +17,10 @@ value and left out of the search from then on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_aide.journal import Node, Status
@@ -37,6 +39,7 @@ from pytest_aide.proposers.tune.tunables import (
     find_tunables,
 )
 from pytest_aide.proposers.tune.tunables import format_value as _format
+from pytest_aide.sources import Sources
 
 if TYPE_CHECKING:
     import optuna
@@ -64,9 +67,13 @@ class TuneProposer:
 
     name = "tune"
 
-    def __init__(self, original_code: str, seed: int = 0, target: str = "the target module"):
+    def __init__(self, original_code: str, seed: int = 0, target: str = "the target module",
+                 relpaths: Sequence[str] = ()):
+        #: With several target files (``target=[...]``): their relpaths; the tunables of
+        #: each are searched together, named ``path:NAME``.
+        self.relpaths = list(relpaths) if len(relpaths) > 1 else []
         try:
-            tunables = find_tunables(original_code)
+            tunables = find_all(original_code, self.relpaths)
         except (SyntaxError, ValueError) as error:
             raise ProposerConfigError(f"the tuner cannot read {target}: {error}") from error
         if not tunables:
@@ -107,7 +114,7 @@ class TuneProposer:
             trial, values = self._ask(study)
         self._results.setdefault(self._key(values), _PENDING)
         changed = {n: v for n, v in values.items() if not _same(v, self._original[n])}
-        code = apply_values(self.original_code, self.tunables, changed)
+        code = apply_all(self.original_code, self.tunables, changed, self.relpaths)
         # the plan reads as a change from the node it hangs under, as an LLM's plan does
         parent = self._values_in(request.parent.code) if request.parent.code else None
         return Proposal(plan=self._describe(values, parent or self._original), code=code,
@@ -252,7 +259,7 @@ class TuneProposer:
     def _values_in(self, code: str) -> dict[str, Any] | None:
         """The tunables' values as written in ``code`` (a candidate of the original)."""
         try:
-            found = {t.name: t.value for t in find_tunables(code)}
+            found = {t.name: t.value for t in find_all(code, self.relpaths)}
         except (SyntaxError, ValueError):
             return None
         return {t.name: found.get(t.name, t.value) for t in self.tunables}
@@ -376,3 +383,29 @@ def _trial_state() -> Any:
     from optuna.trial import TrialState
 
     return TrialState
+
+
+def find_all(code: str, relpaths: Sequence[str]) -> list[Tunable]:
+    """``find_tunables`` of the one target's code, or (``relpaths``: several target files)
+    of each file's, named ``path:NAME`` so that two files' ``BLOCK`` stay apart."""
+    if not relpaths:
+        return find_tunables(code)
+    return [dataclasses.replace(t, name=f"{path}:{t.name}")
+            for path, text in Sources.decode(code, relpaths) for t in find_tunables(text)]
+
+
+def apply_all(code: str, tunables: list[Tunable], values: dict[str, Any],
+              relpaths: Sequence[str]) -> str:
+    """``apply_values`` on the one target's code, or on each file of several (the
+    tunables ``find_all`` named ``path:NAME``)."""
+    if not relpaths:
+        return apply_values(code, tunables, values)
+    sources = Sources.decode(code, relpaths)
+    for path, text in sources:
+        prefix = f"{path}:"
+        mine = {n[len(prefix):]: v for n, v in values.items() if n.startswith(prefix)}
+        if mine:
+            local = [dataclasses.replace(t, name=t.name[len(prefix):]) for t in tunables
+                     if t.name.startswith(prefix)]
+            sources = sources.replace(path, apply_values(text, local, mine))
+    return sources.encode()
