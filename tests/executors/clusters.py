@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from ray.cluster_utils import Cluster
 
 #: Where Ray keeps the cluster's token, found before pytester moves $HOME.
@@ -34,3 +35,14 @@ def head_and_two_workers() -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture
+def same_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run in a subprocess sends a token when this process's Ray does (its nodes, started
+    here, then ask for one); Ray fixes the mode when it is first used, so tests before this
+    one (a token-mode run) may have set it."""
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token" if is_token_auth_enabled() else "disabled")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", TOKEN)

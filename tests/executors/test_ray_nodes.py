@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import ray
 from attacks import baseline_of
-from clusters import head_and_two_workers
+from clusters import head_and_two_workers, same_auth  # noqa: F401  (same_auth: a fixture)
 from ray.cluster_utils import Cluster
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
@@ -131,8 +131,8 @@ def test_time_in_the_queue_is_not_the_evaluations(nodes, project) -> None:
     assert said == ["waiting for a node with 1 CPU(s): the cluster has none free"]
 
 
-def test_a_run_that_finds_no_free_node_stops_and_says_why(nodes, slow_project,
-                                                           same_auth) -> None:
+@pytest.mark.usefixtures("same_auth")
+def test_a_run_that_finds_no_free_node_stops_and_says_why(nodes, slow_project) -> None:
     holders = hold_every_cpu(60)
     try:
         result = slow_project.runpytest_subprocess(
@@ -151,8 +151,8 @@ def test_a_run_that_finds_no_free_node_stops_and_says_why(nodes, slow_project,
     assert "does not pass or measure" not in result.stdout.str()
 
 
-def test_a_whole_run_on_two_nodes_outlives_its_measuring_node(nodes, slow_project,
-                                                                same_auth) -> None:
+@pytest.mark.usefixtures("same_auth")
+def test_a_whole_run_on_two_nodes_outlives_its_measuring_node(nodes, slow_project) -> None:
     # the run measures on the first node with a CPU (its own, the head, has none)
     measuring = next(n["NodeID"] for n in ray.nodes()
                      if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1)

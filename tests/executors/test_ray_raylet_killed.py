@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusters import head_and_two_workers
+from clusters import head_and_two_workers, same_auth  # noqa: F401  (same_auth: a fixture)
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
@@ -55,8 +55,8 @@ def kill_raylet_mid_run(nodes: Cluster, project: Path, killed: list[str]) -> Non
         time.sleep(0.05)
 
 
-def test_a_run_outlives_its_measuring_nodes_raylet_killed(nodes, slow_project,
-                                                          same_auth) -> None:
+@pytest.mark.usefixtures("same_auth")
+def test_a_run_outlives_its_measuring_nodes_raylet_killed(nodes, slow_project) -> None:
     killed: list[str] = []
     killer = threading.Thread(target=kill_raylet_mid_run,
                               args=(nodes, slow_project.path, killed), daemon=True)
