@@ -145,6 +145,17 @@ def test_a_reply_that_changes_the_rest_of_the_module_is_buggy_with_the_lines(
     assert (pytester.path / "shapes.py").read_text() == original
 
 
+HOT = '''
+def hot(values):
+    """The one measured."""
+    out = 0
+    for value in values:
+        time.sleep(0.002)
+        out += value
+    return out
+'''
+
+
 def big_module(functions: int = 300) -> str:
     """About 3,000 lines: filler functions around the one the test measures."""
     filler = '''
@@ -160,15 +171,7 @@ def filler_{i}(values, offset={i}):
 '''
     parts = ['"""A large module."""\nimport time\n\nLIMIT = 1_000_000\n']
     parts += [filler.format(i=i) for i in range(functions // 2)]
-    parts.append('''
-def hot(values):
-    """The one measured."""
-    out = 0
-    for value in values:
-        time.sleep(0.002)
-        out += value
-    return out
-''')
+    parts.append(HOT)
     parts += [filler.format(i=i) for i in range(functions // 2, functions)]
     return "\n".join(parts)
 
@@ -231,15 +234,6 @@ def test_two_markers_of_one_file_that_name_different_targets_are_a_usage_error(
                                  "'shapes:unrelated')*give the same target=*"])
 
 
-HOT = '''
-def hot(values):
-    """The one measured."""
-    out = 0
-    for value in values:
-        time.sleep(0.002)
-        out += value
-    return out
-'''
 FASTER_HOT = HOT.replace("time.sleep(0.002)", "time.sleep(0.0005)")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,3 +47,19 @@ def same_auth(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("RAY_AUTH_MODE", "token" if is_token_auth_enabled() else "disabled")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", TOKEN)
+
+
+def run_while(project: pytest.Pytester, address: str, killer: Callable[[], None]
+              ) -> pytest.RunResult:
+    """A whole run (tuner, two workers) on the cluster at ``address`` while ``killer`` runs
+    in a thread: it takes a node away mid-run."""
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    try:
+        return project.runpytest_subprocess(
+            "--aide-steps", "3", "--aide-model", "tune", "--aide-executor", "ray",
+            "--aide-ray-address", address, "--aide-workers", "2",
+            "--aide-confirm-rounds", "7", "--aide-preserve-source", "--aide-ray-wait", "120",
+        )
+    finally:
+        thread.join(5)

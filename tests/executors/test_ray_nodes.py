@@ -3,7 +3,6 @@ nodes of one CPU each, on loopback (``ray.cluster_utils.Cluster`` starts and end
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import ray
 from attacks import baseline_of
-from clusters import head_and_two_workers, same_auth  # noqa: F401  (same_auth: a fixture)
+from clusters import head_and_two_workers, run_while, same_auth  # noqa: F401  (same_auth: a fixture)
 from ray.cluster_utils import Cluster
 
 from pytest_aide.evaluation.evaluator import Evaluation, Evaluator
@@ -166,16 +165,8 @@ def test_a_whole_run_on_two_nodes_outlives_its_measuring_node(nodes, slow_projec
             time.sleep(0.1)
         nodes.remove_node(victim)
 
-    killer = threading.Thread(target=kill_once_the_baseline_is_measured, daemon=True)
-    killer.start()
-    try:
-        result = slow_project.runpytest_subprocess(
-            "--aide-steps", "3", "--aide-model", "tune", "--aide-executor", "ray",
-            "--aide-ray-address", nodes.address, "--aide-workers", "2",
-            "--aide-confirm-rounds", "7", "--aide-preserve-source", "--aide-ray-wait", "120",
-        )
-    finally:
-        killer.join(5)  # the module's last test: its cluster is not made whole again
+    # the module's last test: its cluster is not made whole again
+    result = run_while(slow_project, nodes.address, kill_once_the_baseline_is_measured)
     assert result.ret == 0, result.stdout.str()
     survivor = next(n for n in nodes.worker_nodes if n is not victim)
     result.stdout.fnmatch_lines([

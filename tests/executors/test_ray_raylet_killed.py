@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusters import head_and_two_workers, same_auth  # noqa: F401  (same_auth: a fixture)
+from clusters import head_and_two_workers, run_while, same_auth  # noqa: F401  (same_auth: a fixture)
 from ray._private import ray_constants
 from ray.cluster_utils import Cluster
 
@@ -58,17 +57,8 @@ def kill_raylet_mid_run(nodes: Cluster, project: Path, killed: list[str]) -> Non
 @pytest.mark.usefixtures("same_auth")
 def test_a_run_outlives_its_measuring_nodes_raylet_killed(nodes, slow_project) -> None:
     killed: list[str] = []
-    killer = threading.Thread(target=kill_raylet_mid_run,
-                              args=(nodes, slow_project.path, killed), daemon=True)
-    killer.start()
-    try:
-        result = slow_project.runpytest_subprocess(
-            "--aide-steps", "3", "--aide-model", "tune", "--aide-executor", "ray",
-            "--aide-ray-address", nodes.address, "--aide-workers", "2",
-            "--aide-confirm-rounds", "7", "--aide-preserve-source", "--aide-ray-wait", "120",
-        )
-    finally:
-        killer.join(5)
+    result = run_while(slow_project, nodes.address,
+                       lambda: kill_raylet_mid_run(nodes, slow_project.path, killed))
     output = result.stdout.str() + result.stderr.str()
     assert killed, output  # the raylet was killed while the run went on
     assert result.ret == 0, output
